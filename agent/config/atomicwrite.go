@@ -1,0 +1,84 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// File modes for everything we create. Upstream leaves these to the umask,
+// which on most machines makes the certificate world-readable; we do not.
+const (
+	privateFileMode os.FileMode = 0o600
+	privateDirMode  os.FileMode = 0o700
+)
+
+// WriteFileAtomic replaces path with data so that a reader sees either the
+// old file or the new one, never a torn write, and a crash leaves no
+// half-written file behind: write a temp file beside it, fsync, rename, fsync
+// the directory. An existing file's mode is kept; a new one gets perm.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(path); err == nil {
+		perm = st.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmpName)
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	ok = true
+	syncDir(dir)
+	return nil
+}
+
+// syncDir makes a rename durable. Best effort: not every platform or file
+// system supports fsync on a directory, and the data itself is already synced.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// EnsurePrivateDir creates dir (and its parents) if missing; a directory we
+// create ourselves is 0700. An existing directory's mode is left alone: it may
+// be shared on purpose (for example /etc/octopus).
+func EnsurePrivateDir(dir string) (created bool, err error) {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return false, fmt.Errorf("%s exists and is not a directory", dir)
+		}
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, privateDirMode); err != nil {
+		return false, fmt.Errorf("cannot create directory %s: %w", dir, err)
+	}
+	// MkdirAll applies the umask; make the leaf exactly 0700.
+	if err := os.Chmod(dir, privateDirMode); err != nil {
+		return true, fmt.Errorf("cannot set permissions on %s: %w", dir, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,215 @@
+package halibut
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Limits is the one place for every deadline and size bound of the Halibut protocol
+// (reference/halibut-protocol.md §3.4). Each field names what it bounds; the comment gives
+// the upstream setting it mirrors (HalibutTimeoutsAndLimits) and, where it differs, the
+// plain Halibut library default, so a Go server role can be tuned to match an Octopus Server.
+//
+// The message layer itself only reads the size limits; the deadlines are applied by the
+// transport (net.Conn deadlines) around the calls into this package.
+type Limits struct {
+	// --- TCP and TLS ---
+
+	// ConnectTimeout bounds one TCP connect (TcpClientConnectTimeout, 60 s).
+	ConnectTimeout time.Duration
+	// SendTimeout bounds each socket write not covered below, including the TLS handshake and
+	// identity lines (TcpClientTimeout.SendTimeout; Tentacle 1 min, Halibut library 10 min).
+	SendTimeout time.Duration
+	// ReceiveTimeout bounds each socket read not covered below, and how long a listening
+	// service waits for NEXT or END after a response (TcpClientTimeout.ReceiveTimeout;
+	// Tentacle 1 min, Halibut library 10 min).
+	ReceiveTimeout time.Duration
+	// TCPKeepAlive is the TCP keep-alive probing applied to every connection
+	// (TcpKeepAliveEnabled/Time/Interval/RetryCount: on, 15 s idle, 5 s apart, 10 probes).
+	TCPKeepAlive net.KeepAliveConfig
+	// TCPNoDelay disables Nagle's algorithm when true (TcpNoDelay, off by default).
+	TCPNoDelay bool
+
+	// --- conversation ---
+
+	// ReceiveResponseTimeout bounds an RPC client's wait for the first byte of a response,
+	// i.e. the longest one RPC may execute (TcpClientReceiveResponseTimeout; Tentacle 5 min,
+	// Halibut library 10 min).
+	ReceiveResponseTimeout time.Duration
+	// PollingReceiveRequestTimeout bounds a polling service's wait for the next request or
+	// null request (TcpClientReceiveRequestTimeoutForPolling; Tentacle 60 s, library 10 min).
+	PollingReceiveRequestTimeout time.Duration
+	// ListeningNextRequestIdleTimeout bounds a listening service's wait for the first byte of
+	// a request after identification or PROCEED (TcpListeningNextRequestIdleTimeout, 10 min).
+	ListeningNextRequestIdleTimeout time.Duration
+	// HeartbeatSendTimeout bounds writing NEXT, PROCEED and END (TcpClientHeartbeatTimeout, 60 s).
+	HeartbeatSendTimeout time.Duration
+	// HeartbeatReceiveTimeout bounds reading PROCEED, and a polling server reading NEXT after
+	// an exchange (TcpClientHeartbeatTimeout, 60 s).
+	HeartbeatReceiveTimeout time.Duration
+	// UseHeartbeatTimeouts makes the polling server use HeartbeatReceiveTimeout instead of
+	// ReceiveTimeout while waiting for NEXT (TcpClientHeartbeatTimeoutShouldActuallyBeUsed;
+	// true for Tentacle, false in the Halibut library).
+	UseHeartbeatTimeouts bool
+
+	// --- client pool and retries (listening mode) ---
+
+	// PooledConnectionIdleTimeout bounds how long an idle pooled client connection may be
+	// reused (TcpClientPooledConnectionTimeout, 9 min).
+	PooledConnectionIdleTimeout time.Duration
+	// MaxPooledConnectionsPerEndpoint bounds the idle connections kept per ServiceEndPoint;
+	// extra ones are closed (ConnectionPoolAsync, 5).
+	MaxPooledConnectionsPerEndpoint int
+	// RetryCountLimit bounds the connection attempts for one RPC while nothing can have
+	// reached the service (RetryCountLimit, 5).
+	RetryCountLimit int
+	// RetryListeningSleepInterval is the pause between those attempts (1 s).
+	RetryListeningSleepInterval time.Duration
+	// ConnectionErrorRetryTimeout bounds the whole window of those attempts (5 min).
+	ConnectionErrorRetryTimeout time.Duration
+
+	// --- polling ---
+
+	// PollingQueueWaitTimeout bounds the server's dequeue wait before it sends a null
+	// request, i.e. the keep-alive cadence (PollingQueueWaitTimeout, 30 s).
+	PollingQueueWaitTimeout time.Duration
+	// PollingRequestQueueTimeout bounds how long a queued request may wait to be collected by
+	// a poller before it fails (PollingRequestQueueTimeout, 2 min).
+	PollingRequestQueueTimeout time.Duration
+	// PollingReconnectMinDelay is the lower clamp of the polling reconnect back-off
+	// (RetryPolicy.Create, 5 s).
+	PollingReconnectMinDelay time.Duration
+	// PollingReconnectMaxDelay is the upper clamp of the polling reconnect back-off (2 min).
+	PollingReconnectMaxDelay time.Duration
+
+	// --- framing sizes (our hardening; upstream has no such bounds unless noted) ---
+
+	// MaxPreambleBytes bounds the "MX" preamble read by a listener (20 000, as upstream).
+	MaxPreambleBytes int
+	// MaxControlLineBytes bounds one identity or control line, CR LF excluded.
+	MaxControlLineBytes int
+	// MaxMessageBytes bounds one decompressed BSON envelope, read or written; this is what
+	// refuses a deflate bomb.
+	MaxMessageBytes int
+	// MaxCompressedMessageBytes bounds the compressed bytes consumed for one envelope, so a
+	// peer cannot keep the reader busy with blocks that decompress to nothing.
+	MaxCompressedMessageBytes int64
+	// MaxNestingDepth bounds nested documents and arrays in one envelope, the root counting
+	// as 1 (Newtonsoft's own MaxDepth default is 64).
+	MaxNestingDepth int
+	// MaxMessageElements bounds the total number of BSON elements in one envelope, which
+	// bounds the memory a decoded document may take (a BSON null element is only 3 bytes).
+	MaxMessageElements int
+	// MaxDataStreamLength bounds the declared length of one data stream.
+	MaxDataStreamLength int64
+	// MaxDataStreamsPerMessage bounds the number of data streams announced by one envelope.
+	MaxDataStreamsPerMessage int
+	// DataStreamBufferSize is the copy buffer used for data stream payloads.
+	DataStreamBufferSize int
+	// WriteBufferSize coalesces the small writes of one message (deflate output, stream
+	// headers) so they leave in few TLS records.
+	WriteBufferSize int
+}
+
+// DefaultLimits returns the values a real Tentacle runs with: Halibut's RecommendedValues()
+// with Tentacle's environment defaults (reference/halibut-protocol.md §3.4, §1.1, §3.3), plus
+// our own framing bounds.
+func DefaultLimits() Limits {
+	return Limits{
+		ConnectTimeout: 60 * time.Second,
+		SendTimeout:    1 * time.Minute,
+		ReceiveTimeout: 1 * time.Minute,
+		TCPKeepAlive: net.KeepAliveConfig{
+			Enable:   true,
+			Idle:     15 * time.Second,
+			Interval: 5 * time.Second,
+			Count:    10,
+		},
+		TCPNoDelay: false,
+
+		ReceiveResponseTimeout:          5 * time.Minute,
+		PollingReceiveRequestTimeout:    60 * time.Second,
+		ListeningNextRequestIdleTimeout: 10 * time.Minute,
+		HeartbeatSendTimeout:            60 * time.Second,
+		HeartbeatReceiveTimeout:         60 * time.Second,
+		UseHeartbeatTimeouts:            true,
+
+		PooledConnectionIdleTimeout:     9 * time.Minute,
+		MaxPooledConnectionsPerEndpoint: 5,
+		RetryCountLimit:                 5,
+		RetryListeningSleepInterval:     1 * time.Second,
+		ConnectionErrorRetryTimeout:     5 * time.Minute,
+
+		PollingQueueWaitTimeout:    30 * time.Second,
+		PollingRequestQueueTimeout: 2 * time.Minute,
+		PollingReconnectMinDelay:   5 * time.Second,
+		PollingReconnectMaxDelay:   2 * time.Minute,
+
+		MaxPreambleBytes:    20000,
+		MaxControlLineBytes: 8 << 10,
+		// Script bodies travel inline and GetStatus responses carry every log line since the
+		// last poll, so the envelope bound is generous; files travel as data streams.
+		MaxMessageBytes:           64 << 20,
+		MaxCompressedMessageBytes: 72 << 20,
+		MaxNestingDepth:           64,
+		MaxMessageElements:        4 << 20,
+		// Packages are uploaded as one data stream; this refuses absurd declarations only.
+		MaxDataStreamLength:      64 << 30,
+		MaxDataStreamsPerMessage: 10000,
+		DataStreamBufferSize:     64 << 10,
+		WriteBufferSize:          64 << 10,
+	}
+}
+
+// Validate reports every limit that cannot work (zero or negative), so a bad override
+// fails at start-up rather than on the first message.
+func (l Limits) Validate() error {
+	var errs []error
+	positiveDuration := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("halibut limits: %s must be positive, got %v", name, d))
+		}
+	}
+	positive := func(name string, n int64) {
+		if n <= 0 {
+			errs = append(errs, fmt.Errorf("halibut limits: %s must be positive, got %d", name, n))
+		}
+	}
+	positiveDuration("ConnectTimeout", l.ConnectTimeout)
+	positiveDuration("SendTimeout", l.SendTimeout)
+	positiveDuration("ReceiveTimeout", l.ReceiveTimeout)
+	positiveDuration("ReceiveResponseTimeout", l.ReceiveResponseTimeout)
+	positiveDuration("PollingReceiveRequestTimeout", l.PollingReceiveRequestTimeout)
+	positiveDuration("ListeningNextRequestIdleTimeout", l.ListeningNextRequestIdleTimeout)
+	positiveDuration("HeartbeatSendTimeout", l.HeartbeatSendTimeout)
+	positiveDuration("HeartbeatReceiveTimeout", l.HeartbeatReceiveTimeout)
+	positiveDuration("PooledConnectionIdleTimeout", l.PooledConnectionIdleTimeout)
+	positiveDuration("RetryListeningSleepInterval", l.RetryListeningSleepInterval)
+	positiveDuration("ConnectionErrorRetryTimeout", l.ConnectionErrorRetryTimeout)
+	positiveDuration("PollingQueueWaitTimeout", l.PollingQueueWaitTimeout)
+	positiveDuration("PollingRequestQueueTimeout", l.PollingRequestQueueTimeout)
+	positiveDuration("PollingReconnectMinDelay", l.PollingReconnectMinDelay)
+	positiveDuration("PollingReconnectMaxDelay", l.PollingReconnectMaxDelay)
+	positive("MaxPooledConnectionsPerEndpoint", int64(l.MaxPooledConnectionsPerEndpoint))
+	positive("RetryCountLimit", int64(l.RetryCountLimit))
+	positive("MaxPreambleBytes", int64(l.MaxPreambleBytes))
+	positive("MaxControlLineBytes", int64(l.MaxControlLineBytes))
+	positive("MaxCompressedMessageBytes", l.MaxCompressedMessageBytes)
+	positive("MaxNestingDepth", int64(l.MaxNestingDepth))
+	positive("MaxMessageElements", int64(l.MaxMessageElements))
+	positive("MaxDataStreamsPerMessage", int64(l.MaxDataStreamsPerMessage))
+	positive("DataStreamBufferSize", int64(l.DataStreamBufferSize))
+	positive("WriteBufferSize", int64(l.WriteBufferSize))
+	if l.MaxMessageBytes < minDocumentSize {
+		errs = append(errs, fmt.Errorf("halibut limits: MaxMessageBytes must be at least %d, got %d", minDocumentSize, l.MaxMessageBytes))
+	}
+	if l.MaxDataStreamLength < 0 {
+		errs = append(errs, fmt.Errorf("halibut limits: MaxDataStreamLength must not be negative, got %d", l.MaxDataStreamLength))
+	}
+	if l.PollingReconnectMaxDelay < l.PollingReconnectMinDelay {
+		errs = append(errs, fmt.Errorf("halibut limits: PollingReconnectMaxDelay (%v) is below PollingReconnectMinDelay (%v)", l.PollingReconnectMaxDelay, l.PollingReconnectMinDelay))
+	}
+	return errors.Join(errs...)
+}

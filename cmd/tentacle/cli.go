@@ -1,0 +1,103 @@
+package main
+
+import (
+	"github.com/tentacle-go/tentacle/agent/config"
+)
+
+// CLI is the whole command line. Names, aliases and option spellings are
+// upstream's (tentacle-surface §2); matching is case-insensitive (args.go).
+type CLI struct {
+	Globals
+
+	CreateInstance            CreateInstanceCmd            `cmd:"" name:"create-instance" help:"Registers a new instance of the Tentacle service" group:"Instances"`
+	DeleteInstance            DeleteInstanceCmd            `cmd:"" name:"delete-instance" help:"Deletes an instance of the Tentacle service (the index entry only; its files and service stay)" group:"Instances"`
+	ListInstances             ListInstancesCmd             `cmd:"" name:"list-instances" help:"Lists all installed Tentacle instances" group:"Instances"`
+	Configure                 ConfigureCmd                 `cmd:"" name:"configure" help:"Sets Tentacle settings such as the port number and thumbprints" group:"Configuration"`
+	ShowConfiguration         ShowConfigurationCmd         `cmd:"" name:"show-configuration" help:"Outputs the Tentacle configuration" group:"Configuration"`
+	SetPollingConnectionCount SetPollingConnectionCountCmd `cmd:"" name:"set-polling-connection-count" help:"Sets the number of polling connections this Tentacle opens to each Octopus Server it polls" group:"Configuration"`
+	UpdateTrust               UpdateTrustCmd               `cmd:"" name:"update-trust" help:"Replaces the trusted Octopus Server thumbprint of any matching polling or listening registrations with a new thumbprint to trust" group:"Configuration"`
+	ClearTrustedServers       ClearTrustedServersCmd       `cmd:"" name:"clear-trusted-servers" help:"Clears trusted servers in the Tentacle Configuration" group:"Configuration"`
+	ServerComms               ServerCommsCmd               `cmd:"" name:"server-comms" help:"Configure how the Tentacle communicates with an Octopus Server" group:"Configuration"`
+	Proxy                     ProxyCmd                     `cmd:"" name:"proxy" help:"Configure the HTTP proxy used by Octopus" group:"Configuration"`
+	PollingProxy              PollingProxyCmd              `cmd:"" name:"polling-proxy" help:"Configure the HTTP proxy used by polling Tentacles to reach the Octopus Server" group:"Configuration"`
+	NewCertificate            NewCertificateCmd            `cmd:"" name:"new-certificate" help:"Creates and installs a new certificate for this Tentacle" group:"Certificates"`
+	ImportCertificate         ImportCertificateCmd         `cmd:"" name:"import-certificate" help:"Replace the certificate that Tentacle uses to authenticate itself" group:"Certificates"`
+	ShowThumbprint            ShowThumbprintCmd            `cmd:"" name:"show-thumbprint" help:"Show the thumbprint of this Tentacle's certificate" group:"Certificates"`
+	Version                   VersionCmd                   `cmd:"" name:"version" help:"Show the Tentacle version information" group:"Other"`
+	Help                      HelpCmd                      `cmd:"" name:"help" aliases:"h,?" help:"Prints this help text" group:"Other"`
+	Completion                CompletionCmd                `cmd:"" name:"completion" help:"Prints a shell completion script (bash, zsh or fish)" group:"Other"`
+}
+
+// Globals are upstream's common options. They are accepted everywhere so
+// that existing scripts keep working; most are deprecated upstream too.
+type Globals struct {
+	NoLogo           bool   `name:"nologo" hidden:"" help:"Deprecated, no effect"`
+	NoConsoleLogging bool   `name:"noconsolelogging" hidden:"" help:"Deprecated, no effect"`
+	Console          bool   `name:"console" hidden:"" help:"Run in the foreground (agent only)"`
+	NonInteractive   bool   `name:"noninteractive" hidden:"" help:"Do not prompt; wait for a signal to stop (agent only)"`
+	MonitorMutex     string `name:"monitorMutex" hidden:"" help:"Windows Tentacle Manager only; ignored"`
+}
+
+// InstanceFlags select the instance a command works on (tentacle-surface §1.3).
+type InstanceFlags struct {
+	Instance string `name:"instance" help:"Name of the instance to use" placeholder:"NAME"`
+	Config   string `name:"config" help:"Configuration file to use" placeholder:"PATH"`
+}
+
+// selection resolves the instance.
+func (f *InstanceFlags) selection(e *Env) (config.Selection, error) {
+	return e.Index().Select(f.Instance, f.Config, e.Cwd)
+}
+
+// load reads the selected instance's configuration.
+func (f *InstanceFlags) load(e *Env) (config.Selection, *config.Settings, error) {
+	sel, err := f.selection(e)
+	if err != nil {
+		return sel, nil, err
+	}
+	s, err := config.LoadSettings(sel.ConfigPath)
+	return sel, s, err
+}
+
+// update changes the selected instance's configuration under its lock and
+// says what happened: the restart advice when something changed, and that
+// nothing did otherwise (so a second identical run is visibly a no-op).
+func (f *InstanceFlags) update(e *Env, fn func(*config.Settings) error) error {
+	sel, err := f.selection(e)
+	if err != nil {
+		return err
+	}
+	changed, err := config.Update(sel.ConfigPath, fn)
+	if err != nil {
+		return err
+	}
+	reportChanged(e, sel, changed)
+	return nil
+}
+
+func reportChanged(e *Env, sel config.Selection, changed bool) {
+	if !changed {
+		e.Infof("No changes were made: the configuration already matches.")
+		return
+	}
+	if sel.Rootless {
+		e.Warnf("These changes require a restart of the service.")
+	} else {
+		e.Warnf("These changes require a restart of the Tentacle.")
+	}
+}
+
+// formatFlag is upstream's --format=text|json.
+type formatFlag struct {
+	Format string `name:"format" default:"text" help:"The format of the output (text,json). Defaults to text." placeholder:"FORMAT"`
+}
+
+func (f formatFlag) json() (bool, error) {
+	switch {
+	case equalFold(f.Format, "json"):
+		return true, nil
+	case equalFold(f.Format, "text") || f.Format == "":
+		return false, nil
+	}
+	return false, config.Userf("The format '%s' is not supported. Try text or json.", f.Format)
+}

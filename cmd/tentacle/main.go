@@ -1,0 +1,179 @@
+// Command tentacle is a wire-compatible replacement for the Octopus Deploy
+// Tentacle agent and the toolkit that sets a fleet of them up. This package
+// is the CLI only: flag parsing, output and exit codes; the work happens in
+// agent/..., provision/... and firewall/....
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alecthomas/kong"
+	"github.com/fatih/color"
+	"github.com/mattn/go-isatty"
+
+	"github.com/tentacle-go/tentacle/agent/config"
+)
+
+// Exit codes, as upstream (tentacle-surface §1.4); automation depends on them.
+const (
+	exitOK             = 0
+	exitUserError      = 1
+	exitUnknownCommand = 2
+	exitUnexpected     = 100
+)
+
+func main() {
+	cwd, _ := os.Getwd()
+	e := &Env{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Getenv: os.Getenv,
+		Cwd:    cwd,
+	}
+	e.StdoutTTY = isatty.IsTerminal(os.Stdout.Fd())
+	e.StderrTTY = isatty.IsTerminal(os.Stderr.Fd())
+	os.Exit(run(os.Args[1:], e))
+}
+
+// Env is everything a command may touch outside its arguments, so that tests
+// run the whole CLI in-process with temp directories and buffers.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	Cwd            string
+	// StdoutTTY and StderrTTY enable colour (never with NO_COLOR).
+	StdoutTTY, StderrTTY bool
+
+	root string // machine config root, from Getenv
+}
+
+// Root is the machine config root (/etc/octopus unless overridden).
+func (e *Env) Root() string {
+	if e.root == "" {
+		e.root = config.MachineConfigRoot(e.Getenv)
+	}
+	return e.root
+}
+
+// Index is the instance index.
+func (e *Env) Index() *config.Index { return config.NewIndex(e.Root()) }
+
+// MachineKey encrypts secrets in configuration files, as upstream.
+func (e *Env) MachineKey() config.MachineKey { return config.DefaultMachineKey(e.Root()) }
+
+func (e *Env) colour(tty bool, attrs ...color.Attribute) *color.Color {
+	c := color.New(attrs...)
+	if tty && e.Getenv("NO_COLOR") == "" && e.Getenv("TERM") != "dumb" {
+		c.EnableColor()
+	} else {
+		c.DisableColor()
+	}
+	return c
+}
+
+// Infof prints a progress line on stdout, as upstream's Info level does.
+func (e *Env) Infof(format string, args ...any) {
+	fmt.Fprintf(e.Stdout, format+"\n", args...)
+}
+
+// Warnf prints a warning on stdout (upstream's Warn level goes to stdout).
+func (e *Env) Warnf(format string, args ...any) {
+	e.colour(e.StdoutTTY, color.FgYellow).Fprintf(e.Stdout, format+"\n", args...)
+}
+
+// Errorf prints an error on stderr.
+func (e *Env) Errorf(format string, args ...any) {
+	e.colour(e.StderrTTY, color.FgRed).Fprintf(e.Stderr, format+"\n", args...)
+}
+
+// run executes one command line and returns the process exit code.
+func run(args []string, e *Env) int {
+	if e.Getenv == nil {
+		e.Getenv = func(string) string { return "" }
+	}
+	var cli CLI
+	parser, err := newParser(&cli, e)
+	if err != nil {
+		e.Errorf("tentacle: internal error building the command line: %v", err)
+		return exitUnexpected
+	}
+	args, err = normalizeArgs(parser.Model, args)
+	if err != nil {
+		var unknown *unknownCommandError
+		if errors.As(err, &unknown) {
+			e.Errorf("Command '%s' is not supported. Run `tentacle help` to see the commands.", unknown.name)
+			printGeneralHelp(e.Stderr, parser.Model)
+			return exitUnknownCommand
+		}
+		e.Errorf("%v", err)
+		return exitUserError
+	}
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) {
+			cmd := "<command>"
+			if pe.Context != nil && pe.Context.Selected() != nil {
+				cmd = pe.Context.Selected().Name
+			}
+			e.Errorf("%s. Run `tentacle help %s` to see the options.", upperFirst(err.Error()), cmd)
+			return exitUserError
+		}
+		e.Errorf("%v", err)
+		return exitUserError
+	}
+	if err := ctx.Run(e); err != nil {
+		return reportError(e, err)
+	}
+	return exitOK
+}
+
+// reportError prints err in one clear sentence and maps it to an exit code.
+func reportError(e *Env, err error) int {
+	var ue *config.UserError
+	if errors.As(err, &ue) {
+		e.Errorf("%s", ue.Msg)
+		return exitUserError
+	}
+	var xe *exitError
+	if errors.As(err, &xe) {
+		if xe.msg != "" {
+			e.Errorf("%s", xe.msg)
+		}
+		return xe.code
+	}
+	e.Errorf("Unexpected error: %v", err)
+	return exitUnexpected
+}
+
+// exitError ends a command with a specific exit code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (x *exitError) Error() string { return x.msg }
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func newParser(cli *CLI, e *Env) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("tentacle"),
+		kong.Description("A wire-compatible Octopus Deploy Tentacle agent, and the toolkit to set up a fleet of them."),
+		kong.Writers(e.Stdout, e.Stderr),
+		kong.NoDefaultHelp(),
+		kong.Exit(func(int) {}), // we own exit codes
+		kong.Bind(e),
+	)
+}
