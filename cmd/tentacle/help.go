@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/alecthomas/kong"
-
 )
 
 // HelpCmd is upstream's help, with its text and JSON forms
@@ -166,4 +165,3 @@ func flagSynopsis(f *kong.Flag) string {
 	}
 	return s
 }
-

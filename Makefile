@@ -1,0 +1,73 @@
+# tentacle: build, test and package. Every target installs what it needs
+# (Debian packages with apt-get, Go tools pinned by version), so that a fresh
+# Debian machine needs only `make demo` and `make test`.
+
+SHELL          := /bin/bash
+GO             ?= go
+BIN            := bin/tentacle
+VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0-local)
+BRANCH         ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo main)
+LDFLAGS        := -s -w -X main.version=$(VERSION) -X main.branch=$(BRANCH)
+GORELEASER_VER := v2.16.0
+GOBIN          := $(shell $(GO) env GOPATH)/bin
+# Packages the protocol and agent race tests need (cgo for -race).
+APT_PACKAGES   := gcc libc6-dev
+
+.PHONY: all build test vet fmt-check unit demo bench package deps clean cross
+
+all: build
+
+# deps installs the system packages the tests need, only when missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tentacle
+
+# test is what CI runs (.ci/run): static checks, then every test with the
+# race detector.
+test: deps vet fmt-check cross unit
+
+vet:
+	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# cross builds every release target, so a platform-specific file that does
+# not compile fails the tests, not the release.
+cross:
+	GOOS=linux   GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tentacle
+	GOOS=linux   GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tentacle
+	GOOS=linux   GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./cmd/tentacle
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tentacle
+	GOOS=darwin  GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tentacle
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# demo runs the main job on a throwaway instance under a temp directory; it
+# touches nothing machine-wide.
+demo: build
+	@bash scripts/demo.sh $(BIN)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+$(GOBIN)/goreleaser:
+	$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VER)
+
+# package builds release archives for every platform into dist/ (no publish).
+package: $(GOBIN)/goreleaser
+	$(GOBIN)/goreleaser release --snapshot --clean --skip=publish
+
+clean:
+	rm -rf bin dist
