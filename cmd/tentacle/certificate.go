@@ -37,9 +37,9 @@ func (c *NewCertificateCmd) Run(e *Env) error {
 		if err != nil {
 			return err
 		}
-		path, password := c.ExportFile, c.PfxPassword
+		path, password := c.ExportPfx, c.PfxPassword
 		if c.ExportFile != "" {
-			password = ""
+			path, password = c.ExportFile, ""
 		}
 		pfx, err := cert.PKCS12(password)
 		if err != nil {

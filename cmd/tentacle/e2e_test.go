@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tentacle-go/tentacle/agent/config"
+)
+
+// builtBinary is the real tentacle binary, built once for the tests that
+// need separate processes.
+var builtBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tentacle-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	builtBinary = filepath.Join(dir, "tentacle")
+	if out, err := exec.Command("go", "build", "-o", builtBinary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building tentacle: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Two configure processes at once must not corrupt the file or lose either
+// change: the file lock serialises their read-modify-write cycles.
+func TestConcurrentConfigureProcesses(t *testing.T) {
+	tmp := t.TempDir()
+	env := append(os.Environ(), "TentacleMachineConfigurationHomeDirectory="+filepath.Join(tmp, "etc"))
+	cfg := filepath.Join(tmp, "t", "tentacle.config")
+	cmd := exec.Command(builtBinary, "create-instance", "--instance", "Tentacle", "--config", cfg)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			thumb := fmt.Sprintf("%040X", i+1)
+			c := exec.Command(builtBinary, "configure", "--instance", "Tentacle", "--trust", thumb)
+			c.Env = env
+			if out, err := c.CombinedOutput(); err != nil {
+				t.Errorf("configure %d: %v\n%s", i, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	s, err := config.LoadSettings(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, err := s.TrustedServers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(servers) != n {
+		t.Errorf("%d trusted servers after %d concurrent configure runs", len(servers), n)
+	}
+}
+
+// The exit codes automation depends on, from the real process.
+func TestExitCodesOfTheRealBinary(t *testing.T) {
+	tmp := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"version"}, 0, ""},
+		{[]string{"no-such-command"}, 2, "not supported"},
+		{[]string{"configure", "--no-such-option"}, 1, "Unknown flag"},
+		{[]string{"configure", "--instance", "Missing"}, 1, "has not been configured"},
+	} {
+		c := exec.Command(builtBinary, tc.args...)
+		c.Env = append(os.Environ(), "TentacleMachineConfigurationHomeDirectory="+tmp, "NO_COLOR=1")
+		out, _ := c.CombinedOutput()
+		if got := c.ProcessState.ExitCode(); got != tc.code || !strings.Contains(string(out), tc.out) {
+			t.Errorf("tentacle %v: exit %d, output %q; want exit %d containing %q", tc.args, got, out, tc.code, tc.out)
+		}
+		if strings.Contains(string(out), "\x1b[") {
+			t.Errorf("tentacle %v: colour codes without a terminal: %q", tc.args, out)
+		}
+	}
+}
