@@ -324,6 +324,10 @@ func TestCorruptAndMissingConfig(t *testing.T) {
 	os.WriteFile(cfg, []byte("<octopus-settings><set key='a'>"), 0o600)
 	h.fail(exitUserError, "configure", "--port", "1")
 	h.fail(exitUserError, "show-configuration")
+	// Unreadable: a directory where the file should be (root reads any mode).
+	os.Remove(cfg)
+	os.Mkdir(cfg, 0o700)
+	h.fail(exitUserError, "show-configuration")
 	os.Remove(cfg)
 	h.fail(exitUserError, "configure", "--port", "1")
 	h.fail(exitUnknownCommand, "frobnicate")
