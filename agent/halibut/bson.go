@@ -1,6 +1,7 @@
 package halibut
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -196,7 +197,7 @@ func (p *parser) document(off, limit, depth int) (Doc, int, error) {
 	if p.b[end] != 0 {
 		return nil, 0, p.fail(end, "document is not terminated by 0x00")
 	}
-	var doc Doc
+	doc := Doc{} // non-nil: a nil Doc encodes as null
 	i := off + 4
 	for i < end {
 		if p.elementsLeft <= 0 {
@@ -279,7 +280,7 @@ func (p *parser) value(kind byte, key string, off, limit, depth int) (any, int, 
 			g, _ := GuidFromDotNetBytes(data)
 			return g, off + 5 + n, nil
 		}
-		return Binary{Subtype: subtype, Data: append([]byte(nil), data...)}, off + 5 + n, nil
+		return Binary{Subtype: subtype, Data: bytes.Clone(data)}, off + 5 + n, nil
 	case bsonBool:
 		if err := need(1); err != nil {
 			return nil, 0, err

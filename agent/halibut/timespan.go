@@ -131,8 +131,12 @@ func ParseTimeSpan(s string) (time.Duration, error) {
 	if hours > 23 || minutes > 59 || seconds > 59 {
 		return bad("hours must be < 24, minutes and seconds < 60")
 	}
-	// Sum in ticks with overflow checks against the .NET range (int64 ticks).
-	const maxTicks = math.MaxInt64
+	// Sum in ticks with overflow checks against the .NET range (int64 ticks, so one more
+	// tick below zero than above).
+	var maxTicks uint64 = math.MaxInt64
+	if negative {
+		maxTicks++
+	}
 	if days > maxTicks/ticksPerDay {
 		return bad("beyond TimeSpan.MaxValue")
 	}

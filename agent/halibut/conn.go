@@ -1,0 +1,125 @@
+package halibut
+
+import (
+	"bufio"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one Halibut connection. Every layer (preamble, control lines,
+// DEFLATE envelopes, data streams) reads through the one bufio.Reader, so no
+// decoder ever loses bytes another needs.
+//
+// Deadlines are per operation, not per phase: every Read or Write of the
+// underlying connection pushes its deadline out by the current timeout, so a
+// large data stream that keeps moving never times out, while a peer that
+// stops sending does.
+type conn struct {
+	net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	lim Limits
+
+	readTimeout  atomic.Int64 // time.Duration
+	writeTimeout atomic.Int64
+}
+
+func newConn(c net.Conn, lim Limits) *conn {
+	hc := &conn{Conn: c, lim: lim}
+	hc.readTimeout.Store(int64(lim.ReceiveTimeout))
+	hc.writeTimeout.Store(int64(lim.SendTimeout))
+	hc.r = bufio.NewReaderSize(deadlineReader{hc}, 32*1024)
+	hc.w = bufio.NewWriterSize(deadlineWriter{hc}, max(lim.WriteBufferSize, 4096))
+	return hc
+}
+
+type deadlineReader struct{ c *conn }
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	if t := time.Duration(d.c.readTimeout.Load()); t > 0 {
+		_ = d.c.Conn.SetReadDeadline(time.Now().Add(t))
+	}
+	return d.c.Conn.Read(p)
+}
+
+type deadlineWriter struct{ c *conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	if t := time.Duration(d.c.writeTimeout.Load()); t > 0 {
+		_ = d.c.Conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	return d.c.Conn.Write(p)
+}
+
+// setReadTimeout changes the idle bound of subsequent reads.
+func (c *conn) setReadTimeout(d time.Duration) { c.readTimeout.Store(int64(d)) }
+
+// setWriteTimeout changes the idle bound of subsequent writes.
+func (c *conn) setWriteTimeout(d time.Duration) { c.writeTimeout.Store(int64(d)) }
+
+// sendText writes control text and flushes it, bounded by timeout.
+func (c *conn) sendText(s string, timeout time.Duration) error {
+	c.setWriteTimeout(timeout)
+	if _, err := c.w.WriteString(s); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// sendControl writes NEXT, PROCEED or END.
+func (c *conn) sendControl(word string) error {
+	return c.sendText(word+"\r\n", c.lim.HeartbeatSendTimeout)
+}
+
+// readControl reads the next control word, bounded by timeout.
+func (c *conn) readControl(timeout time.Duration) (string, error) {
+	c.setReadTimeout(timeout)
+	return readControlWord(c.r, c.lim.MaxControlLineBytes)
+}
+
+// waitForData blocks until the first byte of the next message arrives, or
+// timeout passes; then reads go back to the normal receive bound.
+func (c *conn) waitForData(timeout time.Duration) error {
+	c.setReadTimeout(timeout)
+	_, err := c.r.Peek(1)
+	c.setReadTimeout(c.lim.ReceiveTimeout)
+	return err
+}
+
+// unsendableError is a message refused before any byte was written: the
+// connection is still in step and can carry an error response instead.
+type unsendableError struct{ err error }
+
+func (u *unsendableError) Error() string { return u.err.Error() }
+func (u *unsendableError) Unwrap() error { return u.err }
+
+// writeMessage sends one message (envelope and streams) and flushes it.
+func (c *conn) writeMessage(message any) error {
+	body, streams, err := encodeEnvelope(message, c.lim)
+	if err == nil {
+		err = checkStreamsToSend(streams, c.lim)
+	}
+	if err != nil {
+		return &unsendableError{err}
+	}
+	c.setWriteTimeout(c.lim.SendTimeout)
+	if err := writeEncodedMessage(c.w, body, streams, c.lim); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+// readMessage reads one envelope; its streams are still on c.r.
+func (c *conn) readMessage() (*IncomingMessage, error) {
+	c.setReadTimeout(c.lim.ReceiveTimeout)
+	return ReadMessage(c.r, c.lim)
+}
+
+// closeWithEnd says END (best effort, briefly) and closes, as upstream does
+// when it discards a connection.
+func (c *conn) closeWithEnd() {
+	c.setWriteTimeout(time.Second)
+	_ = c.sendControl(controlEnd)
+	_ = c.Close()
+}

@@ -1,0 +1,373 @@
+package halibut
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"sync"
+)
+
+// One message on the wire (reference/halibut-protocol.md §4.1) is a raw DEFLATE stream (RFC
+// 1951: no zlib or gzip header, no length prefix) holding exactly one BSON document, the
+// envelope {"Message": <value>}, followed by one record per data stream it announces (§5).
+
+// Errors a peer can cause. All are wrapped with details; test with errors.Is. After any of
+// them the connection is out of step and must be closed.
+var (
+	// ErrMessageTooLarge: the envelope exceeds MaxMessageBytes or MaxCompressedMessageBytes.
+	ErrMessageTooLarge = errors.New("Halibut message too large")
+	// ErrMalformedMessage: the compressed envelope is corrupt or not one BSON document.
+	ErrMalformedMessage = errors.New("malformed Halibut message")
+)
+
+// envelopeKey is the one property of the envelope (PascalCase on the wire).
+const envelopeKey = "Message"
+
+// WriteMessage writes one message: the envelope around message, then a record for every
+// *DataStream found in it, in envelope order, each Body copied without buffering.
+//
+// message is nil (the null request a polling server sends as keep-alive), *RequestMessage,
+// *ResponseMessage, a Doc written as is, or any value Marshal accepts; as the envelope slot
+// is .NET `object`, a struct there gets its `$type` (it must be WireTyped).
+//
+// Everything that can be checked is checked before the first byte is written. An error
+// after that (I/O, or a Body shorter or longer than its Length) leaves the connection out of
+// step: close it.
+func WriteMessage(w io.Writer, message any, lim Limits) error {
+	body, streams, err := encodeEnvelope(message, lim)
+	if err != nil {
+		return err
+	}
+	return writeEncodedMessage(w, body, streams, lim)
+}
+
+// encodeEnvelope returns the BSON of {"Message": message} and the streams it announces.
+func encodeEnvelope(message any, lim Limits) ([]byte, []*DataStream, error) {
+	e := encoder{maxDepth: lim.MaxNestingDepth, buf: make([]byte, 0, 512)}
+	var start int
+	e.buf, start = beginDocument(e.buf)
+	e.depth = 1
+	// Taking the address of the interface keeps its static type: the slot is `object`.
+	if err := e.element(envelopeKey, reflect.ValueOf(&message).Elem(), slotObject); err != nil {
+		return nil, nil, fmt.Errorf("encoding Halibut message: %w", atPath(envelopeKey, err))
+	}
+	var err error
+	if e.buf, err = endDocument(e.buf, start); err != nil {
+		return nil, nil, err
+	}
+	if len(e.buf) > lim.MaxMessageBytes {
+		return nil, nil, fmt.Errorf("%w: envelope is %d bytes, MaxMessageBytes is %d; send large content as a DataStream", ErrMessageTooLarge, len(e.buf), lim.MaxMessageBytes)
+	}
+	return e.buf, e.streams, nil
+}
+
+func writeEncodedMessage(w io.Writer, body []byte, streams []*DataStream, lim Limits) error {
+	if err := checkStreamsToSend(streams, lim); err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, lim.WriteBufferSize)
+	if err := writeDeflated(bw, body); err != nil {
+		return fmt.Errorf("writing Halibut message: %w", err)
+	}
+	if len(streams) > 0 {
+		if err := writeStreamRecords(bw, streams, make([]byte, lim.DataStreamBufferSize)); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing Halibut message: %w", err)
+	}
+	return nil
+}
+
+// writeDeflated writes body as one raw DEFLATE stream whose very last byte is the last byte
+// of body.
+//
+// Go's flate.Writer.Close ends every stream with a separate empty final block, i.e. a few
+// bytes after the last data byte. A .NET reader of a message over 64 KiB does not read its
+// DeflateStream to the end: it stops once the BSON document is complete and rewinds only the
+// input the inflater had already fetched. Trailing bytes that had not arrived yet would then
+// be read as the next frame. So the stream is built as: everything but the last byte,
+// compressed and sync-flushed (byte-aligned, non-final), then a final stored block holding the
+// last byte. Once the inflater has produced the document's last byte it has consumed the whole
+// stream. This is valid RFC 1951 that any inflater reads; it costs ten bytes.
+func writeDeflated(w io.Writer, body []byte) error {
+	fw := getFlateWriter(w)
+	defer flateWriters.Put(fw)
+	if _, err := fw.Write(body[:len(body)-1]); err != nil {
+		return err
+	}
+	if err := fw.Flush(); err != nil {
+		return err
+	}
+	// BFINAL=1 BTYPE=00 (stored), LEN=1, NLEN=^1, the byte.
+	_, err := w.Write([]byte{0x01, 0x01, 0x00, 0xfe, 0xff, body[len(body)-1]})
+	return err
+}
+
+var flateWriters sync.Pool // *flate.Writer; each is ~600 KiB, worth reusing
+
+func getFlateWriter(w io.Writer) *flate.Writer {
+	if fw, ok := flateWriters.Get().(*flate.Writer); ok {
+		fw.Reset(w)
+		return fw
+	}
+	// .NET's DeflateStream uses zlib's default level too; the bytes need not match theirs,
+	// only the decompressed BSON does.
+	fw, _ := flate.NewWriter(w, flate.DefaultCompression) // only fails for a bad level
+	return fw
+}
+
+// IncomingMessage is a message whose envelope has been read. Its data stream records follow
+// on the connection: the caller must take them all, with NextStream until io.EOF or with
+// ReceiveStreams, before reading anything else from the connection.
+type IncomingMessage struct {
+	// Envelope is the whole root document.
+	Envelope Doc
+	// Message is the envelope's Message value: nil for a null request, a Doc for a request or
+	// response (see Request and Response), or a primitive.
+	Message any
+	// Streams are the announced data streams (ID and Length), in envelope order.
+	Streams []DataStream
+
+	records *streamRecordReader
+}
+
+// ReadMessage reads one envelope from r and returns it with the announced streams still on
+// r. It returns io.EOF, unwrapped, if r ends before the first byte of a message (the peer
+// closed the connection between messages).
+//
+// r should implement io.ByteReader (a *bufio.Reader shared with the control-line reader):
+// the decompressor then reads exactly the envelope's bytes and nothing beyond it. Any other
+// reader is read one byte at a time during the envelope, which is exact but slow.
+//
+// Decoding is bounded by lim: MaxCompressedMessageBytes of input, MaxMessageBytes of BSON
+// (a deflate bomb stops there), MaxNestingDepth, MaxMessageElements, MaxDataStreamLength and
+// MaxDataStreamsPerMessage. Deadlines are the caller's (set them on the connection).
+func ReadMessage(r io.Reader, lim Limits) (*IncomingMessage, error) {
+	br := asByteReader(r)
+	body, err := readEnvelopeBSON(br, lim)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := ParseDoc(body, lim)
+	if err != nil {
+		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformedMessage, err)
+	}
+	return newIncoming(doc, br, lim)
+}
+
+func newIncoming(doc Doc, r io.Reader, lim Limits) (*IncomingMessage, error) {
+	message, ok := doc.Lookup(envelopeKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: envelope has no %q property", ErrMalformedMessage, envelopeKey)
+	}
+	streams, err := announcedStreams(message, lim)
+	if err != nil {
+		return nil, err
+	}
+	return &IncomingMessage{Envelope: doc, Message: message, Streams: streams, records: newStreamRecordReader(r, streams)}, nil
+}
+
+// readEnvelopeBSON inflates one envelope and returns its BSON bytes.
+func readEnvelopeBSON(br byteReader, lim Limits) ([]byte, error) {
+	budget := &compressedBudget{r: br, left: lim.MaxCompressedMessageBytes}
+	fr := getFlateReader(budget)
+	defer flateReaders.Put(fr)
+
+	var head [4]byte
+	if _, err := io.ReadFull(fr, head[:]); err != nil {
+		if budget.used == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF) {
+			return nil, io.EOF
+		}
+		return nil, inflateError("reading the envelope length", err)
+	}
+	size := int64(int32(binary.LittleEndian.Uint32(head[:])))
+	if size < minDocumentSize {
+		return nil, fmt.Errorf("%w: envelope declares %d bytes, less than an empty document", ErrMalformedMessage, size)
+	}
+	if size > int64(lim.MaxMessageBytes) {
+		return nil, fmt.Errorf("%w: envelope declares %d bytes, MaxMessageBytes is %d", ErrMessageTooLarge, size, lim.MaxMessageBytes)
+	}
+	// Grow with what actually arrives rather than trusting the declared size up front.
+	var buf bytes.Buffer
+	buf.Grow(int(min(size, 64<<10)))
+	buf.Write(head[:])
+	if n, err := io.CopyN(&buf, fr, size-4); err != nil {
+		return nil, inflateError(fmt.Sprintf("envelope ended after %d of %d bytes", n+4, size), err)
+	}
+	// Drain the deflate stream to its final block so the next reader starts right after it;
+	// it must hold nothing more.
+	var extra [1]byte
+	n, err := io.ReadFull(fr, extra[:])
+	if n > 0 {
+		return nil, fmt.Errorf("%w: the deflate stream holds more than the %d-byte envelope document", ErrMalformedMessage, size)
+	}
+	if err != io.EOF {
+		return nil, inflateError("reading the end of the deflate stream", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func inflateError(what string, err error) error {
+	var corrupt flate.CorruptInputError
+	switch {
+	case errors.Is(err, ErrMessageTooLarge):
+		return fmt.Errorf("%s: %w", what, err)
+	case errors.As(err, &corrupt):
+		return fmt.Errorf("%w: %s: corrupt deflate data: %v", ErrMalformedMessage, what, err)
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return fmt.Errorf("%w: %s: connection ended mid-message: %w", ErrMalformedMessage, what, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// byteReader is what compress/flate needs to read no further than the deflate stream.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+func asByteReader(r io.Reader) byteReader {
+	if br, ok := r.(byteReader); ok {
+		return br
+	}
+	return &oneByteAtATime{r: r}
+}
+
+// oneByteAtATime gives any reader a ReadByte that never reads ahead.
+type oneByteAtATime struct {
+	r io.Reader
+	b [1]byte
+}
+
+func (o *oneByteAtATime) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+func (o *oneByteAtATime) ReadByte() (byte, error) {
+	if _, err := io.ReadFull(o.r, o.b[:]); err != nil {
+		return 0, err
+	}
+	return o.b[0], nil
+}
+
+// compressedBudget counts and bounds the compressed bytes one envelope may consume, so a
+// stream of empty deflate blocks cannot keep the reader busy forever.
+type compressedBudget struct {
+	r    byteReader
+	left int64
+	used int64
+}
+
+func (c *compressedBudget) exhausted() error {
+	return fmt.Errorf("%w: compressed envelope exceeds MaxCompressedMessageBytes (%d)", ErrMessageTooLarge, c.used)
+}
+
+func (c *compressedBudget) ReadByte() (byte, error) {
+	if c.left <= 0 {
+		return 0, c.exhausted()
+	}
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.left--
+		c.used++
+	}
+	return b, err
+}
+
+func (c *compressedBudget) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, c.exhausted()
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	c.used += int64(n)
+	return n, err
+}
+
+var flateReaders sync.Pool // io.ReadCloser from flate.NewReader, reused through flate.Resetter
+
+func getFlateReader(r byteReader) io.ReadCloser {
+	if fr, ok := flateReaders.Get().(io.ReadCloser); ok {
+		if err := fr.(flate.Resetter).Reset(r, nil); err == nil {
+			return fr
+		}
+	}
+	return flate.NewReader(r)
+}
+
+// NextStream returns the next data stream record: the stream (ID, Length) and a reader of
+// exactly Length payload bytes, whose end also checks the length trailer. Whatever the caller
+// leaves unread is discarded by the next call. After the last stream it returns io.EOF.
+// Records may arrive in any order; each announced stream arrives exactly once.
+func (m *IncomingMessage) NextStream() (DataStream, io.Reader, error) {
+	return m.records.next()
+}
+
+// ReceiveStreams hands every record to sink, in arrival order (a .NET receiver spools each
+// to a temporary file before invoking the service; do likewise if the payload must outlive
+// the call). Bytes sink leaves unread are discarded. A nil sink discards everything.
+func (m *IncomingMessage) ReceiveStreams(sink func(ds DataStream, payload io.Reader) error) error {
+	for {
+		ds, payload, err := m.records.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if sink != nil {
+			if err := sink(ds, payload); err != nil {
+				return fmt.Errorf("receiving data stream %s: %w", ds.ID, err)
+			}
+		}
+	}
+}
+
+// IsNull reports whether this is a null message (a polling keep-alive).
+func (m *IncomingMessage) IsNull() bool { return m.Message == nil }
+
+// Request binds the message as a RequestMessage; it returns nil, nil for a null request.
+// A `$type`, when present, must name RequestMessage. Params elements stay raw (Doc or
+// primitive) for the dispatcher to bind.
+func (m *IncomingMessage) Request() (*RequestMessage, error) {
+	var req *RequestMessage
+	if err := m.bindMessage(RequestMessageTypeName, &req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Response binds the message as a ResponseMessage; nil, nil for a null message. A `$type`,
+// when present, must name ResponseMessage. Result stays raw (Doc or primitive).
+func (m *IncomingMessage) Response() (*ResponseMessage, error) {
+	var resp *ResponseMessage
+	if err := m.bindMessage(ResponseMessageTypeName, &resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (m *IncomingMessage) bindMessage(wantType string, ptr any) error {
+	if m.Message == nil {
+		return nil
+	}
+	doc, ok := m.Message.(Doc)
+	if !ok {
+		return fmt.Errorf("%w: envelope carries %s, want a %s document", ErrMalformedMessage, bsonKindName(m.Message), wantType)
+	}
+	if t := doc.TypeName(); t != "" && t != wantType {
+		return fmt.Errorf("%w: envelope carries $type %q, want %q", ErrMalformedMessage, t, wantType)
+	}
+	if err := UnmarshalValue(doc, ptr); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformedMessage, atPath(envelopeKey, err))
+	}
+	return nil
+}

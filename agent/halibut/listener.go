@@ -1,0 +1,305 @@
+package halibut
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Listener is the listening service role (a listening Tentacle): it accepts
+// TLS connections from trusted clients and serves their requests with
+// Service (reference/halibut-protocol.md §2.3, §3.2).
+type Listener struct {
+	Certificate *tls.Certificate
+	Trust       *TrustStore
+	Service     *Service
+	Limits      Limits
+	Logger      *slog.Logger
+	// FriendlyPage is shown to a browser or curl that connects (§2.5); nil
+	// means the default page.
+	FriendlyPage []byte
+
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*serverConn]struct{}
+	shutdown bool
+	wg       sync.WaitGroup
+}
+
+// serverConn is one accepted connection and whether it is inside an RPC.
+type serverConn struct {
+	*conn
+	busy bool
+}
+
+// ErrListenerClosed is returned by Serve after Shutdown.
+var ErrListenerClosed = errors.New("halibut: listener closed")
+
+func (l *Listener) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.Default()
+}
+
+// Serve accepts connections on ln until Shutdown or an accept error.
+func (l *Listener) Serve(ln net.Listener) error {
+	if err := l.Limits.Validate(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if l.shutdown {
+		l.mu.Unlock()
+		return ErrListenerClosed
+	}
+	l.ln = ln
+	if l.conns == nil {
+		l.conns = map[*serverConn]struct{}{}
+	}
+	l.mu.Unlock()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			l.mu.Lock()
+			down := l.shutdown
+			l.mu.Unlock()
+			if down {
+				return ErrListenerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				// Out of file descriptors or similar: back off instead of spinning.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		configureTCP(c, l.Limits)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.handle(c)
+		}()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets requests in flight
+// finish and send their responses, then returns (or when ctx ends, after
+// closing what is left).
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.shutdown = true
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	for sc := range l.conns {
+		if !sc.busy {
+			sc.Close()
+		}
+	}
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		for sc := range l.conns {
+			sc.Close()
+		}
+		l.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// setBusy marks a connection as inside an RPC; it reports false when the
+// listener is shutting down and the connection should close instead.
+func (l *Listener) setBusy(sc *serverConn, busy bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sc.busy = busy
+	return !l.shutdown
+}
+
+func (l *Listener) handle(raw net.Conn) {
+	log := l.logger().With("remote", raw.RemoteAddr().String())
+	c, id, peer, err := acceptHalibut(raw, l.Certificate, l.Trust, l.Limits, l.FriendlyPage, log)
+	if err != nil {
+		if !errors.Is(err, errNotHalibut) {
+			log.Debug("connection closed before identification", "err", err)
+		}
+		raw.Close()
+		return
+	}
+	sc := &serverConn{conn: c}
+	l.mu.Lock()
+	if l.shutdown {
+		l.mu.Unlock()
+		c.Close()
+		return
+	}
+	l.conns[sc] = struct{}{}
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, sc)
+		l.mu.Unlock()
+		c.Close()
+	}()
+	if id.kind != identityClient {
+		log.Warn("refused a connection that did not identify as a client", "identity", id.kind, "thumbprint", peer)
+		return
+	}
+	if err := c.sendText(identityLine(identityServer), l.Limits.SendTimeout); err != nil {
+		return
+	}
+	log = log.With("thumbprint", peer)
+	for {
+		// Idle between requests: Shutdown may close us here.
+		if err := c.waitForData(l.Limits.ListeningNextRequestIdleTimeout); err != nil {
+			if !isClosedOrEOF(err) {
+				log.Debug("no request", "err", err)
+			}
+			return
+		}
+		if !l.setBusy(sc, true) {
+			return
+		}
+		msg, err := c.readMessage()
+		if err != nil {
+			log.Warn("could not read a request", "err", err)
+			return
+		}
+		if msg.IsNull() {
+			return // a null request ends the conversation
+		}
+		err = l.Service.serve(context.Background(), c, msg, peer)
+		keepGoing := l.setBusy(sc, false)
+		if err != nil {
+			log.Warn("request failed on the wire", "err", err)
+			return
+		}
+		if !keepGoing {
+			c.closeWithEnd()
+			return
+		}
+		word, err := c.readControl(l.Limits.ReceiveTimeout)
+		if err != nil || word == controlEnd {
+			return
+		}
+		if word != controlNext {
+			log.Warn("protocol error", "err", protocolErrorf("expected NEXT or END, got %q", word))
+			return
+		}
+		if err := c.sendControl(controlProceed); err != nil {
+			return
+		}
+	}
+}
+
+// errNotHalibut is a connection that was answered with the friendly page.
+var errNotHalibut = errors.New("not a Halibut peer")
+
+// acceptHalibut does everything an accepting side does before the
+// conversation: TLS, the preamble (browsers get the friendly page), the
+// trust check (an untrusted peer is closed without a reply, as upstream) and
+// reading the peer's identity.
+func acceptHalibut(raw net.Conn, cert *tls.Certificate, trust *TrustStore, lim Limits, page []byte, log *slog.Logger) (*conn, identity, string, error) {
+	tc := tls.Server(raw, serverTLSConfig(cert))
+	_ = tc.SetDeadline(time.Now().Add(lim.ReceiveTimeout))
+	if err := tc.Handshake(); err != nil {
+		return nil, identity{}, "", fmt.Errorf("TLS handshake: %w", err)
+	}
+	_ = tc.SetDeadline(time.Time{})
+	c := newConn(tc, lim)
+	pre, err := readPreamble(c.r, lim.MaxPreambleBytes)
+	if err != nil {
+		return nil, identity{}, "", err
+	}
+	if pre == "" {
+		return nil, identity{}, "", io.EOF
+	}
+	if !strings.HasPrefix(pre, "MX") {
+		sendFriendlyPage(c, page)
+		return nil, identity{}, "", errNotHalibut
+	}
+	peer := peerThumbprint(tc)
+	if peer == "" {
+		log.Warn("refused a connection: the client did not present a certificate")
+		return nil, identity{}, "", errors.New("no client certificate")
+	}
+	if !trust.Trusted(peer) {
+		log.Warn("refused a connection from an untrusted certificate; trust it with `tentacle configure --trust` if this is your Octopus Server", "thumbprint", peer)
+		return nil, identity{}, peer, errors.New("untrusted client certificate")
+	}
+	c.setReadTimeout(lim.ReceiveTimeout)
+	id, err := readIdentity(c.r, lim.MaxControlLineBytes)
+	if err != nil {
+		return nil, identity{}, peer, err
+	}
+	return c, id, peer, nil
+}
+
+// defaultFriendlyPage is what a browser sees on the agent's port.
+var defaultFriendlyPage = []byte(`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Octopus Tentacle</title></head>
+<body>
+<h1>Octopus Tentacle</h1>
+<p>This port belongs to an Octopus Deploy Tentacle agent. It speaks the Halibut protocol to Octopus
+Servers whose certificates it trusts; there is nothing to browse here.</p>
+<p>You see this page because your browser did not present a trusted client certificate.</p>
+</body>
+</html>`)
+
+// friendlyPageHeaders are the security headers sent with the page.
+var friendlyPageHeaders = []string{
+	"Content-Security-Policy: default-src 'none'",
+	"Referrer-Policy: no-referrer",
+	"X-Content-Type-Options: nosniff",
+	"X-Frame-Options: DENY",
+	"Strict-Transport-Security: max-age=31536000",
+}
+
+func sendFriendlyPage(c *conn, page []byte) {
+	if page == nil {
+		page = defaultFriendlyPage
+	}
+	var b strings.Builder
+	b.WriteString("HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " + strconv.Itoa(len(page)) + "\r\n")
+	for _, h := range friendlyPageHeaders {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("Connection: close\r\n\r\n")
+	b.Write(page)
+	_ = c.sendText(b.String(), c.lim.SendTimeout)
+}
+
+// configureTCP applies keep-alive and Nagle settings to an accepted or dialed
+// TCP connection.
+func configureTCP(c net.Conn, lim Limits) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.SetKeepAliveConfig(lim.TCPKeepAlive)
+	_ = tc.SetNoDelay(lim.TCPNoDelay)
+}
+
+func isClosedOrEOF(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne) && ne.Timeout()
+}

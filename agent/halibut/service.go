@@ -1,0 +1,195 @@
+package halibut
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// Handler serves one method of one service. It returns the method's result
+// (nil for void, a primitive, a WireTyped struct or a *DataStream) or an
+// error, which the caller receives as a ServerError.
+type Handler func(ctx context.Context, call *Call) (any, error)
+
+// Call is one incoming request with its data streams already received.
+type Call struct {
+	Request *RequestMessage
+	// Params are the raw positional arguments: primitives, Doc for objects
+	// (bind them with UnmarshalValue), as decoded.
+	Params []any
+	// Peer is the thumbprint of the certificate the caller presented.
+	Peer string
+
+	streams map[Guid]*os.File
+}
+
+// StreamBody returns the received payload of a data stream announced by the
+// request, positioned at its start. Payloads are spooled to temporary files
+// before the handler runs (as upstream does), so they are never held in
+// memory and a handler may read them more than once.
+func (c *Call) StreamBody(ds DataStream) (*os.File, error) {
+	f, ok := c.streams[ds.ID]
+	if !ok {
+		return nil, fmt.Errorf("data stream %s was not part of the request", ds.ID)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Service is the RPC service role: a registry of handlers by Halibut service
+// and method name, used by the listening and the polling sides alike.
+type Service struct {
+	// TempDir receives spooled data streams; "" means os.TempDir().
+	TempDir string
+
+	mu       sync.RWMutex
+	handlers map[string]map[string]Handler // service -> lower-cased method
+}
+
+// Handle registers h for service.method. Service names match exactly (as
+// Tentacle's own service factory does), method names case-insensitively.
+func (s *Service) Handle(service, method string, h Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handlers == nil {
+		s.handlers = map[string]map[string]Handler{}
+	}
+	if s.handlers[service] == nil {
+		s.handlers[service] = map[string]Handler{}
+	}
+	s.handlers[service][strings.ToLower(method)] = h
+}
+
+// Services lists the registered service names.
+func (s *Service) Services() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for name := range s.handlers {
+		out = append(out, name)
+	}
+	return out
+}
+
+// Halibut's client exception types, which .NET clients re-create from
+// HalibutErrorType (reference/halibut-protocol.md §4.6).
+const (
+	errTypeServiceNotFound = "Halibut.Exceptions.ServiceNotFoundHalibutClientException"
+	errTypeMethodNotFound  = "Halibut.Exceptions.MethodNotFoundHalibutClientException"
+	errTypeInvocation      = "Halibut.Exceptions.ServiceInvocationHalibutClientException"
+)
+
+// invocationDetails is how a .NET service's exception text starts: clients
+// classify errors by it when HalibutErrorType is absent.
+const invocationDetails = "System.Reflection.TargetInvocationException: Exception has been thrown by the target of an invocation."
+
+// RemoteError lets a handler choose the ServerError its caller sees, for
+// example a specific .NET exception type name.
+type RemoteError struct {
+	Message          string
+	Details          string
+	HalibutErrorType string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+func serverError(message, details, errType string) *ServerError {
+	se := &ServerError{Message: message}
+	if details != "" {
+		se.Details = &details
+	}
+	if errType != "" {
+		se.HalibutErrorType = &errType
+	}
+	return se
+}
+
+// invoke runs the handler for req and builds the response. Every failure,
+// including a panic in a handler, becomes an error response: a bad request
+// never takes the connection or the agent down.
+func (s *Service) invoke(ctx context.Context, call *Call) (resp *ResponseMessage) {
+	req := call.Request
+	resp = &ResponseMessage{ID: req.ID}
+	s.mu.RLock()
+	methods, ok := s.handlers[req.Service]
+	var h Handler
+	if ok {
+		h = methods[strings.ToLower(req.Method)]
+	}
+	s.mu.RUnlock()
+	switch {
+	case !ok:
+		resp.Error = serverError("Service not found: "+req.Service, "", errTypeServiceNotFound)
+		return resp
+	case h == nil:
+		resp.Error = serverError(fmt.Sprintf("Method %s::%sAsync not found", req.Service, req.Method), "", errTypeMethodNotFound)
+		return resp
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			resp.Result = nil
+			resp.Error = serverError(fmt.Sprintf("the %s.%s handler failed: %v", req.Service, req.Method, p), invocationDetails, errTypeInvocation)
+		}
+	}()
+	result, err := h(ctx, call)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) {
+			resp.Error = serverError(re.Message, re.Details, re.HalibutErrorType)
+		} else {
+			resp.Error = serverError(err.Error(), invocationDetails+"\n ---> System.Exception: "+err.Error(), "")
+		}
+		return resp
+	}
+	resp.Result = result
+	return resp
+}
+
+// serve reads one request's streams, runs it and writes the response. The
+// request's streams are spooled to temp files first; they are removed when
+// the call is over.
+func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer string) error {
+	req, err := msg.Request()
+	if err != nil {
+		return err
+	}
+	call := &Call{Request: req, Params: req.Params, Peer: peer, streams: map[Guid]*os.File{}}
+	defer func() {
+		for _, f := range call.streams {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	err = msg.ReceiveStreams(func(ds DataStream, payload io.Reader) error {
+		f, err := os.CreateTemp(s.TempDir, "halibut-stream-*")
+		if err != nil {
+			return err
+		}
+		call.streams[ds.ID] = f
+		_, err = io.Copy(f, payload)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	resp := s.invoke(ctx, call)
+	err = c.writeMessage(resp)
+	var unsendable *unsendableError
+	if errors.As(err, &unsendable) {
+		// The handler's result cannot go on the wire; tell the caller why.
+		err = c.writeMessage(&ResponseMessage{ID: req.ID, Error: serverError(
+			fmt.Sprintf("the result of %s.%s cannot be sent: %v", req.Service, req.Method, unsendable.err), invocationDetails, errTypeInvocation)})
+	}
+	if ds, ok := resp.Result.(*DataStream); ok && ds != nil {
+		if closer, ok := ds.Body.(io.Closer); ok {
+			closer.Close()
+		}
+	}
+	return err
+}
