@@ -1,0 +1,191 @@
+package halibut
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int32
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// startPolling runs a polling server (the Octopus side) and a Poller (the
+// Tentacle side) serving svc, on loopback.
+func startPolling(t *testing.T, svc *Service, lim Limits, connections int) (*PollingServer, *Poller, *countingListener, context.CancelFunc) {
+	t.Helper()
+	tentacle, server, _ := certs(t) // reuse: "server" cert acts as the Octopus Server here
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	ps := &PollingServer{Certificate: server, Trust: NewTrustStore(Thumbprint(tentacle.Leaf)), Limits: lim}
+	served := make(chan struct{})
+	go func() { ps.Serve(cl); close(served) }()
+	p := &Poller{
+		Certificate: tentacle, Service: svc, Limits: lim,
+		ServerAddress: "https://" + ln.Addr().String() + "/", ServerThumbprint: Thumbprint(server.Leaf),
+		SubscriptionID: "poll://abcdefghjkmnpqrstuvw/", Connections: connections,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { p.Run(ctx); close(ran) }()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+		ps.Shutdown(context.Background())
+		<-served
+	})
+	waitFor(t, func() bool { return ps.Subscribers(p.SubscriptionID) == connections }, "pollers to connect")
+	return ps, p, cl, cancel
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestPollingRoundTripAndConcurrency(t *testing.T) {
+	svc := echoService()
+	var inFlight, peak atomic.Int32
+	svc.Handle("IEchoService", "Slow", func(ctx context.Context, call *Call) (any, error) {
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		inFlight.Add(-1)
+		return "slow done", nil
+	})
+	ps, p, _, _ := startPolling(t, svc, testLimits(), 3)
+	got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Say", []any{"polling"}, nil)
+	if err != nil || got != "you said: polling" {
+		t.Fatalf("%v %v", got, err)
+	}
+	// Subscription ids match case-insensitively, as upstream normalises them.
+	if _, err := ps.Call(t.Context(), "POLL://ABCDEFGHJKMNPQRSTUVW/", "IEchoService", "Say", []any{"x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Slow", nil, nil); err != nil || got != "slow done" {
+				t.Errorf("%v %v", got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if peak.Load() < 2 {
+		t.Errorf("three polling connections served at most %d requests at once", peak.Load())
+	}
+	if p.Connected() != 3 {
+		t.Errorf("Connected() = %d", p.Connected())
+	}
+}
+
+func TestNullRequestsKeepIdleConnectionsAlive(t *testing.T) {
+	lim := testLimits()
+	lim.PollingQueueWaitTimeout = 20 * time.Millisecond
+	lim.PollingReceiveRequestTimeout = 200 * time.Millisecond
+	ps, p, cl, _ := startPolling(t, echoService(), lim, 1)
+	time.Sleep(600 * time.Millisecond) // many keep-alive rounds, three poller timeouts
+	if n := cl.accepted.Load(); n != 1 {
+		t.Errorf("%d connections accepted: the idle connection was not kept alive", n)
+	}
+	if got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Say", []any{"still"}, nil); err != nil || got != "you said: still" {
+		t.Errorf("%v %v", got, err)
+	}
+}
+
+func TestPollerReconnectsWhenTheServerGoesQuiet(t *testing.T) {
+	lim := testLimits()
+	lim.PollingQueueWaitTimeout = 5 * time.Second // server stays silent...
+	lim.PollingReceiveRequestTimeout = 100 * time.Millisecond // ...longer than the poller waits
+	lim.PollingReconnectMinDelay = 20 * time.Millisecond
+	lim.PollingReconnectMaxDelay = 50 * time.Millisecond
+	_, _, cl, _ := startPolling(t, echoService(), lim, 1)
+	waitFor(t, func() bool { return cl.accepted.Load() >= 3 }, "the poller to give up on silent connections and reconnect")
+}
+
+func TestUncollectedRequestFails(t *testing.T) {
+	lim := testLimits()
+	lim.PollingRequestQueueTimeout = 100 * time.Millisecond
+	_, server, _ := certs(t)
+	ps := &PollingServer{Certificate: server, Trust: NewTrustStore(), Limits: lim}
+	_, err := ps.Call(t.Context(), "poll://nobodyhome/", "IEchoService", "Say", []any{"x"}, nil)
+	if !errors.Is(err, ErrRequestNotCollected) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestPollerFinishesTheRequestInFlightOnShutdown(t *testing.T) {
+	svc := echoService()
+	started := make(chan struct{})
+	svc.Handle("IEchoService", "Slow", func(ctx context.Context, call *Call) (any, error) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		return "finished", nil
+	})
+	ps, p, _, cancel := startPolling(t, svc, testLimits(), 1)
+	result := make(chan error, 1)
+	go func() {
+		got, err := ps.Call(context.Background(), p.SubscriptionID, "IEchoService", "Slow", nil, nil)
+		if err == nil && got != "finished" {
+			err = fmt.Errorf("got %v", got)
+		}
+		result <- err
+	}()
+	<-started
+	cancel() // the agent is asked to stop mid-request
+	if err := <-result; err != nil {
+		t.Errorf("request in flight lost on shutdown: %v", err)
+	}
+	waitFor(t, func() bool { return p.Connected() == 0 }, "the poller to disconnect")
+}
+
+func TestReconnectDelayIsJitteredAndBounded(t *testing.T) {
+	lim := DefaultLimits()
+	seen := map[time.Duration]bool{}
+	for attempt := range 30 {
+		d := reconnectDelay(attempt, lim)
+		if d < lim.PollingReconnectMinDelay/10 || d > lim.PollingReconnectMaxDelay {
+			t.Fatalf("attempt %d: delay %v out of bounds", attempt, d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 20 {
+		t.Error("delays are not jittered")
+	}
+	for range 100 {
+		if d := reconnectDelay(0, lim); d > lim.PollingReconnectMinDelay {
+			t.Fatalf("first retry waited %v, more than the minimum ceiling", d)
+		}
+	}
+}

@@ -1,0 +1,346 @@
+package halibut
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PollingServer is the polling endpoint role (what an Octopus Server runs on
+// port 10943): it accepts polling Tentacles and hands each subscription's
+// queued requests to whichever of its connections asks next
+// (reference/halibut-protocol.md §2.4, §3.3). Tests and `tentacle remote`
+// use it to drive polling agents.
+type PollingServer struct {
+	Certificate *tls.Certificate
+	Trust       *TrustStore
+	Limits      Limits
+	Logger      *slog.Logger
+
+	mu       sync.Mutex
+	queues   map[string]*pendingQueue
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	shutdown bool
+	stopped  chan struct{} // closed by Shutdown: wakes connections waiting for work
+	wg       sync.WaitGroup
+	counter  atomic.Int64
+}
+
+func (s *PollingServer) stoppedChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped == nil {
+		s.stopped = make(chan struct{})
+	}
+	return s.stopped
+}
+
+type pendingQueue struct {
+	ch         chan *pendingRequest
+	subscribed atomic.Int32 // connections currently polling this subscription
+}
+
+// pendingRequest is one queued call. state moves once from pending to
+// either collected (a poller took it) or abandoned (the caller gave up).
+type pendingRequest struct {
+	req   *RequestMessage
+	sink  StreamSink
+	state atomic.Int32
+	taken chan struct{}
+	done  chan pendingResult
+}
+
+const (
+	requestPending int32 = iota
+	requestCollected
+	requestAbandoned
+)
+
+type pendingResult struct {
+	resp *ResponseMessage
+	err  error
+}
+
+// ErrRequestNotCollected is a request no poller collected in time.
+var ErrRequestNotCollected = errors.New("the polling endpoint did not collect the request within the allowed time")
+
+func (s *PollingServer) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *PollingServer) queue(sub string) *pendingQueue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queues == nil {
+		s.queues = map[string]*pendingQueue{}
+	}
+	q := s.queues[sub]
+	if q == nil {
+		q = &pendingQueue{ch: make(chan *pendingRequest, 4096)}
+		s.queues[sub] = q
+	}
+	return q
+}
+
+// Subscribers is how many connections are polling subscription right now.
+func (s *PollingServer) Subscribers(subscription string) int {
+	sub, err := NormalizeSubscriptionID(subscription)
+	if err != nil {
+		return 0
+	}
+	return int(s.queue(sub).subscribed.Load())
+}
+
+// Call queues service.method for the Tentacle polling with subscription
+// and waits for its response. A request not collected within
+// PollingRequestQueueTimeout fails with ErrRequestNotCollected; once
+// collected, it waits for the response (or ctx).
+func (s *PollingServer) Call(ctx context.Context, subscription, service, method string, params []any, sink StreamSink) (any, error) {
+	sub, err := NormalizeSubscriptionID(subscription)
+	if err != nil {
+		return nil, err
+	}
+	if params == nil {
+		params = []any{}
+	}
+	activity := NewGuid()
+	req := &RequestMessage{
+		ID:         fmt.Sprintf("%s::%sAsync[%d] / %s", service, method, s.counter.Add(1), activity),
+		ActivityID: activity,
+		Endpoint:   NewServiceEndPoint(sub, "", s.Limits),
+		Service:    service,
+		Method:     method,
+		Params:     params,
+	}
+	if _, _, err := encodeEnvelope(req, s.Limits); err != nil {
+		return nil, err
+	}
+	pr := &pendingRequest{req: req, sink: sink, taken: make(chan struct{}), done: make(chan pendingResult, 1)}
+	select {
+	case s.queue(sub).ch <- pr:
+	default:
+		return nil, fmt.Errorf("too many requests queued for %s", sub)
+	}
+	timer := time.NewTimer(s.Limits.PollingRequestQueueTimeout)
+	defer timer.Stop()
+	select {
+	case <-pr.taken:
+	case <-timer.C:
+		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
+			return nil, fmt.Errorf("%w (%s): is the Tentacle polling %s running and trusting this server?", ErrRequestNotCollected, s.Limits.PollingRequestQueueTimeout, sub)
+		}
+		<-pr.taken
+	case <-ctx.Done():
+		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
+			return nil, ctx.Err()
+		}
+		<-pr.taken
+	}
+	select {
+	case r := <-pr.done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.resp.Error != nil {
+			return nil, r.resp.Error
+		}
+		return r.resp.Result, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// next dequeues a request for sub, or returns nil after wait or when stop
+// is closed.
+func (q *pendingQueue) next(wait time.Duration, stop <-chan struct{}) *pendingRequest {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case pr := <-q.ch:
+			if pr.state.CompareAndSwap(requestPending, requestCollected) {
+				close(pr.taken)
+				return pr
+			}
+			// abandoned by its caller: skip it
+		case <-timer.C:
+			return nil
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+// Serve accepts polling Tentacles on ln until Shutdown.
+func (s *PollingServer) Serve(ln net.Listener) error {
+	if err := s.Limits.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return ErrListenerClosed
+	}
+	s.ln = ln
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			down := s.shutdown
+			s.mu.Unlock()
+			if down {
+				return ErrListenerClosed
+			}
+			if errors.Is(err, syscallEMFILE) {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		configureTCP(c, s.Limits)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// Shutdown stops accepting and closes every polling connection.
+func (s *PollingServer) Shutdown(ctx context.Context) error {
+	stopped := s.stoppedChan()
+	s.mu.Lock()
+	if !s.shutdown {
+		close(stopped)
+	}
+	s.shutdown = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *PollingServer) handle(raw net.Conn) {
+	log := s.logger().With("remote", raw.RemoteAddr().String())
+	c, id, peer, err := acceptHalibut(raw, s.Certificate, s.Trust, s.Limits, nil, log)
+	if err != nil {
+		raw.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	if id.kind != identitySubscr {
+		log.Warn("refused a connection that did not identify as a polling subscriber", "identity", id.kind)
+		return
+	}
+	sub, err := NormalizeSubscriptionID(id.subscription.String())
+	if err != nil {
+		return
+	}
+	if err := c.sendText(identityLine(identityServer), s.Limits.SendTimeout); err != nil {
+		return
+	}
+	q := s.queue(sub)
+	q.subscribed.Add(1)
+	defer q.subscribed.Add(-1)
+	log = log.With("subscription", sub, "thumbprint", peer)
+	stop := s.stoppedChan()
+	for {
+		pr := q.next(s.Limits.PollingQueueWaitTimeout, stop)
+		if pr == nil {
+			select {
+			case <-stop:
+				c.closeWithEnd()
+				return
+			default:
+			}
+			// Nothing to do: the null request keeps the connection alive.
+			if err := c.writeMessage(nil); err != nil {
+				return
+			}
+		} else if err := s.exchange(c, pr); err != nil {
+			pr.done <- pendingResult{err: err}
+			log.Warn("polling request failed", "service", pr.req.Service, "method", pr.req.Method, "err", err)
+			return
+		}
+		timeout := s.Limits.ReceiveTimeout
+		if s.Limits.UseHeartbeatTimeouts {
+			timeout = s.Limits.HeartbeatReceiveTimeout
+		}
+		word, err := c.readControl(timeout)
+		if err != nil || word == controlEnd {
+			return
+		}
+		if word != controlNext {
+			log.Warn("protocol error", "err", protocolErrorf("expected NEXT or END, got %q", word))
+			return
+		}
+		if err := c.sendControl(controlProceed); err != nil {
+			return
+		}
+	}
+}
+
+// exchange sends one request down a polling connection and delivers its
+// response to the waiting caller.
+func (s *PollingServer) exchange(c *conn, pr *pendingRequest) error {
+	if err := c.writeMessage(pr.req); err != nil {
+		return err
+	}
+	if err := c.waitForData(s.Limits.ReceiveResponseTimeout); err != nil {
+		return fmt.Errorf("waiting for the response to %s.%s: %w", pr.req.Service, pr.req.Method, err)
+	}
+	msg, err := c.readMessage()
+	if err != nil {
+		return err
+	}
+	resp, err := msg.Response()
+	if err != nil {
+		return err
+	}
+	if resp == nil || resp.ID != pr.req.ID {
+		return protocolErrorf("response does not match request %q", pr.req.ID)
+	}
+	if err := msg.ReceiveStreams(pr.sink); err != nil {
+		return err
+	}
+	pr.done <- pendingResult{resp: resp}
+	return nil
+}
