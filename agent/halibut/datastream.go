@@ -1,6 +1,7 @@
 package halibut
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -67,7 +68,7 @@ func checkStreamsToSend(streams []*DataStream, lim Limits) error {
 // streams appear in the envelope, as .NET does). A Body shorter or longer than Length is an
 // error before the trailer is written, so the peer sees a broken record rather than a
 // silently truncated file; the connection must then be closed.
-func writeStreamRecords(w io.Writer, streams []*DataStream, buf []byte) error {
+func writeStreamRecords(w *bufio.Writer, streams []*DataStream) error {
 	for _, ds := range streams {
 		var head [24]byte
 		id := ds.ID.DotNetBytes()
@@ -76,7 +77,9 @@ func writeStreamRecords(w io.Writer, streams []*DataStream, buf []byte) error {
 		if _, err := w.Write(head[:]); err != nil {
 			return err
 		}
-		n, err := io.CopyBuffer(w, io.LimitReader(ds.Body, ds.Length), buf)
+		// bufio.Writer.ReadFrom copies through its own buffer, or hands the copy to the
+		// connection when that can do better (sendfile/splice on a plain TCP socket).
+		n, err := w.ReadFrom(io.LimitReader(ds.Body, ds.Length))
 		if err != nil {
 			return fmt.Errorf("sending data stream %s: %w", ds.ID, err)
 		}

@@ -112,3 +112,16 @@ func dialHalibut(ctx context.Context, addr, serverName, expectedThumbprint strin
 	}
 	return c, nil
 }
+
+// EnvironmentProxy chooses a proxy from HTTPS_PROXY and NO_PROXY (and their
+// lower-case forms), as curl and Go programs do; loopback is never proxied.
+// Upstream Tentacle ignores these variables on Linux; we honour them when no
+// proxy is configured.
+func EnvironmentProxy(addr string) (*url.URL, error) {
+	return http.ProxyFromEnvironment(&http.Request{URL: &url.URL{Scheme: "https", Host: addr}})
+}
+
+// FixedProxy always uses proxyURL (with its user info as credentials).
+func FixedProxy(proxyURL *url.URL) ProxyFunc {
+	return func(string) (*url.URL, error) { return proxyURL, nil }
+}

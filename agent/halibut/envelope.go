@@ -70,19 +70,39 @@ func writeEncodedMessage(w io.Writer, body []byte, streams []*DataStream, lim Li
 	if err := checkStreamsToSend(streams, lim); err != nil {
 		return err
 	}
-	bw := bufio.NewWriterSize(w, lim.WriteBufferSize)
+	// A caller's own bufio.Writer (a connection's) is used as is: bufio would
+	// return it from NewWriterSize, and pooling it would hand the
+	// connection's writer to another goroutine.
+	bw, ok := w.(*bufio.Writer)
+	if !ok {
+		bw = getBufferedWriter(w, lim.WriteBufferSize)
+		defer putBufferedWriter(bw)
+	}
 	if err := writeDeflated(bw, body); err != nil {
 		return fmt.Errorf("writing Halibut message: %w", err)
 	}
-	if len(streams) > 0 {
-		if err := writeStreamRecords(bw, streams, make([]byte, lim.DataStreamBufferSize)); err != nil {
-			return err
-		}
+	if err := writeStreamRecords(bw, streams); err != nil {
+		return err
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing Halibut message: %w", err)
 	}
 	return nil
+}
+
+var bufferedWriters sync.Pool // *bufio.Writer of some WriteBufferSize
+
+func getBufferedWriter(w io.Writer, size int) *bufio.Writer {
+	if bw, ok := bufferedWriters.Get().(*bufio.Writer); ok && bw.Size() == size {
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, size)
+}
+
+func putBufferedWriter(bw *bufio.Writer) {
+	bw.Reset(nil) // drop the connection
+	bufferedWriters.Put(bw)
 }
 
 // writeDeflated writes body as one raw DEFLATE stream whose very last byte is the last byte

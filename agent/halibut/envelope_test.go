@@ -185,8 +185,8 @@ func TestMessageTypeMismatch(t *testing.T) {
 func TestReadMessageDoesNotReadAhead(t *testing.T) {
 	body, _ := Doc{{"Message", nil}}.AppendBSON(nil)
 	framings := map[string][]byte{
-		"ours":            writeMessage(t, nil),
-		"go flate Close":  deflateRaw(t, body),
+		"ours":             writeMessage(t, nil),
+		"go flate Close":   deflateRaw(t, body),
 		"zlib (spec 10.5)": unhex(t, "e3636060e0f24d2d2e4e4c4f65600000"),
 	}
 	for name, wire := range framings {

@@ -287,6 +287,10 @@ func (w *jsonWriter) value(v any, indent string, pretty bool) error {
 		w.buf = fmt.Appendf(w.buf, "%02x", x.Subtype)
 		w.buf = append(w.buf, `"}}`...)
 	case Doc:
+		if x == nil {
+			w.buf = append(w.buf, "null"...) // as in BSON: a nil Doc is null
+			return nil
+		}
 		if len(x) == 1 && slices.Contains(jsonWrapperKeys, x[0].Key) {
 			w.buf = append(w.buf, `{"$document": `...)
 			if err := w.object(x, indent, pretty); err != nil {

@@ -106,7 +106,8 @@ type Limits struct {
 	MaxDataStreamLength int64
 	// MaxDataStreamsPerMessage bounds the number of data streams announced by one envelope.
 	MaxDataStreamsPerMessage int
-	// DataStreamBufferSize is the copy buffer used for data stream payloads.
+	// DataStreamBufferSize is the copy buffer for spooling a received data stream payload
+	// (what a .NET receiver uses 64 KiB for).
 	DataStreamBufferSize int
 	// WriteBufferSize coalesces the small writes of one message (deflate output, stream
 	// headers) so they leave in few TLS records.

@@ -125,7 +125,15 @@ func (e *encoder) document(v reflect.Value, s slot) error {
 	e.buf, start = beginDocument(e.buf)
 	switch {
 	case v.Type() == typeDoc:
-		for _, el := range v.Interface().(Doc) {
+		doc := v.Interface().(Doc)
+		// A literal document of DataStream shape is announced to the reader like a real one,
+		// so it must be accounted for (WriteMessage then refuses it: it has no payload).
+		if ds, ok, _ := dataStreamShape(doc); ok {
+			if err := e.registerStream(&DataStream{ID: ds.ID, Length: ds.Length}); err != nil {
+				return err
+			}
+		}
+		for _, el := range doc {
 			if err := e.element(el.Key, reflect.ValueOf(el.Value), slotRaw); err != nil {
 				return atPath(el.Key, err)
 			}
@@ -153,7 +161,12 @@ func (e *encoder) document(v reflect.Value, s slot) error {
 			}
 			e.buf = appendString(e.buf, name)
 		}
-		for _, f := range cachedFields(v.Type()) {
+		fields := cachedFields(v.Type())
+		if len(fields) == 2 && fields[0].name == "id" && fields[1].name == "length" {
+			// Readers recognise data streams by this shape (see announcedStreams).
+			return fmt.Errorf("%s has the shape of a Halibut.DataStream ({id, length}) and would be read as one; use *DataStream", v.Type())
+		}
+		for _, f := range fields {
 			if f.err != nil {
 				return f.err
 			}
@@ -358,15 +371,9 @@ func (e *encoder) array(key string, v reflect.Value, s slot) error {
 
 // dataStream writes a DataStream as {[$type,] id, length} and queues it for WriteMessage.
 func (e *encoder) dataStream(key string, ds *DataStream, s slot) error {
-	if ds.Length < 0 {
-		return fmt.Errorf("data stream %s has negative length %d", ds.ID, ds.Length)
+	if err := e.registerStream(ds); err != nil {
+		return err
 	}
-	for _, seen := range e.streams {
-		if seen.ID == ds.ID {
-			return fmt.Errorf("data stream %s appears twice in one message; give each stream its own id", ds.ID)
-		}
-	}
-	e.streams = append(e.streams, ds)
 	if err := e.header(bsonDocument, key); err != nil {
 		return err
 	}
@@ -383,6 +390,20 @@ func (e *encoder) dataStream(key string, ds *DataStream, s slot) error {
 	var err error
 	e.buf, err = endDocument(e.buf, start)
 	return err
+}
+
+// registerStream queues ds for its record after the envelope, in encounter order.
+func (e *encoder) registerStream(ds *DataStream) error {
+	if ds.Length < 0 {
+		return fmt.Errorf("data stream %s has negative length %d", ds.ID, ds.Length)
+	}
+	for _, seen := range e.streams {
+		if seen.ID == ds.ID {
+			return fmt.Errorf("data stream %s appears twice in one message; give each stream its own id", ds.ID)
+		}
+	}
+	e.streams = append(e.streams, ds)
+	return nil
 }
 
 func wireTypeName(v reflect.Value) (string, bool) {

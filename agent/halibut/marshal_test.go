@@ -2,6 +2,7 @@ package halibut
 
 import (
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,15 +19,15 @@ func (typedThing) WireTypeName() string { return "Acme.Thing, Acme" }
 type untypedThing struct{ Name string }
 
 type holder struct {
-	Typed    typedThing // a concrete property: no $type
-	Object   any        // .NET object: $type
-	Pointer  *typedThing
-	Skipped  string `halibut:"-"`
-	Renamed  string `halibut:"renamed"`
-	Nullable *string
-	List     []string
-	NonNull  []string          `halibut:",nonnull"`
-	Dict     map[string]string `halibut:",nonnull"`
+	Typed      typedThing // a concrete property: no $type
+	Object     any        // .NET object: $type
+	Pointer    *typedThing
+	Skipped    string `halibut:"-"`
+	Renamed    string `halibut:"renamed"`
+	Nullable   *string
+	List       []string
+	NonNull    []string          `halibut:",nonnull"`
+	Dict       map[string]string `halibut:",nonnull"`
 	unexported string
 }
 
@@ -196,10 +197,10 @@ func TestUnmarshalLeniency(t *testing.T) {
 	g := mustGuid(t, "9a4b47b7-7463-4740-842e-eb1da0ade39b")
 	src := Doc{
 		{"$type", "Whatever, Ignored"},
-		{"name", "case-insensitive"},     // Newtonsoft matches names case-insensitively
-		{"Count", int64(7)},              // int64 into int32 when it fits
-		{"Big", int32(9)},                // int32 into int64
-		{"Ratio", int32(2)},              // int into double
+		{"name", "case-insensitive"}, // Newtonsoft matches names case-insensitively
+		{"Count", int64(7)},          // int64 into int32 when it fits
+		{"Big", int32(9)},            // int32 into int64
+		{"Ratio", int32(2)},          // int into double
 		{"ID", Binary{Subtype: 3, Data: func() []byte { b := g.DotNetBytes(); return b[:] }()}},
 		{"Wait", "00:00:05"},
 		{"When", NewDateTime(fixedTime)},
@@ -287,5 +288,26 @@ func TestMarshalUnmarshalRoundTrip(t *testing.T) {
 	want.Files[0].Contents.Body = nil // not part of the document
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+// Readers recognise data streams by shape, so the writer must never produce that shape for
+// anything but a stream it will send.
+func TestDataStreamShapeIsReserved(t *testing.T) {
+	type lookalike struct {
+		ID     Guid  `halibut:"id"`
+		Length int64 `halibut:"length"`
+	}
+	if _, err := Marshal(struct{ L lookalike }{}); err == nil || !strings.Contains(err.Error(), "shape of a Halibut.DataStream") {
+		t.Fatalf("Marshal = %v", err)
+	}
+	literal := Doc{{"id", NewGuid()}, {"length", int64(3)}}
+	err := WriteMessage(io.Discard, &ResponseMessage{Result: literal}, DefaultLimits())
+	if err == nil || !strings.Contains(err.Error(), "no Body") {
+		t.Fatalf("WriteMessage of a literal stream document = %v", err)
+	}
+	// Doc.AppendBSON has no streams to send and just writes the document.
+	if _, err := (Doc{{"x", literal}}).AppendBSON(nil); err != nil {
+		t.Fatal(err)
 	}
 }
