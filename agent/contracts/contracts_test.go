@@ -108,7 +108,9 @@ func (f *fakeAgent) GetStatus(ctx context.Context, req ScriptStatusRequestV2) (S
 func (f *fakeAgent) CancelScript(ctx context.Context, cmd CancelScriptCommandV2) (ScriptStatusResponseV2, error) {
 	return ScriptStatusResponseV2{}, errors.New("nothing to cancel")
 }
-func (f *fakeAgent) CompleteScript(ctx context.Context, cmd CompleteScriptCommandV2) error { return nil }
+func (f *fakeAgent) CompleteScript(ctx context.Context, cmd CompleteScriptCommandV2) error {
+	return nil
+}
 func (f *fakeAgent) UploadFile(ctx context.Context, path string, content *os.File, length int64) (UploadResult, error) {
 	full := filepath.Join(f.dir, path)
 	out, _ := os.Create(full)

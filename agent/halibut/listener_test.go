@@ -55,7 +55,6 @@ func echoService() *Service {
 	return svc
 }
 
-
 func TestListeningRoundTripAndPooling(t *testing.T) {
 	_, cli, _ := certs(t)
 	_, ep := startListener(t, echoService())

@@ -129,9 +129,7 @@ func (e *encoder) document(v reflect.Value, s slot) error {
 		// A literal document of DataStream shape is announced to the reader like a real one,
 		// so it must be accounted for (WriteMessage then refuses it: it has no payload).
 		if ds, ok, _ := dataStreamShape(doc); ok {
-			if err := e.registerStream(&DataStream{ID: ds.ID, Length: ds.Length}); err != nil {
-				return err
-			}
+			e.streams = append(e.streams, &DataStream{ID: ds.ID, Length: ds.Length})
 		}
 		for _, el := range doc {
 			if err := e.element(el.Key, reflect.ValueOf(el.Value), slotRaw); err != nil {

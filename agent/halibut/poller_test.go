@@ -126,7 +126,7 @@ func TestNullRequestsKeepIdleConnectionsAlive(t *testing.T) {
 
 func TestPollerReconnectsWhenTheServerGoesQuiet(t *testing.T) {
 	lim := testLimits()
-	lim.PollingQueueWaitTimeout = 5 * time.Second // server stays silent...
+	lim.PollingQueueWaitTimeout = 5 * time.Second             // server stays silent...
 	lim.PollingReceiveRequestTimeout = 100 * time.Millisecond // ...longer than the poller waits
 	lim.PollingReconnectMinDelay = 20 * time.Millisecond
 	lim.PollingReconnectMaxDelay = 50 * time.Millisecond

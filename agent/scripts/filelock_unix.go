@@ -1,0 +1,46 @@
+//go:build !windows
+
+package scripts
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockFile takes an exclusive lock on the whole file at path, creating it if needed.
+// With wait false it fails with errLocked when another process holds the lock.
+//
+// The lock belongs to the open file, which Go opens close-on-exec, so a supervisor's lock
+// is not inherited by the script it runs and disappears exactly when the supervisor dies.
+func lockFile(path string, wait bool) (*fileLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open lock file: %w", err)
+	}
+	how := unix.LOCK_EX
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errLocked
+		}
+		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+	}
+	return &fileLock{f: f}, nil
+}
+
+func (l *fileLock) unlock() {
+	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	l.f.Close()
+}

@@ -1,0 +1,139 @@
+package scripts
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// stateFormat marks a scriptstate.json written by this package. Upstream Tentacle writes
+// the same file name with only the first six fields below; such a file (left by the agent
+// this one replaced) reads as a foreign script: finished if it says so, else an unknown
+// result, exactly what upstream reports after its own restart.
+const stateFormat = 1
+
+// scriptState is the content of scriptstate.json. It is replaced atomically, never edited.
+type scriptState struct {
+	Created         time.Time  `json:"Created"`
+	Started         *time.Time `json:"Started,omitempty"`
+	Completed       *time.Time `json:"Completed,omitempty"`
+	State           State      `json:"State"`
+	ExitCode        *int       `json:"ExitCode,omitempty"`
+	RanToCompletion *bool      `json:"RanToCompletion,omitempty"`
+
+	Format       int           `json:"TentacleStateFormat,omitempty"`
+	Ticket       string        `json:"Ticket,omitempty"`
+	TaskID       string        `json:"TaskId,omitempty"`
+	Isolation    Isolation     `json:"Isolation"`
+	MutexName    string        `json:"MutexName,omitempty"`
+	MutexTimeout time.Duration `json:"MutexTimeoutNanoseconds,omitempty"`
+	// Launch is set, together with State Running, just before the supervisor is started.
+	Launch *launchSpec `json:"Launch,omitempty"`
+	// SupervisorPID is written by the supervisor once it can take a cancel signal.
+	SupervisorPID int `json:"SupervisorPid,omitempty"`
+	// ScriptPID is the shell's PID, which is also its process group ID on Unix.
+	ScriptPID int `json:"ScriptPid,omitempty"`
+}
+
+// launchSpec is what a supervisor needs to run the script. It is part of the state file
+// so that a supervisor started by an older agent binary keeps working after an upgrade.
+type launchSpec struct {
+	// Token ties a supervisor to this launch: it is passed on the supervisor's command line
+	// and a supervisor whose token does not match does nothing.
+	Token string `json:"Token"`
+	// Path and Args are the shell's executable and argv (Args[0] included).
+	Path string   `json:"Path"`
+	Args []string `json:"Args"`
+	// CommandLine, on Windows, is the raw command line, used instead of Args.
+	CommandLine string `json:"CommandLine,omitempty"`
+	Dir         string `json:"Dir"`
+	// Encoding names the output encoding in the "Starting ..." debug line.
+	Encoding string `json:"Encoding"`
+
+	KillGracePeriod    time.Duration `json:"KillGracePeriodNanoseconds"`
+	OutputDrainTimeout time.Duration `json:"OutputDrainTimeoutNanoseconds"`
+	MaxLineLength      int           `json:"MaxLineLength"`
+	LogSyncInterval    time.Duration `json:"LogSyncIntervalNanoseconds"`
+	CancelPollInterval time.Duration `json:"CancelPollIntervalNanoseconds"`
+}
+
+func (s *scriptState) exitCode() int {
+	if s.State != Complete || s.ExitCode == nil {
+		return 0
+	}
+	return *s.ExitCode
+}
+
+// complete marks the state finished with code; ranToCompletion says the script's own
+// process produced the code.
+func (s *scriptState) complete(code int, ranToCompletion bool) {
+	now := time.Now().UTC()
+	s.State = Complete
+	s.ExitCode = &code
+	s.Completed = &now
+	s.RanToCompletion = &ranToCompletion
+}
+
+func readState(dir string) (*scriptState, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFileName))
+	if err != nil {
+		return nil, err
+	}
+	var st scriptState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("script state %s is unreadable: %w", filepath.Join(dir, stateFileName), err)
+	}
+	return &st, nil
+}
+
+func writeState(dir string, st *scriptState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cannot encode script state: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFileName), data)
+}
+
+// writeFileAtomic replaces path so that readers and crashes see the old or the new
+// content, never a mix: temp file beside it, fsync, rename, fsync the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = renameReplacing(name, path)
+	}
+	if err != nil {
+		os.Remove(name)
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // best effort: not every platform syncs directories
+		d.Close()
+	}
+	return nil
+}
+
+// renameReplacing retries briefly because on Windows a reader holding the target open
+// makes the rename fail for a moment.
+func renameReplacing(from, to string) error {
+	err := os.Rename(from, to)
+	for i := 0; err != nil && runtime.GOOS == "windows" && i < 20; i++ {
+		time.Sleep(10 * time.Millisecond)
+		err = os.Rename(from, to)
+	}
+	return err
+}
