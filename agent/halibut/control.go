@@ -127,6 +127,9 @@ func readIdentity(r *bufio.Reader, max int) (identity, error) {
 		return identity{}, protocolErrorf("expected an empty line after the identity line, got %q", empty)
 	}
 	parts := strings.Fields(line)
+	if len(parts) == 0 {
+		return identity{}, protocolErrorf("expected an identity line, got blanks")
+	}
 	id := identity{kind: parts[0]}
 	switch id.kind {
 	case identityClient, identityServer:
