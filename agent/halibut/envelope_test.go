@@ -331,3 +331,23 @@ func TestRequestParamsNeverNull(t *testing.T) {
 		t.Fatalf("params = %#v, want [] (a .NET service dereferences it)", params)
 	}
 }
+
+// A caller's bufio.Writer (a connection's) must be written through and never pooled, or a
+// later message could go to this connection from another goroutine.
+func TestWriteMessageKeepsCallersBufferedWriter(t *testing.T) {
+	var conn, other bytes.Buffer
+	bw := bufio.NewWriterSize(&conn, DefaultLimits().WriteBufferSize)
+	for range 3 {
+		if err := WriteMessage(bw, nil, DefaultLimits()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if got := getBufferedWriter(&other, DefaultLimits().WriteBufferSize); got == bw {
+			t.Fatal("the caller's bufio.Writer went into the pool")
+		}
+	}
+	if conn.Len() != 3*len(writeMessage(t, nil)) {
+		t.Fatalf("connection got %d bytes", conn.Len())
+	}
+}

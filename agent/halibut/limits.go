@@ -100,7 +100,7 @@ type Limits struct {
 	// as 1 (Newtonsoft's own MaxDepth default is 64).
 	MaxNestingDepth int
 	// MaxMessageElements bounds the total number of BSON elements in one envelope, which
-	// bounds the memory a decoded document may take (a BSON null element is only 3 bytes).
+	// bounds the memory a decoded document may take (a BSON null element is as small as 2 bytes).
 	MaxMessageElements int
 	// MaxDataStreamLength bounds the declared length of one data stream.
 	MaxDataStreamLength int64

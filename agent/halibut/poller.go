@@ -59,8 +59,8 @@ func (p *Poller) Run(ctx context.Context) error {
 		return err
 	}
 	u, err := url.Parse(p.ServerAddress)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("polling address %q is not https://host:port/", p.ServerAddress)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "wss") {
+		return fmt.Errorf("polling address %q is neither https://host:port/ nor wss://host/path", p.ServerAddress)
 	}
 	sub, err := NormalizeSubscriptionID(p.SubscriptionID)
 	if err != nil {
@@ -128,11 +128,17 @@ func reconnectDelay(attempt int, lim Limits) time.Duration {
 
 // pollOnce runs one connection until it fails or ctx ends.
 func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog.Logger) error {
-	port := u.Port()
-	if port == "" {
-		port = "443"
+	var c *conn
+	var err error
+	if u.Scheme == "wss" {
+		c, err = dialHalibutWebSocket(ctx, u, p.ServerThumbprint, p.Certificate, p.Proxy, p.Limits)
+	} else {
+		port := u.Port()
+		if port == "" {
+			port = "443"
+		}
+		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.ServerThumbprint, p.Certificate, p.Proxy, p.Limits)
 	}
-	c, err := dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.ServerThumbprint, p.Certificate, p.Proxy, p.Limits)
 	if err != nil {
 		return err
 	}

@@ -252,11 +252,20 @@ func (s *PollingServer) handle(raw net.Conn) {
 		raw.Close()
 		return
 	}
+	s.serveSubscriber(c, id, peer, log)
+}
+
+// serveSubscriber runs the server side of one identified polling
+// connection, TCP or WebSocket.
+func (s *PollingServer) serveSubscriber(c *conn, id identity, peer string, log *slog.Logger) {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
 		c.Close()
 		return
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
