@@ -29,7 +29,9 @@ type Limits struct {
 	// TCPKeepAlive is the TCP keep-alive probing applied to every connection
 	// (TcpKeepAliveEnabled/Time/Interval/RetryCount: on, 15 s idle, 5 s apart, 10 probes).
 	TCPKeepAlive net.KeepAliveConfig
-	// TCPNoDelay disables Nagle's algorithm when true (TcpNoDelay, off by default).
+	// TCPNoDelay disables Nagle's algorithm when true. Upstream leaves it off (TcpNoDelay), and
+	// Nagle plus delayed ACKs then stalls the small control lines (NEXT, PROCEED) by tens of
+	// milliseconds per round trip, a known upstream bug; we turn it on.
 	TCPNoDelay bool
 
 	// --- conversation ---
@@ -128,7 +130,7 @@ func DefaultLimits() Limits {
 			Interval: 5 * time.Second,
 			Count:    10,
 		},
-		TCPNoDelay: false,
+		TCPNoDelay: true,
 
 		ReceiveResponseTimeout:          5 * time.Minute,
 		PollingReceiveRequestTimeout:    60 * time.Second,

@@ -51,8 +51,8 @@ func TestDefaultLimitsMatchSpec(t *testing.T) {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
 		}
 	}
-	if !l.TCPKeepAlive.Enable || l.TCPNoDelay || !l.UseHeartbeatTimeouts {
-		t.Errorf("keep-alive on, no-delay off, heartbeat timeouts used: got %v %v %v", l.TCPKeepAlive.Enable, l.TCPNoDelay, l.UseHeartbeatTimeouts)
+	if !l.TCPKeepAlive.Enable || !l.TCPNoDelay || !l.UseHeartbeatTimeouts {
+		t.Errorf("keep-alive on, no-delay on (unlike upstream), heartbeat timeouts used: got %v %v %v", l.TCPKeepAlive.Enable, l.TCPNoDelay, l.UseHeartbeatTimeouts)
 	}
 	if err := l.Validate(); err != nil {
 		t.Errorf("DefaultLimits().Validate() = %v", err)

@@ -30,6 +30,7 @@ type scriptState struct {
 	Isolation    Isolation     `json:"Isolation"`
 	MutexName    string        `json:"MutexName,omitempty"`
 	MutexTimeout time.Duration `json:"MutexTimeoutNanoseconds,omitempty"`
+	Arguments    []string      `json:"Arguments,omitempty"`
 	// Launch is set, together with State Running, just before the supervisor is started.
 	Launch *launchSpec `json:"Launch,omitempty"`
 	// SupervisorPID is written by the supervisor once it can take a cancel signal.

@@ -1,0 +1,353 @@
+package scripts
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Supervise is the body of a script supervisor process: cmd/tentacle calls it, and exits
+// with its result, when its first argument is SupervisorArg. args are the workspace
+// directory and the launch token the agent appended to Config.SupervisorCommand.
+//
+// The supervisor owns the script from launch to completion: it holds the workspace's
+// supervisor lock for its whole life (proof to any agent that it is alive), runs the shell
+// in its own process group, appends every output line to the durable log, carries out
+// cancellation, and records the exit code in the state file. It outlives the agent that
+// started it. It returns 0 when it recorded a result (or found there was nothing to do).
+func Supervise(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintf(os.Stderr, "usage: %s <workspace> <token>\n", SupervisorArg)
+		return 2
+	}
+	dir, token := args[0], args[1]
+	// Before anything else: a cancel signal must never kill the supervisor itself. The agent
+	// only signals a supervisor that has written its PID, which happens after this.
+	signals := make(chan os.Signal, 1)
+	notifyCancelSignals(signals)
+
+	lock, err := lockFile(filepath.Join(dir, supervisorLockName), true)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
+		return 1
+	}
+	defer lock.unlock()
+	st, err := readState(dir)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
+		return 1
+	}
+	if st.State != Running || st.Launch == nil || st.Launch.Token != token {
+		// An agent decided this launch's fate before we got the lock (it found no live
+		// supervisor and recorded an unknown result); running the script now would be wrong.
+		return 0
+	}
+	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals}
+	return s.run()
+}
+
+type supervisor struct {
+	dir     string
+	st      *scriptState
+	spec    *launchSpec
+	signals chan os.Signal
+	log     *logWriter
+	logErr  error // the first failure to write the log; the result is then ExitCodeFatal
+	logMu   sync.Mutex
+}
+
+func (s *supervisor) run() int {
+	s.st.SupervisorPID = os.Getpid()
+	if err := writeState(s.dir, s.st); err != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
+	}
+	w, err := openLogWriter(filepath.Join(s.dir, logFileName))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
+		return s.finish(ExitCodeFatal, false)
+	}
+	s.log = w
+	defer s.log.close()
+
+	if s.cancelRequested() {
+		s.write(StdErr, "Script execution canceled.")
+		return s.finish(ExitCodeCanceled, false)
+	}
+	code, ran := s.runShell()
+	if err := s.log.sync(); err != nil && s.logErr == nil {
+		s.logErr = err
+	}
+	if s.logErr != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", s.logErr)
+		return s.finish(ExitCodeFatal, false)
+	}
+	return s.finish(code, ran)
+}
+
+// finish records the result; the state file is the last thing written, so anyone who sees
+// Complete also sees every log line.
+func (s *supervisor) finish(code int, ran bool) int {
+	s.st.complete(code, ran)
+	if err := writeState(s.dir, s.st); err != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: cannot record exit code %d: %v\n", code, err)
+		return 1
+	}
+	return 0
+}
+
+// write appends one line of the supervisor's own; a failure is remembered, not fatal.
+func (s *supervisor) write(src Source, text string) {
+	s.writeLines([]logLine{{source: src, at: time.Now().UTC(), text: text}})
+}
+
+func (s *supervisor) writeLines(lines []logLine) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if s.logErr != nil {
+		return
+	}
+	if err := s.log.append(lines...); err != nil {
+		s.logErr = err
+	}
+}
+
+func (s *supervisor) cancelRequested() bool {
+	_, err := os.Stat(filepath.Join(s.dir, cancelRequestName))
+	return err == nil
+}
+
+// runShell runs the script to its end and returns its exit code and whether it came from
+// the script's process.
+func (s *supervisor) runShell() (int, bool) {
+	spec := s.spec
+	s.write(Debug, "Executable directory is "+filepath.Dir(spec.Path))
+	s.write(Debug, "Executable name or full path: "+spec.Path)
+	s.write(Debug, fmt.Sprintf("Starting %s in working directory '%s' using '%s' encoding running as '%s'",
+		spec.Path, spec.Dir, spec.Encoding, currentUserName()))
+
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		s.write(StdErr, "Cannot create output pipe: "+err.Error())
+		return ExitCodeLaunchFailed, false
+	}
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		s.write(StdErr, "Cannot create output pipe: "+err.Error())
+		return ExitCodeLaunchFailed, false
+	}
+	cmd := &exec.Cmd{Dir: spec.Dir, Env: os.Environ(), Stdout: stdoutW, Stderr: stderrW}
+	run := *spec
+	if !filepath.IsAbs(run.Path) {
+		// A bare name such as PowerShell.exe is looked up on PATH.
+		if found, err := exec.LookPath(run.Path); err == nil {
+			run.Path = found
+		}
+	}
+	group, err := startInGroup(cmd, &run)
+	stdoutW.Close()
+	stderrW.Close()
+	if err != nil {
+		stdoutR.Close()
+		stderrR.Close()
+		s.write(StdErr, fmt.Sprintf("Cannot start %s: %v", spec.Path, err))
+		return ExitCodeLaunchFailed, false
+	}
+	defer group.close()
+	started := time.Now().UTC()
+	s.st.Started = &started
+	s.st.ScriptPID = cmd.Process.Pid
+	if err := writeState(s.dir, s.st); err != nil {
+		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
+	}
+
+	// lines is never closed: on Windows a pump blocked reading a pipe that a background
+	// child holds open cannot be interrupted, so pumps are told to stop (quit) instead.
+	lines := make(chan logLine, 1024)
+	quit := make(chan struct{})
+	var pumps sync.WaitGroup
+	for _, p := range []struct {
+		r   *os.File
+		src Source
+	}{{stdoutR, StdOut}, {stderrR, StdErr}} {
+		pumps.Add(1)
+		go func() {
+			defer pumps.Done()
+			s.pump(p.r, p.src, lines, quit)
+		}()
+	}
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		s.writeOutput(lines, quit)
+	}()
+
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	stopped := s.watchForCancel(group, exited)
+
+	// Background children may hold the pipes open long after the shell is gone; give the
+	// output a bounded time to arrive, then stop reading.
+	pumped := make(chan struct{})
+	go func() {
+		pumps.Wait()
+		close(pumped)
+	}()
+	select {
+	case <-pumped:
+	case <-time.After(spec.OutputDrainTimeout):
+		// Unblocks the pumps where pipes support deadlines (Unix), keeping what they read.
+		stdoutR.SetReadDeadline(time.Now())
+		stderrR.SetReadDeadline(time.Now())
+		select {
+		case <-pumped:
+		case <-time.After(time.Second):
+		}
+	}
+	close(quit)
+	<-written
+	stdoutR.Close()
+	stderrR.Close()
+	if stopped != nil {
+		<-stopped
+	}
+	code := exitCodeOf(cmd.ProcessState)
+	s.write(Debug, fmt.Sprintf("Process %s in %s exited with code %d", spec.Path, spec.Dir, code))
+	return code, true
+}
+
+// watchForCancel waits for the shell to exit, stopping the process group if a cancel
+// request arrives first. It returns nil, or a channel closed once a cancelled group is gone.
+func (s *supervisor) watchForCancel(group *processGroup, exited <-chan struct{}) <-chan struct{} {
+	poll := time.NewTicker(s.spec.CancelPollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-exited:
+			return nil
+		case <-s.signals:
+			if !s.cancelRequested() {
+				// A SIGTERM from someone other than the agent is a cancel request all the same;
+				// record it so it survives us.
+				_ = os.WriteFile(filepath.Join(s.dir, cancelRequestName), nil, 0o600)
+			}
+		case <-poll.C:
+			if !s.cancelRequested() {
+				continue
+			}
+		}
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			stopGroup(group, s.spec.KillGracePeriod)
+		}()
+		<-exited
+		return stopped
+	}
+}
+
+// stopGroup asks every process in the group to stop, then kills whatever is left after
+// the grace period, and returns once the group is gone (or a last bounded wait passed).
+func stopGroup(group *processGroup, grace time.Duration) {
+	group.terminate()
+	if waitEmpty(group, grace) {
+		return
+	}
+	group.kill()
+	waitEmpty(group, 5*time.Second)
+}
+
+func waitEmpty(group *processGroup, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for !group.empty() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// pump reads lines from one pipe, stamping each with the time it arrived.
+func (s *supervisor) pump(r io.Reader, src Source, out chan<- logLine, quit <-chan struct{}) {
+	sp := newLineSplitter(r, s.spec.MaxLineLength)
+	for {
+		line, err := sp.next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, os.ErrClosed) {
+				s.write(Debug, fmt.Sprintf("Reading %s failed: %v", src, err))
+			}
+			return
+		}
+		select {
+		case out <- logLine{source: src, at: time.Now().UTC(), text: string(line)}:
+		case <-quit:
+			return
+		}
+	}
+}
+
+// writeOutput appends lines as they come, batching whatever is already queued into one
+// write, and syncs the log at most LogSyncInterval after a write. Once quit is closed it
+// writes what is still queued and returns.
+func (s *supervisor) writeOutput(lines <-chan logLine, quit <-chan struct{}) {
+	var batch []logLine
+	syncTimer := time.NewTimer(time.Hour)
+	syncTimer.Stop()
+	syncPending := false
+	takeQueued := func() {
+		for len(batch) < 512 {
+			select {
+			case l := <-lines:
+				batch = append(batch, l)
+			default:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case <-quit:
+			for {
+				batch = batch[:0]
+				takeQueued()
+				if len(batch) == 0 {
+					return
+				}
+				s.writeLines(batch)
+			}
+		case l := <-lines:
+			batch = append(batch[:0], l)
+			takeQueued()
+			s.writeLines(batch)
+			if !syncPending {
+				syncPending = true
+				syncTimer.Reset(s.spec.LogSyncInterval)
+			}
+		case <-syncTimer.C:
+			syncPending = false
+			s.logMu.Lock()
+			if err := s.log.sync(); err != nil && s.logErr == nil {
+				s.logErr = err
+			}
+			s.logMu.Unlock()
+		}
+	}
+}
+
+func currentUserName() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
