@@ -343,4 +343,3 @@ func WebSocketTLSConfig(cert *tls.Certificate) *tls.Config {
 	cfg.NextProtos = []string{"http/1.1"}
 	return cfg
 }
-

@@ -3,8 +3,8 @@ package halibut
 import (
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"testing"
