@@ -13,7 +13,7 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # Packages the protocol and agent race tests need (cgo for -race).
 APT_PACKAGES   := gcc libc6-dev
 
-.PHONY: all build test vet fmt-check unit demo bench package deps clean cross
+.PHONY: all build test vet fmt-check unit fuzz demo bench package deps clean cross
 
 all: build
 
@@ -31,7 +31,7 @@ build:
 
 # test is what CI runs (.ci/run): static checks, then every test with the
 # race detector.
-test: deps vet fmt-check cross unit
+test: deps vet fmt-check cross unit fuzz
 
 vet:
 	$(GO) vet ./...
@@ -53,6 +53,18 @@ cross:
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+# fuzz runs every fuzz target of the network decoders for a bounded time,
+# starting from the corpus committed under each package's testdata/fuzz.
+FUZZTIME    ?= 30s
+FUZZTARGETS := agent/halibut:FuzzReadMessage agent/halibut:FuzzReadIdentity \
+               agent/halibut:FuzzDataStreamRecords agent/halibut:FuzzParseDoc
+fuzz:
+	@set -e; for t in $(FUZZTARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) ./$$pkg/ ; \
+	done
 
 # demo runs the main job on a throwaway instance under a temp directory; it
 # touches nothing machine-wide.

@@ -38,7 +38,7 @@ func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 		// help takes a command name and --format; other arguments are ignored,
 		// as upstream.
 		out := []string{"help"}
-		target := ""
+		var targets []string
 		for i := 0; i < len(rest); i++ {
 			n, v, hasValue, isOption := splitOption(rest[i])
 			switch {
@@ -48,27 +48,14 @@ func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 					v = rest[i]
 				}
 				out = append(out, "--format="+v)
-			case !isOption && target == "":
-				target = rest[i]
+			case !isOption:
+				targets = append(targets, rest[i])
 			}
 		}
-		if target != "" {
-			out = append(out, target)
-		}
+		out = append(out, targets...)
 		return out, nil
 	}
-	flags := map[string]*kong.Flag{}
-	for _, group := range cmd.AllFlags(false) {
-		for _, f := range group {
-			flags[strings.ToLower(f.Name)] = f
-			for _, a := range f.Aliases {
-				flags[strings.ToLower(a)] = f
-			}
-			if f.Short != 0 {
-				flags[strings.ToLower(string(f.Short))] = f
-			}
-		}
-	}
+	flags := flagIndex(cmd)
 	out := []string{cmd.Name}
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
@@ -78,13 +65,21 @@ func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 		}
 		n, v, hasValue, ok := splitOption(a)
 		if !ok {
+			// A sub-command (`diag decode-message`) selects the node whose
+			// options apply from here on.
+			if child := findChild(cmd, a); child != nil {
+				cmd = child
+				flags = flagIndex(cmd)
+				out = append(out, child.Name)
+				continue
+			}
 			out = append(out, a)
 			continue
 		}
 		ln := strings.ToLower(n)
 		f, known := flags[ln]
 		if ln == "help" || (ln == "h" || ln == "?") && !known {
-			return []string{"help", cmd.Name}, nil
+			return append([]string{"help"}, strings.Fields(commandPath(cmd))...), nil
 		}
 		if !known {
 			// kong reports an unknown option; a /path stays positional.
@@ -155,4 +150,49 @@ type missingValueError struct{ flag, command string }
 
 func (m *missingValueError) Error() string {
 	return "The option --" + m.flag + " needs a value, e.g. --" + m.flag + "=VALUE. Run `tentacle help " + m.command + "` to see the options."
+}
+
+// flagIndex maps every spelling of a node's options (and its parents',
+// which kong accepts there too), lower-cased, to the option.
+func flagIndex(n *kong.Node) map[string]*kong.Flag {
+	flags := map[string]*kong.Flag{}
+	for _, group := range n.AllFlags(false) {
+		for _, f := range group {
+			flags[strings.ToLower(f.Name)] = f
+			for _, a := range f.Aliases {
+				flags[strings.ToLower(a)] = f
+			}
+			if f.Short != 0 {
+				flags[strings.ToLower(string(f.Short))] = f
+			}
+		}
+	}
+	return flags
+}
+
+// findChild matches a sub-command of n, case-insensitively.
+func findChild(n *kong.Node, name string) *kong.Node {
+	for _, c := range n.Children {
+		if c.Type != kong.CommandNode {
+			continue
+		}
+		if strings.EqualFold(c.Name, name) {
+			return c
+		}
+		for _, al := range c.Aliases {
+			if strings.EqualFold(al, name) {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// commandPath is "diag decode-message" for a nested command.
+func commandPath(n *kong.Node) string {
+	var parts []string
+	for ; n != nil && n.Type == kong.CommandNode; n = n.Parent {
+		parts = append([]string{n.Name}, parts...)
+	}
+	return strings.Join(parts, " ")
 }

@@ -23,6 +23,7 @@ type CLI struct {
 	NewCertificate            NewCertificateCmd            `cmd:"" name:"new-certificate" help:"Creates and installs a new certificate for this Tentacle" group:"Certificates"`
 	ImportCertificate         ImportCertificateCmd         `cmd:"" name:"import-certificate" help:"Replace the certificate that Tentacle uses to authenticate itself" group:"Certificates"`
 	ShowThumbprint            ShowThumbprintCmd            `cmd:"" name:"show-thumbprint" help:"Show the thumbprint of this Tentacle's certificate" group:"Certificates"`
+	Diag                      DiagCmd                      `cmd:"" name:"diag" help:"Tools for debugging the protocol: decode and encode captured messages" group:"Other"`
 	Version                   VersionCmd                   `cmd:"" name:"version" help:"Show the Tentacle version information" group:"Other"`
 	Help                      HelpCmd                      `cmd:"" name:"help" aliases:"h,?" help:"Prints this help text" group:"Other"`
 	Completion                CompletionCmd                `cmd:"" name:"completion" help:"Prints a shell completion script (bash, zsh or fish)" group:"Other"`

@@ -365,3 +365,21 @@ func TestCompletionScriptsParse(t *testing.T) {
 	}
 	h.fail(exitUserError, "completion", "powershell")
 }
+
+func TestDiagDecodeAndEncode(t *testing.T) {
+	h := newHarness(t)
+	capture, _ := filepath.Abs("../../testdata/halibut/start-script-v2-request.bin")
+	h.must("diag", "decode-message", capture)
+	h.must("diag", "decode-message", capture, "--output", "msg.json")
+	h.must("diag", "encode-message", "msg.json", "-o", "msg.bin")
+	orig, _ := os.ReadFile(capture)
+	back, _ := os.ReadFile(filepath.Join(h.cwd, "msg.bin"))
+	if !bytes.Equal(orig, back) {
+		t.Error("decode-message then encode-message did not give the original bytes back")
+	}
+	notAMessage, _ := filepath.Abs(filepath.Join(fixtures, "machine-id"))
+	h.fail(exitUserError, "diag", "decode-message", notAMessage)
+	h.fail(exitUserError, "diag", "encode-message", "missing.json")
+	h.must("help", "diag")
+	h.golden("diag")
+}

@@ -12,7 +12,7 @@ import (
 // (tentacle-surface §1.6). `<command> --help` is routed here by args.go.
 type HelpCmd struct {
 	formatFlag
-	Command string `arg:"" optional:"" help:"The command to describe"`
+	Command []string `arg:"" optional:"" help:"The command to describe"`
 }
 
 // helpOption is upstream's JSON shape for an option.
@@ -31,7 +31,7 @@ func (c *HelpCmd) Run(e *Env, k *kong.Kong) error {
 		return err
 	}
 	app := k.Model
-	if c.Command == "" {
+	if len(c.Command) == 0 {
 		if asJSON {
 			type cmd struct {
 				Name        string
@@ -47,9 +47,15 @@ func (c *HelpCmd) Run(e *Env, k *kong.Kong) error {
 		printGeneralHelp(e.Stdout, app)
 		return nil
 	}
-	n := findCommand(app, strings.ToLower(strings.TrimLeft(c.Command, "-/")))
+	n := findCommand(app, strings.ToLower(strings.TrimLeft(c.Command[0], "-/")))
+	for _, sub := range c.Command[1:] {
+		if n == nil {
+			break
+		}
+		n = findChild(n, sub)
+	}
 	if n == nil {
-		return &exitError{code: exitUserError, msg: fmt.Sprintf("Command '%s' is not supported. See 'tentacle help'.", c.Command)}
+		return &exitError{code: exitUserError, msg: fmt.Sprintf("Command '%s' is not supported. See 'tentacle help'.", strings.Join(c.Command, " "))}
 	}
 	if asJSON {
 		out := struct {
@@ -118,7 +124,15 @@ func printGeneralHelp(w io.Writer, app *kong.Application) {
 }
 
 func printCommandHelp(w io.Writer, n *kong.Node) {
-	fmt.Fprintf(w, "Usage: tentacle %s [<options>]\n\n", n.Name)
+	if subs := subcommands(n); len(subs) > 0 {
+		fmt.Fprintf(w, "Usage: tentacle %s <command> [<options>]\n\n%s\n\nCommands:\n", commandPath(n), n.Help)
+		for _, c := range subs {
+			fmt.Fprintf(w, "  %-34s %s\n", c.Name, c.Help)
+		}
+		fmt.Fprintf(w, "\nRun `tentacle help %s <command>` for a command's options.\n", commandPath(n))
+		return
+	}
+	fmt.Fprintf(w, "Usage: tentacle %s [<options>]\n\n", commandPath(n))
 	fmt.Fprintln(w, n.Help)
 	if len(n.Aliases) > 0 {
 		fmt.Fprintf(w, "Aliases: %s\n", strings.Join(n.Aliases, ", "))
@@ -164,4 +178,14 @@ func flagSynopsis(f *kong.Flag) string {
 		s += " ..."
 	}
 	return s
+}
+
+func subcommands(n *kong.Node) []*kong.Node {
+	var out []*kong.Node
+	for _, c := range n.Children {
+		if c.Type == kong.CommandNode && !c.Hidden {
+			out = append(out, c)
+		}
+	}
+	return out
 }
