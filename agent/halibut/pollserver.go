@@ -69,7 +69,7 @@ type pendingResult struct {
 }
 
 // ErrRequestNotCollected is a request no poller collected in time.
-var ErrRequestNotCollected = errors.New("the polling endpoint did not collect the request within the allowed time")
+var ErrRequestNotCollected = errors.New("a request was sent to a polling endpoint, but the polling endpoint did not collect the request within the allowed time")
 
 func (s *PollingServer) logger() *slog.Logger {
 	if s.Logger != nil {
@@ -137,7 +137,7 @@ func (s *PollingServer) Call(ctx context.Context, subscription, service, method 
 	case <-pr.taken:
 	case <-timer.C:
 		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
-			return nil, fmt.Errorf("%w (%s): is the Tentacle polling %s running and trusting this server?", ErrRequestNotCollected, s.Limits.PollingRequestQueueTimeout, sub)
+			return nil, fmt.Errorf("%w (%s), so the request timed out. Is the Tentacle polling %s running, and does it trust this server?", ErrRequestNotCollected, FormatTimeSpan(s.Limits.PollingRequestQueueTimeout), sub)
 		}
 		<-pr.taken
 	case <-ctx.Done():
