@@ -1,0 +1,132 @@
+// Package files is the agent's side of IFileTransferService: uploads
+// streamed to disk and downloads streamed from it, with upstream's path rules
+// (reference/halibut-protocol.md §6.6).
+package files
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Store resolves and moves files for one agent.
+type Store struct {
+	// Home is the agent's home; relative remote paths resolve under it.
+	Home string
+	// MinFreeBytes is kept free on the target's file system after an upload
+	// (upstream refuses uploads that would not fit).
+	MinFreeBytes int64
+}
+
+// Resolve turns a remote path as the server sends it into a local path: on
+// Linux and macOS backslashes become slashes (the server may be Windows),
+// relative paths land under Home, absolute paths are used as they are (the
+// server is trusted with the whole machine, as upstream).
+func (s *Store) Resolve(remotePath string) (string, error) {
+	p := remotePath
+	if runtime.GOOS != "windows" {
+		p = strings.ReplaceAll(p, `\`, "/")
+	}
+	if strings.TrimSpace(p) == "" {
+		return "", errors.New("the remote path is empty")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.Home, p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// Uploaded describes a stored upload.
+type Uploaded struct {
+	Path   string
+	Length int64
+	SHA1   string // lower-case hex: what UploadResult.Hash carries
+	SHA256 string // lower-case hex: for our own logs and tools
+}
+
+// Upload writes length bytes of content to remotePath. The bytes go to a
+// temporary file beside the target, are synced, and replace the target only
+// when complete and of the declared length: a failed or interrupted upload
+// leaves the old file (or nothing) behind, never a partial one.
+func (s *Store) Upload(remotePath string, content io.Reader, length int64) (Uploaded, error) {
+	path, err := s.Resolve(remotePath)
+	if err != nil {
+		return Uploaded{}, err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Uploaded{}, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := s.checkFreeSpace(dir, length); err != nil {
+		return Uploaded{}, err
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".upload-*")
+	if err != nil {
+		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h1, h256 := sha1.New(), sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h1, h256), io.LimitReader(content, length))
+	if err != nil {
+		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if n != length {
+		return Uploaded{}, fmt.Errorf("upload of %s ended after %d of %d bytes", path, n, length)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return Uploaded{}, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
+	}
+	ok = true
+	return Uploaded{Path: path, Length: n, SHA1: hexSum(h1), SHA256: hexSum(h256)}, nil
+}
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// Open opens remotePath for download. found is false when there is no such
+// file (the service then answers null, as upstream).
+func (s *Store) Open(remotePath string) (f *os.File, size int64, found bool, err error) {
+	path, err := s.Resolve(remotePath)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	f, err = os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, false, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, false, fmt.Errorf("%s is a directory, not a file", path)
+	}
+	return f, st.Size(), true, nil
+}
