@@ -9,6 +9,9 @@ import (
 type CLI struct {
 	Globals
 
+	Agent                     AgentCmd                     `cmd:"" name:"agent" aliases:"run" help:"Starts the Tentacle agent: listens and polls as configured until stopped" group:"Agent"`
+	PollServer                PollServerCmd                `cmd:"" name:"poll-server" help:"Configures an Octopus Server that this Tentacle will poll" group:"Configuration"`
+	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	CreateInstance            CreateInstanceCmd            `cmd:"" name:"create-instance" help:"Registers a new instance of the Tentacle service" group:"Instances"`
 	DeleteInstance            DeleteInstanceCmd            `cmd:"" name:"delete-instance" help:"Deletes an instance of the Tentacle service (the index entry only; its files and service stay)" group:"Instances"`
 	ListInstances             ListInstancesCmd             `cmd:"" name:"list-instances" help:"Lists all installed Tentacle instances" group:"Instances"`

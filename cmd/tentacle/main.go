@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/scripts"
 )
 
 // Exit codes, as upstream (tentacle-surface §1.4); automation depends on them.
@@ -27,6 +28,11 @@ const (
 )
 
 func main() {
+	// A script supervisor is this binary re-executed (agent/scripts): it must
+	// not go through the CLI at all.
+	if len(os.Args) > 1 && os.Args[1] == scripts.SupervisorArg {
+		os.Exit(scripts.Supervise(os.Args[2:]))
+	}
 	cwd, _ := os.Getwd()
 	e := &Env{
 		Stdin:  os.Stdin,
@@ -174,6 +180,6 @@ func newParser(cli *CLI, e *Env) (*kong.Kong, error) {
 		kong.Writers(e.Stdout, e.Stderr),
 		kong.NoDefaultHelp(),
 		kong.Exit(func(int) {}), // we own exit codes
-		kong.Bind(e),
+		kong.Bind(e, &cli.Globals),
 	)
 }

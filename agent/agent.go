@@ -1,0 +1,351 @@
+// Package agent is the running Tentacle: it wires the Halibut listener and
+// pollers to the script, file and capability services, and keeps them
+// running until asked to stop. Scripts outlive it (see agent/scripts).
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/contracts"
+	"github.com/tentacle-go/tentacle/agent/files"
+	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/agent/scripts"
+)
+
+// Timings of the running agent.
+const (
+	// HeartbeatInterval is how often livez.heartbeat is touched (upstream: 10 s).
+	HeartbeatInterval = 10 * time.Second
+	// ShutdownGrace bounds how long stopping waits for requests in flight.
+	ShutdownGrace = 30 * time.Second
+	// MinFreeDiskBytes is kept free by uploads (upstream requires ~500 MiB
+	// for workspaces).
+	MinFreeDiskBytes = 100 << 20
+)
+
+// Options configure an agent.
+type Options struct {
+	// InstanceName is exported to scripts; "" for a rootless instance.
+	InstanceName string
+	Settings     *config.Settings
+	Certificate  *config.Certificate
+	MachineKey   config.MachineKey
+	Logger       *slog.Logger
+	Limits       halibut.Limits
+	Getenv       func(string) string
+	Version      string
+	// Executable is the tentacle binary (for the supervisor and scripts).
+	Executable string
+	// SupervisorCommand overrides how scripts' supervisors are started.
+	SupervisorCommand []string
+}
+
+// Agent is one running Tentacle instance.
+type Agent struct {
+	opts     Options
+	log      *slog.Logger
+	home     string
+	trust    *halibut.TrustStore
+	service  *halibut.Service
+	manager  *scripts.Manager
+	listener *halibut.Listener
+	pollers  []*halibut.Poller
+
+	addrMu sync.Mutex
+	addr   net.Addr
+	ready  chan struct{}
+}
+
+// New prepares an agent from its configuration; Run starts it.
+func New(opts Options) (*Agent, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := opts.Settings
+	home := s.Home()
+	if _, err := config.EnsurePrivateDirAll(home); err != nil {
+		return nil, err
+	}
+	servers, err := s.TrustedServers()
+	if err != nil {
+		return nil, err
+	}
+	trust := halibut.NewTrustStore()
+	for _, srv := range servers {
+		trust.Add(srv.Thumbprint)
+	}
+	a := &Agent{opts: opts, log: opts.Logger, home: home, trust: trust, ready: make(chan struct{})}
+
+	env, err := a.scriptEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	a.manager, err = scripts.NewManager(scripts.Config{
+		Home:              home,
+		SupervisorCommand: opts.SupervisorCommand,
+		Environment:       env,
+		Logger:            opts.Logger.With("component", "scripts"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	spool := filepath.Join(home, ".spool") // data streams land on the home's disk, not a small /tmp
+	if _, err := config.EnsurePrivateDir(spool); err != nil {
+		return nil, err
+	}
+	a.service = &halibut.Service{TempDir: spool}
+	var v1Tickets atomic.Int64
+	contracts.RegisterScriptServiceV2(a.service, scriptServiceV2{m: a.manager})
+	contracts.RegisterScriptService(a.service, scriptServiceV1{m: a.manager, counter: &v1Tickets})
+	contracts.RegisterFileTransferService(a.service, fileTransferService{store: &files.Store{Home: home, MinFreeBytes: MinFreeDiskBytes}, log: opts.Logger})
+	contracts.RegisterCapabilitiesServiceV2(a.service, capabilities{})
+
+	noListen, err := s.NoListen()
+	if err != nil {
+		return nil, err
+	}
+	tlsCert := opts.Certificate.TLS()
+	if !noListen {
+		a.listener = &halibut.Listener{Certificate: &tlsCert, Trust: trust, Service: a.service, Limits: opts.Limits, Logger: opts.Logger.With("component", "listener")}
+	}
+	count := pollingConnectionCount(s, opts.Getenv)
+	proxy, err := a.pollingProxy()
+	if err != nil {
+		return nil, err
+	}
+	for _, srv := range servers {
+		if !srv.Polling() || srv.Address == "" {
+			continue
+		}
+		sub := srv.SubscriptionID
+		if sub == "" {
+			a.log.Warn("skipping a polling server with no subscription id; run `tentacle server-comms` or register again", "server", srv.Address)
+			continue
+		}
+		a.pollers = append(a.pollers, &halibut.Poller{
+			Certificate: &tlsCert, Service: a.service, Limits: opts.Limits, Logger: opts.Logger.With("component", "poller"),
+			ServerAddress: srv.Address, ServerThumbprint: srv.Thumbprint, SubscriptionID: sub, Connections: count, Proxy: proxy,
+		})
+	}
+	if a.listener == nil && len(a.pollers) == 0 {
+		return nil, config.Userf("This Tentacle has nothing to do: listening is off (NoListen) and no polling server is configured. Use `tentacle configure --noListen False` or `tentacle poll-server`.")
+	}
+	return a, nil
+}
+
+// pollingConnectionCount: TentaclePollingConnectionCount, else the setting,
+// else 1; clamped to 1..512, as upstream.
+func pollingConnectionCount(s *config.Settings, getenv func(string) string) int {
+	n := 1
+	if v, err := s.PollingConnectionCount(); err == nil && v > 0 {
+		n = v
+	}
+	if v, err := strconv.Atoi(strings.TrimSpace(getenv("TentaclePollingConnectionCount"))); err == nil && v > 0 {
+		n = v
+	}
+	return min(max(n, config.MinPollingConnectionCount), config.MaxPollingConnectionCount)
+}
+
+// pollingProxy turns the polling-proxy settings into a dialer policy: a
+// configured host, else the environment (HTTPS_PROXY/NO_PROXY) when "use
+// the default proxy" is on, else direct.
+func (a *Agent) pollingProxy() (halibut.ProxyFunc, error) {
+	p, err := a.opts.Settings.Proxy(config.PollingProxyKeys, a.opts.MachineKey)
+	if err != nil {
+		return nil, err
+	}
+	if p.Host != "" {
+		u := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.Host, strconv.Itoa(p.Port))}
+		if p.Username != "" {
+			u.User = url.UserPassword(p.Username, p.Password)
+		}
+		return halibut.FixedProxy(u), nil
+	}
+	if p.UseDefault {
+		return halibut.EnvironmentProxy, nil
+	}
+	return nil, nil
+}
+
+// scriptEnvironment is what upstream exports to every script
+// (tentacle-surface §8.3).
+func (a *Agent) scriptEnvironment() ([]string, error) {
+	s := a.opts.Settings
+	exe := a.opts.Executable
+	web, err := s.Proxy(config.WebProxyKeys, a.opts.MachineKey)
+	if err != nil {
+		return nil, err
+	}
+	env := []string{
+		"TentacleHome=" + a.home,
+		"TentacleApplications=" + s.ApplicationDirectory(),
+		"TentacleJournal=" + filepath.Join(a.home, "DeploymentJournal.xml"),
+		"CalamariPackageRetentionJournalPath=" + filepath.Join(a.home, "PackageRetentionJournal.json"),
+		"TentacleInstanceName=" + a.opts.InstanceName,
+		"TentacleVersion=" + a.opts.Version,
+		"TentacleNetFrameworkDescription=Go " + strings.TrimPrefix(runtime.Version(), "go"),
+		"TentacleExecutablePath=" + exe,
+		"TentacleProgramDirectoryPath=" + filepath.Dir(exe),
+		"AgentProgramDirectoryPath=" + filepath.Dir(exe),
+		"TentacleCertificateSignatureAlgorithm=" + signatureAlgorithm(a.opts.Certificate),
+		"TentacleUseDefaultProxy=" + strconv.FormatBool(web.UseDefault),
+		"TentacleProxyHost=" + web.Host,
+		"TentacleProxyPort=" + strconv.Itoa(web.Port),
+		"TentacleProxyUsername=" + web.Username,
+		"TentacleProxyPassword=" + web.Password,
+	}
+	return env, nil
+}
+
+func signatureAlgorithm(c *config.Certificate) string {
+	switch c.Leaf.SignatureAlgorithm.String() {
+	case "SHA256-RSA":
+		return "sha256RSA"
+	case "SHA1-RSA":
+		return "sha1RSA"
+	}
+	return strings.ToLower(strings.ReplaceAll(c.Leaf.SignatureAlgorithm.String(), "-", ""))
+}
+
+// Addr is the listening address once Run has started listening (nil when
+// not listening).
+func (a *Agent) Addr() net.Addr {
+	<-a.ready
+	a.addrMu.Lock()
+	defer a.addrMu.Unlock()
+	return a.addr
+}
+
+// Pollers are the agent's polling clients, for health reporting.
+func (a *Agent) Pollers() []*halibut.Poller { return a.pollers }
+
+// Run serves until ctx ends, then stops accepting, finishes requests in
+// flight and returns. Running scripts are left running: a new agent
+// re-attaches to them.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.manager.Close()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	if a.listener != nil {
+		ln, err := a.listen()
+		if err != nil {
+			close(a.ready)
+			return err
+		}
+		a.addrMu.Lock()
+		a.addr = ln.Addr()
+		a.addrMu.Unlock()
+		a.log.Info("listening", "address", ln.Addr().String(), "thumbprint", a.opts.Certificate.Thumbprint(), "trusted", a.trust.List())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.listener.Serve(ln); err != nil && !errors.Is(err, halibut.ErrListenerClosed) {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		}()
+	}
+	close(a.ready)
+	pollCtx, stopPolling := context.WithCancel(context.WithoutCancel(ctx))
+	for _, p := range a.pollers {
+		a.log.Info("polling", "server", p.ServerAddress, "subscription", p.SubscriptionID, "connections", p.Connections)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.Run(pollCtx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.heartbeat(pollCtx)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	a.log.Info("stopping: finishing requests in flight; running scripts keep running")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if a.listener != nil {
+		_ = a.listener.Shutdown(shutdownCtx)
+	}
+	stopPolling()
+	wg.Wait()
+	a.log.Info("stopped")
+	return runErr
+}
+
+func (a *Agent) listen() (net.Listener, error) {
+	port, err := a.opts.Settings.Port()
+	if err != nil {
+		return nil, err
+	}
+	// An empty ListenIP binds every address, IPv4 and IPv6 (dual-stack).
+	addr := net.JoinHostPort(a.opts.Settings.ListenIP(), strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, config.Userf("Cannot listen on %s: %v. Another program (or another Tentacle instance) may be using the port; choose another with `tentacle configure --port N`.", addr, unwrapOp(err))
+	}
+	return ln, nil
+}
+
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// heartbeat touches <home>/livez.heartbeat, which `tentacle livez` checks.
+func (a *Agent) heartbeat(ctx context.Context) {
+	path := filepath.Join(a.home, "livez.heartbeat")
+	t := time.NewTicker(HeartbeatInterval)
+	defer t.Stop()
+	for {
+		now := time.Now()
+		if err := os.WriteFile(path, []byte(now.UTC().Format(time.RFC3339)), 0o600); err == nil {
+			_ = os.Chtimes(path, now, now)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Describe summarises what the agent will do, for its first log lines.
+func (a *Agent) Describe() string {
+	var parts []string
+	if a.listener != nil {
+		port, _ := a.opts.Settings.Port()
+		parts = append(parts, fmt.Sprintf("listening on port %d", port))
+	}
+	for _, p := range a.pollers {
+		parts = append(parts, "polling "+p.ServerAddress)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/tentacle-go/tentacle/agent"
+	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/halibut"
+)
+
+// AgentCmd is upstream's agent (alias run): the long-running Tentacle.
+type AgentCmd struct {
+	InstanceFlags
+	Wait int `name:"wait" help:"Milliseconds to wait before starting (applies from 20 ms)" placeholder:"MS"`
+}
+
+func (c *AgentCmd) Run(e *Env, g *Globals) error {
+	if c.Wait >= 20 {
+		time.Sleep(time.Duration(c.Wait) * time.Millisecond)
+	}
+	sel, err := c.selection(e)
+	if err != nil {
+		return err
+	}
+	// Like upstream, the agent makes its certificate on first start.
+	if _, err := config.Update(sel.ConfigPath, func(s *config.Settings) error {
+		if s.Thumbprint() != "" {
+			if _, ok := s.Get(config.KeyCertificate); ok {
+				return nil
+			}
+		}
+		cert, err := config.GenerateCertificate()
+		if err != nil {
+			return err
+		}
+		_, err = s.SetCertificate(cert, e.MachineKey())
+		return err
+	}); err != nil {
+		return err
+	}
+	s, err := config.LoadSettings(sel.ConfigPath)
+	if err != nil {
+		return err
+	}
+	cert, err := s.Certificate(e.MachineKey())
+	if err != nil {
+		return err
+	}
+	logFile := &agent.RotatingFile{Path: filepath.Join(s.Home(), "Logs", "OctopusTentacle.txt"), MaxBytes: 10 << 20, Keep: 7}
+	defer logFile.Close()
+	var out io.Writer = logFile
+	if e.StderrTTY || g.Console {
+		out = io.MultiWriter(logFile, e.Stderr)
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}))
+	exe, _ := os.Executable()
+	a, err := agent.New(agent.Options{
+		InstanceName: sel.Name,
+		Settings:     s,
+		Certificate:  cert,
+		MachineKey:   e.MachineKey(),
+		Logger:       logger,
+		Limits:       halibut.DefaultLimits(),
+		Getenv:       e.Getenv,
+		Version:      currentVersion().InformationalVersion,
+		Executable:   exe,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger.Info("starting", "version", currentVersion().InformationalVersion, "instance", sel.Name, "config", sel.ConfigPath, "mode", a.Describe())
+	if e.StderrTTY && !g.NonInteractive {
+		fmt.Fprintf(e.Stderr, "Tentacle is running (%s). Press Ctrl+C to stop; running scripts keep running.\n", a.Describe())
+	}
+	return a.Run(ctx)
+}
+
+func logLevel(s string) slog.Level {
+	switch s {
+	case "Trace", "Verbose", "Debug", "trace", "verbose", "debug":
+		return slog.LevelDebug
+	case "Warn", "warn", "Warning", "warning":
+		return slog.LevelWarn
+	case "Error", "error", "Fatal", "fatal":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

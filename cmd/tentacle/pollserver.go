@@ -1,0 +1,107 @@
+package main
+
+import (
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tentacle-go/tentacle/agent/config"
+)
+
+// PollServerCmd is upstream's poll-server: add an Octopus Server for this
+// Tentacle to poll. The server's thumbprint comes from --thumbprint or, with
+// --reuse-server-thumbprint, from the server already trusted.
+type PollServerCmd struct {
+	InstanceFlags
+	ServerCommsAddress    string `name:"server-comms-address" help:"The address of the Octopus Server's polling endpoint, e.g. https://octopus.example:10943/ (only host and port are used)" placeholder:"URL"`
+	ServerCommsPort       string `name:"server-comms-port" help:"The polling port of the Octopus Server; default 10943, wins over a port in --server-comms-address" placeholder:"PORT"`
+	ServerWebSocket       string `name:"server-web-socket" help:"Poll over WebSockets at this address, e.g. wss://octopus.example/OctopusComms" placeholder:"URL"`
+	ReuseServerThumbprint bool   `name:"reuse-server-thumbprint" help:"Trust the new address with the thumbprint (and subscription id) of the server already trusted"`
+	Thumbprint            string `name:"thumbprint" help:"The Octopus Server's certificate thumbprint (for a WebSocket address: the thumbprint of its HTTPS certificate)" placeholder:"THUMBPRINT"`
+}
+
+func (c *PollServerCmd) Run(e *Env) error {
+	address, err := c.address()
+	if err != nil {
+		return err
+	}
+	var thumb string
+	if c.Thumbprint != "" {
+		if thumb, err = config.NormalizeThumbprint(c.Thumbprint); err != nil {
+			return err
+		}
+	}
+	return c.update(e, func(s *config.Settings) error {
+		servers, err := s.TrustedServers()
+		if err != nil {
+			return err
+		}
+		if thumb == "" {
+			if !c.ReuseServerThumbprint || len(servers) == 0 {
+				return config.Userf("Give the Octopus Server's thumbprint with --thumbprint, or --reuse-server-thumbprint to reuse the one already trusted (tentacle cannot look it up through the Octopus API yet).")
+			}
+			thumb = servers[0].Thumbprint
+		}
+		entry := config.TrustedServer{Thumbprint: thumb, CommunicationStyle: config.StyleTentacleActive, Address: address}
+		for _, srv := range servers {
+			if strings.EqualFold(srv.Thumbprint, thumb) && srv.SubscriptionID != "" && (srv.Polling() || c.ReuseServerThumbprint) {
+				entry.SubscriptionID = srv.SubscriptionID // the server knows us by this id
+				break
+			}
+		}
+		if entry.SubscriptionID == "" {
+			entry.SubscriptionID = config.NewSubscriptionID()
+		}
+		for _, srv := range servers {
+			if srv.SameServer(entry) && srv.SubscriptionID != "" {
+				entry.SubscriptionID = srv.SubscriptionID
+			}
+		}
+		if s.SetTrustedServers(addOrUpdateServer(servers, entry)) {
+			e.Infof("Tentacle will poll %s (thumbprint %s) as %s", address, thumb, entry.SubscriptionID)
+		}
+		return nil
+	})
+}
+
+// address is https://host:port/ (the scheme forced, the path dropped, as
+// upstream) or the wss:// URL.
+func (c *PollServerCmd) address() (string, error) {
+	if (c.ServerCommsAddress == "") == (c.ServerWebSocket == "") {
+		return "", config.Userf("Give exactly one of --server-comms-address (e.g. https://octopus.example:10943/) and --server-web-socket (e.g. wss://octopus.example/OctopusComms).")
+	}
+	if c.ServerWebSocket != "" {
+		u, err := url.Parse(c.ServerWebSocket)
+		if err != nil || u.Host == "" {
+			return "", config.Userf("--server-web-socket %q is not a URL like wss://octopus.example/OctopusComms.", c.ServerWebSocket)
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "https", "wss":
+			u.Scheme = "wss"
+		default:
+			return "", config.Userf("The websocket address must start with wss://")
+		}
+		return config.NormalizeServerAddress(u.String())
+	}
+	raw := c.ServerCommsAddress
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", config.Userf("--server-comms-address %q is not an address like https://octopus.example:10943/.", c.ServerCommsAddress)
+	}
+	port := u.Port()
+	if c.ServerCommsPort != "" {
+		p, err := parsePort(c.ServerCommsPort, "--server-comms-port")
+		if err != nil {
+			return "", err
+		}
+		port = strconv.Itoa(p)
+	}
+	if port == "" {
+		port = strconv.Itoa(config.DefaultPollingPort)
+	}
+	return config.NormalizeServerAddress("https://" + net.JoinHostPort(u.Hostname(), port) + "/")
+}
