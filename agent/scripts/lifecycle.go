@@ -136,8 +136,8 @@ func waitingLines(blockers []string, level Isolation) []string {
 	}
 }
 
-// launch records the launch and starts the supervisor. It returns false when the script
-// did not get to a supervisor (it is then Complete, or the Manager is closing).
+// launch hands a script that holds its mutex to a supervisor. It returns false when the
+// script did not get to one (it is then Complete, or the Manager is closing).
 func (m *Manager) launch(s *script, st *scriptState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,13 +148,23 @@ func (m *Manager) launch(s *script, st *scriptState) bool {
 		m.finishUnlaunched(s, st, ExitCodeCanceled, "Script execution canceled.")
 		return false
 	}
+	if err := m.startSupervisor(s, st); err != nil {
+		m.log.Error("cannot start script supervisor", "ticket", s.ticket, "error", err)
+		m.finishUnlaunched(s, st, ExitCodeLaunchFailed, "Cannot start the script: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// startSupervisor records a launch with a fresh token and starts a supervisor for it.
+// Called with s.mu held, and with no supervisor of this script alive.
+func (m *Manager) startSupervisor(s *script, st *scriptState) error {
 	token := randomToken()
 	st.State = Running
 	st.Launch = m.launchSpec(s, st, token)
+	st.SupervisorPID = 0
 	if err := writeState(s.dir, st); err != nil {
-		m.log.Error("cannot record script launch", "ticket", s.ticket, "error", err)
-		m.finishUnlaunched(s, st, ExitCodeFatal, "Cannot start the script: "+err.Error())
-		return false
+		return err
 	}
 	cmdArgs := append(append([]string{}, m.cfg.SupervisorCommand[1:]...), s.dir, token)
 	cmd := exec.Command(m.cfg.SupervisorCommand[0], cmdArgs...)
@@ -166,9 +176,7 @@ func (m *Manager) launch(s *script, st *scriptState) bool {
 		defer errLog.Close()
 	}
 	if err := cmd.Start(); err != nil {
-		m.log.Error("cannot start script supervisor", "ticket", s.ticket, "error", err)
-		m.finishUnlaunched(s, st, ExitCodeLaunchFailed, "Cannot start the script supervisor: "+err.Error())
-		return false
+		return fmt.Errorf("cannot start the script supervisor: %w", err)
 	}
 	s.stage = stageLaunched
 	s.supervisor = cmd.Process
@@ -178,7 +186,7 @@ func (m *Manager) launch(s *script, st *scriptState) bool {
 		_ = cmd.Wait() // reaps the supervisor even after this Manager is closed
 		close(exited)
 	}()
-	return true
+	return nil
 }
 
 func (m *Manager) launchSpec(s *script, st *scriptState, token string) *launchSpec {
@@ -204,23 +212,26 @@ func (m *Manager) launchSpec(s *script, st *scriptState, token string) *launchSp
 }
 
 // followSupervisor waits until the script's supervisor is gone and its result recorded,
-// then gives back the mutex. For our own child the exit is seen at once; a re-attached
+// then gives back the mutex. The exit of our own child is seen at once; a re-attached
 // supervisor is checked every ReattachPollInterval. It owes one m.wg.Done.
 func (m *Manager) followSupervisor(s *script, lockReq *lockRequest) {
 	defer m.wg.Done()
-	s.mu.Lock()
-	exited := s.supervisorExited
-	s.mu.Unlock()
-	if exited != nil {
-		select {
-		case <-exited:
-		case <-m.closing:
-			return
-		}
-	}
 	tick := time.NewTicker(m.cfg.ReattachPollInterval)
 	defer tick.Stop()
-	for !m.resolveIfSupervisorGone(s) {
+	for {
+		s.mu.Lock()
+		exited := s.supervisorExited
+		s.mu.Unlock()
+		if exited != nil {
+			select {
+			case <-exited:
+			case <-m.closing:
+				return
+			}
+		}
+		if m.checkSupervisor(s) {
+			break
+		}
 		select {
 		case <-tick.C:
 		case <-m.closing:
@@ -231,10 +242,16 @@ func (m *Manager) followSupervisor(s *script, lockReq *lockRequest) {
 	m.settle(s)
 }
 
-// resolveIfSupervisorGone reports whether the script's supervisor is gone, recording an
-// unknown result if it died without recording one. The supervisor lock decides: it is
-// held exactly as long as the supervisor lives, whatever became of its PID.
-func (m *Manager) resolveIfSupervisorGone(s *script) bool {
+// checkSupervisor reports whether the script is finished, settling what a dead supervisor
+// left behind. The supervisor lock decides who is alive: a supervisor holds it exactly as
+// long as it lives, whatever becomes of its PID.
+//
+// A launch that no supervisor took charge of (no PID recorded) has not run the script: a
+// re-attaching agent launches it again; if it was our own child that gave up, the launch
+// failed. A supervisor that took charge and died leaves an unknown result.
+func (m *Manager) checkSupervisor(s *script) (finished bool) {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
 	lock, err := lockFile(filepath.Join(s.dir, supervisorLockName), false)
 	if errors.Is(err, errLocked) {
 		return false
@@ -244,8 +261,30 @@ func (m *Manager) resolveIfSupervisorGone(s *script) bool {
 		return false
 	}
 	defer lock.unlock()
-	if st, err := readState(s.dir); err == nil && st.State == Complete {
+	st, err := readState(s.dir)
+	if err == nil && st.State == Complete {
 		return true
+	}
+	if err == nil && st.State == Running && st.Format == stateFormat && st.Launch != nil && st.SupervisorPID == 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.supervisorExited != nil {
+			m.finishUnlaunched(s, st, ExitCodeLaunchFailed,
+				"The script supervisor ended before starting the script; see "+supervisorErrName+" in the workspace.")
+			return true
+		}
+		if m.isClosed() {
+			return false
+		}
+		// Any supervisor of the old launch still on its way finds a different token
+		// once it gets the lock, and leaves.
+		m.log.Info("relaunching script whose supervisor never started", "ticket", s.ticket)
+		if err := m.startSupervisor(s, st); err != nil {
+			m.log.Error("cannot start script supervisor", "ticket", s.ticket, "error", err)
+			m.finishUnlaunched(s, st, ExitCodeLaunchFailed, "Cannot start the script: "+err.Error())
+			return true
+		}
+		return false
 	}
 	m.recordUnknownResult(s)
 	return true

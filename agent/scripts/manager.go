@@ -45,7 +45,11 @@ type script struct {
 	done     chan struct{} // closed once the script is Complete
 	doneOnce sync.Once
 
-	mu                sync.Mutex
+	// probeMu serialises this agent's uses of the supervisor lock, so that it never takes
+	// its own brief hold of the lock for a sign of a live supervisor.
+	probeMu sync.Mutex
+
+	mu                sync.Mutex // never held while waiting for probeMu
 	stage             stage
 	stopWaiting       context.CancelFunc // cancels the wait for the isolation mutex
 	cancelRequested   bool
@@ -71,9 +75,14 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Absolute, because supervisors run in another directory and get workspace paths.
+	home, err := filepath.Abs(cfg.Home)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve the Tentacle home %s: %w", cfg.Home, err)
+	}
 	m := &Manager{
 		cfg:     cfg,
-		work:    filepath.Join(cfg.Home, "Work"),
+		work:    filepath.Join(home, "Work"),
 		locks:   newIsolationLocks(),
 		log:     cfg.Logger,
 		closing: make(chan struct{}),
@@ -189,8 +198,9 @@ func (m *Manager) Complete(ticket string, afterSequence int64) (Status, error) {
 	if s == nil {
 		status, err := m.status(ticket, nil, afterSequence, -1)
 		m.mu.Lock()
-		m.deleteWorkspace(ticket)
+		tomb := m.moveWorkspaceAside(ticket)
 		m.mu.Unlock()
+		m.removeAside(tomb)
 		return status, err
 	}
 	s.mu.Lock()
@@ -345,32 +355,33 @@ func (m *Manager) status(ticket string, s *script, after int64, maxBytes int) (S
 
 func (m *Manager) requestCancel(s *script) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.cancelRequested = true
-	switch s.stage {
-	case stagePending:
-		if s.stopWaiting != nil {
-			s.stopWaiting()
-		}
-	case stageLaunched:
+	launched := s.stage == stageLaunched
+	if s.stage == stagePending && s.stopWaiting != nil {
+		s.stopWaiting()
+	}
+	if launched {
 		// The file reaches the supervisor even if it has not started yet, or this agent
 		// dies now; the signal only makes it act at once.
 		if err := os.WriteFile(filepath.Join(s.dir, cancelRequestName), nil, 0o600); err != nil {
 			m.log.Warn("cannot record cancel request", "ticket", s.ticket, "error", err)
 		}
-		m.nudgeSupervisor(s)
+	}
+	proc := s.supervisor
+	s.mu.Unlock()
+	if launched {
+		m.nudgeSupervisor(s, proc)
 	}
 }
 
 // nudgeSupervisor signals a live supervisor to act on a cancel request now. A supervisor
 // signals readiness by writing its PID; before that it will find the request file itself.
-func (m *Manager) nudgeSupervisor(s *script) {
+func (m *Manager) nudgeSupervisor(s *script, proc *os.Process) {
 	st, err := readState(s.dir)
 	if err != nil || st.SupervisorPID == 0 || st.State == Complete {
 		return
 	}
-	proc := s.supervisor
-	if proc == nil {
+	if proc == nil || proc.Pid != st.SupervisorPID {
 		// Re-attached: the PID is only trusted while the supervisor lock is held, which
 		// proves the supervisor that wrote it is still alive. Find the process first, so a
 		// PID reused after the check cannot be hit (os.Process holds a pidfd on Linux).
@@ -378,8 +389,13 @@ func (m *Manager) nudgeSupervisor(s *script) {
 			return
 		}
 		defer proc.Release()
-		if lock, err := lockFile(filepath.Join(s.dir, supervisorLockName), false); err == nil {
-			lock.unlock()
+		s.probeMu.Lock()
+		lock, err := lockFile(filepath.Join(s.dir, supervisorLockName), false)
+		s.probeMu.Unlock()
+		if !errors.Is(err, errLocked) {
+			if err == nil {
+				lock.unlock()
+			}
 			return
 		}
 	}
@@ -391,31 +407,40 @@ func (m *Manager) nudgeSupervisor(s *script) {
 // forget drops a finished script and deletes its workspace.
 func (m *Manager) forget(s *script) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.scripts[s.ticket] == s {
 		delete(m.scripts, s.ticket)
 	}
-	m.deleteWorkspace(s.ticket)
+	tomb := m.moveWorkspaceAside(s.ticket)
+	m.mu.Unlock()
+	m.removeAside(tomb)
 }
 
-// deleteWorkspace renames the workspace out of the way (so a new Start with the same
-// ticket starts clean at once) and deletes it. Called with m.mu held.
-func (m *Manager) deleteWorkspace(ticket string) {
+// moveWorkspaceAside renames the workspace to a tombstone name, so that a new Start with
+// the same ticket starts clean at once, and returns the new path ("" if there is nothing
+// to delete). Where the rename fails it deletes in place. Called with m.mu held.
+func (m *Manager) moveWorkspaceAside(ticket string) string {
 	dir := m.workspace(ticket)
 	tomb := filepath.Join(m.work, tombstonePrefix+ticket+"-"+randomToken()[:8])
-	if err := os.Rename(dir, tomb); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			if err := removeTree(dir); err != nil {
-				m.log.Warn("cannot delete script workspace", "dir", dir, "error", err)
-			}
+	err := os.Rename(dir, tomb)
+	if err == nil {
+		return tomb
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		if err := removeTree(dir); err != nil {
+			m.log.Warn("cannot delete script workspace", "dir", dir, "error", err)
 		}
+	}
+	return ""
+}
+
+// removeAside deletes a tombstone; one left by a crash is deleted by the next NewManager.
+func (m *Manager) removeAside(tomb string) {
+	if tomb == "" {
 		return
 	}
-	go func() {
-		if err := removeTree(tomb); err != nil {
-			m.log.Warn("cannot delete script workspace", "dir", tomb, "error", err)
-		}
-	}()
+	if err := removeTree(tomb); err != nil {
+		m.log.Warn("cannot delete script workspace", "dir", tomb, "error", err)
+	}
 }
 
 // adoptWorkspaces takes over the workspaces left by earlier agent processes.
@@ -465,7 +490,7 @@ func (m *Manager) adoptWorkspaces() error {
 			pending = append(pending, resumable{s, st})
 		default:
 			s.stage = stageLaunched
-			if m.resolveIfSupervisorGone(s) {
+			if m.checkSupervisor(s) {
 				m.settle(s)
 				continue
 			}
