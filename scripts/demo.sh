@@ -1,28 +1,47 @@
 #!/usr/bin/env bash
-# make demo: set up a throwaway Tentacle instance the way cloud-init or
-# Ansible would, in a temp directory, and show what the agent would run with.
+# make demo: a throwaway Tentacle on loopback, set up the way cloud-init or
+# Ansible would, then a script run on it through the real Halibut protocol,
+# first listening, then polling. Everything lives in a temp directory.
 set -euo pipefail
 bin=$(realpath "${1:-bin/tentacle}")
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-# Keep the demo's instance index out of /etc/octopus.
+agent_pid=""
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# Keep the instance index and the operator identity out of /etc and $HOME.
 export TentacleMachineConfigurationHomeDirectory="$work/etc"
-server_thumbprint=0123456789ABCDEF0123456789ABCDEF01234567
+export TENTACLE_OPERATOR_CERT="$work/operator.pfx"
+listen_port=$((20000 + RANDOM % 5000))
+poll_port=$((25000 + RANDOM % 5000))
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
+# The operator (this machine, acting as the Octopus Server) needs an identity.
+operator=$("$bin" remote new-certificate 2>/dev/null | awk '/Thumbprint/ {print $2}')
+
 step "$bin" create-instance --instance Demo --config "$work/Demo/tentacle.config"
 step "$bin" new-certificate --instance Demo --if-blank
-step "$bin" configure --instance Demo --port 10933 --trust "$server_thumbprint"
-step "$bin" configure --instance Demo --port 10933 --trust "$server_thumbprint"
-step "$bin" list-instances
-step "$bin" show-thumbprint --instance Demo --format json
-echo
-step "$bin" show-configuration --instance Demo
+step "$bin" configure --instance Demo --port "$listen_port" --listenIpAddress 127.0.0.1 --trust "$operator"
+step "$bin" poll-server --instance Demo --server-comms-address "https://127.0.0.1:$poll_port" --thumbprint "$operator"
+tentacle_thumbprint=$("$bin" show-thumbprint --instance Demo)
+subscription=$(grep -o 'poll://[a-z2-9]*/' "$work/Demo/tentacle.config" | head -n 1)
 
-cat <<MSG
+printf '\n\033[1m$ %s agent --instance Demo &\033[0m\n' "$bin"
+"$bin" agent --instance Demo >"$work/agent.out" 2>&1 &
+agent_pid=$!
+for _ in $(seq 50); do
+  grep -q 'msg=listening' "$work/Demo/Logs/OctopusTentacle.txt" 2>/dev/null && break
+  sleep 0.1
+done
 
-The agent is not yet available: \`tentacle agent\` (listening on 10933 and running
-scripts through the Halibut protocol) arrives with the protocol and agent issues.
-Until then this demo shows instance, configuration and certificate management.
-MSG
+step "$bin" remote exec --endpoint "https://127.0.0.1:$listen_port/" --thumbprint "$tentacle_thumbprint" -- \
+  'echo "Hello from $(hostname), listening mode"; echo "TentacleHome=$TentacleHome"; uname -sr; echo "a line on stderr" >&2'
+
+step "$bin" remote exec --poll "$subscription" --listen "127.0.0.1:$poll_port" --thumbprint "$tentacle_thumbprint" -- \
+  'echo "Hello again, this time the Tentacle polled for the work"; for i in 1 2 3; do echo "step $i"; done'
+
+printf '\n\033[1mThe agent'"'"'s log (%s):\033[0m\n' "$work/Demo/Logs/OctopusTentacle.txt"
+cat "$work/Demo/Logs/OctopusTentacle.txt"

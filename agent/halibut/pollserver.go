@@ -296,7 +296,8 @@ func (s *PollingServer) serveSubscriber(c *conn, id identity, peer string, log *
 		if pr == nil {
 			select {
 			case <-stop:
-				c.closeWithEnd()
+				// The subscriber is waiting for a request, not a control word:
+				// just close (END here would read as a malformed message).
 				return
 			default:
 			}
