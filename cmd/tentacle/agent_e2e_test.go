@@ -1,0 +1,311 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/contracts"
+	"github.com/tentacle-go/tentacle/agent/halibut"
+)
+
+// realAgent is the tentacle binary running `agent` for one temp instance,
+// and an operator identity (playing the Octopus Server) it trusts.
+type realAgent struct {
+	t        *testing.T
+	dir      string
+	env      []string
+	cmd      *exec.Cmd
+	port     int
+	operator *config.Certificate
+	thumb    string
+	client   *halibut.Client
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (a *realAgent) tentacle(args ...string) string {
+	a.t.Helper()
+	c := exec.Command(builtBinary, args...)
+	c.Env = a.env
+	out, err := c.CombinedOutput()
+	if err != nil {
+		a.t.Fatalf("tentacle %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func newRealAgent(t *testing.T) *realAgent {
+	t.Helper()
+	dir := t.TempDir()
+	a := &realAgent{t: t, dir: dir, port: freePort(t)}
+	a.env = append(os.Environ(), "TentacleMachineConfigurationHomeDirectory="+filepath.Join(dir, "etc"), "NO_COLOR=1")
+	op, err := config.GenerateCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.operator = op
+	cfg := filepath.Join(dir, "home", "tentacle.config")
+	a.tentacle("create-instance", "--instance", "E2E", "--config", cfg)
+	a.tentacle("new-certificate", "--instance", "E2E")
+	a.tentacle("configure", "--instance", "E2E", "--port", strconv.Itoa(a.port), "--listenIpAddress", "127.0.0.1", "--trust", op.Thumbprint())
+	a.thumb = strings.TrimSpace(a.tentacle("show-thumbprint", "--instance", "E2E"))
+	tlsCert := op.TLS()
+	a.client = &halibut.Client{Certificate: &tlsCert, Limits: halibut.DefaultLimits()}
+	t.Cleanup(a.client.Close)
+	return a
+}
+
+func (a *realAgent) home() string { return filepath.Join(a.dir, "home") }
+
+func (a *realAgent) start() {
+	a.t.Helper()
+	a.cmd = exec.Command(builtBinary, "agent", "--instance", "E2E")
+	a.cmd.Env = a.env
+	a.cmd.Stdout, a.cmd.Stderr = io.Discard, io.Discard
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	cmd := a.cmd
+	a.t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", a.port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatal("the agent did not start listening")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (a *realAgent) caller() contracts.Caller {
+	return contracts.ListeningCaller{Client: a.client, Endpoint: halibut.Endpoint{BaseURI: fmt.Sprintf("https://127.0.0.1:%d/", a.port), Thumbprint: a.thumb}}
+}
+
+func (a *realAgent) scripts() contracts.ScriptServiceV2Client {
+	return contracts.ScriptServiceV2Client{Caller: a.caller()}
+}
+
+func startCmd(ticket, body string, iso contracts.ScriptIsolationLevel) contracts.StartScriptCommandV2 {
+	mutex := "E2E"
+	return contracts.StartScriptCommandV2{ScriptTicket: contracts.ScriptTicket{TaskID: ticket}, ScriptBody: body, TaskID: "ServerTasks-" + ticket,
+		Isolation: iso, ScriptIsolationMutexTimeout: contracts.NoMutexTimeout, IsolationMutexName: &mutex,
+		Scripts: map[string]string{}, Files: []contracts.ScriptFile{}, Arguments: []string{}}
+}
+
+// runToCompletion follows a script like an Octopus Server does and returns
+// every output line and the exit code.
+func runToCompletion(t *testing.T, s contracts.ScriptServiceV2Client, ticket string, from int64) ([]string, int32) {
+	t.Helper()
+	var lines []string
+	verbose := false // inside ##octopus[stdout-verbose] ... ##octopus[stdout-default]
+	seq := from
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := s.GetStatus(context.Background(), contracts.ScriptStatusRequestV2{Ticket: contracts.ScriptTicket{TaskID: ticket}, LastLogSequence: seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range st.Logs {
+			switch {
+			case strings.HasPrefix(l.Text, "##octopus[stdout-verbose]"):
+				verbose = true
+			case strings.HasPrefix(l.Text, "##octopus[stdout-"):
+				verbose = false
+			case l.Source != contracts.SourceDebug && !verbose:
+				lines = append(lines, l.Text)
+			}
+		}
+		seq = st.NextLogSequence
+		if st.State == contracts.StateComplete {
+			return lines, st.ExitCode
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("script %s did not finish", ticket)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAgentRunsScriptsAndSurvivesKill9(t *testing.T) {
+	a := newRealAgent(t)
+	a.start()
+	s := a.scripts()
+	ctx := context.Background()
+
+	// A retried StartScript with the same ticket runs the script once.
+	marker := filepath.Join(a.dir, "ran")
+	body := fmt.Sprintf("echo run >> %s; echo started", marker)
+	for range 3 {
+		if _, err := s.StartScript(ctx, startCmd("Once", body, contracts.NoIsolation)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, code := runToCompletion(t, s, "Once", 0); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if b, _ := os.ReadFile(marker); strings.Count(string(b), "run") != 1 {
+		t.Errorf("a retried StartScript ran the script %d times", strings.Count(string(b), "run"))
+	}
+
+	// kill -9 of the agent mid-script: the script keeps running, and the
+	// restarted agent returns every line and the exit code.
+	slow := "for i in $(seq 1 30); do echo line $i; sleep 0.05; done; exit 7"
+	if _, err := s.StartScript(ctx, startCmd("Survivor", slow, contracts.NoIsolation)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	a.cmd.Wait()
+	a.start()
+	lines, code := runToCompletion(t, a.scripts(), "Survivor", 0)
+	var want []string
+	for i := 1; i <= 30; i++ {
+		want = append(want, fmt.Sprint("line ", i))
+	}
+	if strings.Join(lines, "|") != strings.Join(want, "|") || code != 7 {
+		t.Errorf("after kill -9 and restart: exit %d, lines %q", code, lines)
+	}
+}
+
+func TestAgentIsolationAndCancel(t *testing.T) {
+	a := newRealAgent(t)
+	a.start()
+	s := a.scripts()
+	ctx := context.Background()
+	timed := func(iso contracts.ScriptIsolationLevel, prefix string) time.Duration {
+		start := time.Now()
+		for i := range 3 {
+			if _, err := s.StartScript(ctx, startCmd(fmt.Sprint(prefix, i), "sleep 0.5", iso)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 3 {
+			runToCompletion(t, s, fmt.Sprint(prefix, i), 0)
+		}
+		return time.Since(start)
+	}
+	if d := timed(contracts.FullIsolation, "Full"); d < 1400*time.Millisecond {
+		t.Errorf("three FullIsolation scripts of 0.5 s took %v: they overlapped", d)
+	}
+	if d := timed(contracts.NoIsolation, "None"); d > 1300*time.Millisecond {
+		t.Errorf("three NoIsolation scripts of 0.5 s took %v: they did not run in parallel", d)
+	}
+
+	// Cancel kills the whole tree, children in the background included.
+	pidFile := filepath.Join(a.dir, "pids")
+	tree := fmt.Sprintf("sleep 1000 & echo $! >> %[1]s; (sleep 1000 & echo $! >> %[1]s; wait) & sleep 1000", pidFile)
+	if _, err := s.StartScript(ctx, startCmd("Tree", tree, contracts.NoIsolation)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, _ := os.ReadFile(pidFile); strings.Count(string(b), "\n") >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the script tree did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		st, err := s.CancelScript(ctx, contracts.CancelScriptCommandV2{Ticket: contracts.ScriptTicket{TaskID: "Tree"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State == contracts.StateComplete {
+			break
+		}
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatal("cancel did not complete")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(pidFile)
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		if err := syscall.Kill(pid, 0); err == nil {
+			if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !bytes.Contains(stat, []byte(") Z ")) {
+				t.Errorf("process %d survived the cancel", pid)
+			}
+		}
+	}
+}
+
+// rssKB is a process's peak resident memory in KiB (VmHWM).
+func rssKB(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			n, _ := strconv.Atoi(strings.Fields(line)[1])
+			return n
+		}
+	}
+	return 0
+}
+
+type patternReader struct{ n int }
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(p.n * 7)
+		p.n++
+	}
+	return len(b), nil
+}
+
+func TestAgentMovesAGigabyteWithFlatMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 1 GB; skipped in -short mode")
+	}
+	a := newRealAgent(t)
+	a.start()
+	const size = 1 << 30
+	files := contracts.FileTransferClient{Caller: a.caller()}
+	h := sha256.New()
+	up, err := files.UploadFile(context.Background(), "Files/big.bin", io.TeeReader(io.LimitReader(&patternReader{}, size), h), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Length != size {
+		t.Fatalf("stored %d bytes", up.Length)
+	}
+	sent := h.Sum(nil)
+	h2 := sha256.New()
+	found, n, err := files.DownloadFile(context.Background(), "Files/big.bin", h2)
+	if err != nil || !found || n != size || !bytes.Equal(h2.Sum(nil), sent) {
+		t.Fatalf("download: found=%v n=%d err=%v, hash match %v", found, n, err, bytes.Equal(h2.Sum(nil), sent))
+	}
+	if peak := rssKB(a.cmd.Process.Pid); peak > 100<<10 {
+		t.Errorf("the agent's peak RSS was %d MiB while moving 1 GiB: memory is not flat", peak>>10)
+	} else {
+		t.Logf("agent peak RSS while moving 1 GiB each way: %d MiB", peak>>10)
+	}
+	os.Remove(filepath.Join(a.home(), "Files", "big.bin"))
+}
