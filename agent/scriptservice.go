@@ -65,11 +65,13 @@ func (s scriptServiceV1) StartScript(ctx context.Context, cmd contracts.StartScr
 		task = *cmd.TaskID
 	}
 	ticket := fmt.Sprintf("%s-%s-%d", time.Now().UTC().Format("20060102150405"), strings.TrimPrefix(task, "ServerTasks-"), s.counter.Add(1))
+	// The ticket names the workspace directory: keep it to the characters
+	// scripts.ValidateTicket accepts.
 	ticket = strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == ' ' {
-			return '_'
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
 		}
-		return r
+		return '_'
 	}, ticket)
 	req, err := startRequest(ctx, ticket, task, cmd.ScriptBody, cmd.Scripts, cmd.Files, cmd.Arguments,
 		cmd.Isolation, cmd.IsolationMutexName, cmd.ScriptIsolationMutexTimeout)

@@ -9,9 +9,6 @@ import (
 type CLI struct {
 	Globals
 
-	Agent                     AgentCmd                     `cmd:"" name:"agent" aliases:"run" help:"Starts the Tentacle agent: listens and polls as configured until stopped" group:"Agent"`
-	PollServer                PollServerCmd                `cmd:"" name:"poll-server" help:"Configures an Octopus Server that this Tentacle will poll" group:"Configuration"`
-	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	CreateInstance            CreateInstanceCmd            `cmd:"" name:"create-instance" help:"Registers a new instance of the Tentacle service" group:"Instances"`
 	DeleteInstance            DeleteInstanceCmd            `cmd:"" name:"delete-instance" help:"Deletes an instance of the Tentacle service (the index entry only; its files and service stay)" group:"Instances"`
 	ListInstances             ListInstancesCmd             `cmd:"" name:"list-instances" help:"Lists all installed Tentacle instances" group:"Instances"`
@@ -21,11 +18,14 @@ type CLI struct {
 	UpdateTrust               UpdateTrustCmd               `cmd:"" name:"update-trust" help:"Replaces the trusted Octopus Server thumbprint of any matching polling or listening registrations with a new thumbprint to trust" group:"Configuration"`
 	ClearTrustedServers       ClearTrustedServersCmd       `cmd:"" name:"clear-trusted-servers" help:"Clears trusted servers in the Tentacle Configuration" group:"Configuration"`
 	ServerComms               ServerCommsCmd               `cmd:"" name:"server-comms" help:"Configure how the Tentacle communicates with an Octopus Server" group:"Configuration"`
+	PollServer                PollServerCmd                `cmd:"" name:"poll-server" help:"Configures an Octopus Server that this Tentacle will poll" group:"Configuration"`
 	Proxy                     ProxyCmd                     `cmd:"" name:"proxy" help:"Configure the HTTP proxy used by Octopus" group:"Configuration"`
 	PollingProxy              PollingProxyCmd              `cmd:"" name:"polling-proxy" help:"Configure the HTTP proxy used by polling Tentacles to reach the Octopus Server" group:"Configuration"`
 	NewCertificate            NewCertificateCmd            `cmd:"" name:"new-certificate" help:"Creates and installs a new certificate for this Tentacle" group:"Certificates"`
 	ImportCertificate         ImportCertificateCmd         `cmd:"" name:"import-certificate" help:"Replace the certificate that Tentacle uses to authenticate itself" group:"Certificates"`
 	ShowThumbprint            ShowThumbprintCmd            `cmd:"" name:"show-thumbprint" help:"Show the thumbprint of this Tentacle's certificate" group:"Certificates"`
+	Agent                     AgentCmd                     `cmd:"" name:"agent" aliases:"run" help:"Starts the Tentacle agent: listens and polls as configured until stopped" group:"Agent"`
+	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	Diag                      DiagCmd                      `cmd:"" name:"diag" help:"Tools for debugging the protocol: decode and encode captured messages" group:"Other"`
 	Version                   VersionCmd                   `cmd:"" name:"version" help:"Show the Tentacle version information" group:"Other"`
 	Help                      HelpCmd                      `cmd:"" name:"help" aliases:"h,?" help:"Prints this help text" group:"Other"`

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -42,6 +43,8 @@ func (c *HelpCmd) Run(e *Env, k *kong.Kong) error {
 			for _, n := range visibleCommands(app) {
 				out.Commands = append(out.Commands, cmd{n.Name, n.Help, aliases(n)})
 			}
+			// Sorted by name, as upstream prints them.
+			sort.Slice(out.Commands, func(i, j int) bool { return out.Commands[i].Name < out.Commands[j].Name })
 			return writeJSON(e, out)
 		}
 		printGeneralHelp(e.Stdout, app)
