@@ -1,6 +1,7 @@
 package halibut
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,10 @@ type Endpoint struct {
 	Thumbprint string
 	// Proxy, when set, overrides the client's ProxyFunc for this endpoint.
 	Proxy *url.URL
+	// RelayTo, when set, is the BaseUri written into requests instead of
+	// BaseURI: the connection goes to a relay (a `tentacle remote serve`)
+	// that forwards each request to this poll://id/ agent.
+	RelayTo string
 }
 
 func (ep Endpoint) key() string {
@@ -77,7 +82,7 @@ func (cl *Client) Call(ctx context.Context, ep Endpoint, service, method string,
 	req := &RequestMessage{
 		ID:         fmt.Sprintf("%s::%sAsync[%d] / %s", service, method, cl.counter.Add(1), activity),
 		ActivityID: activity,
-		Endpoint:   NewServiceEndPoint(ep.BaseURI, strings.ToUpper(ep.Thumbprint), lim),
+		Endpoint:   NewServiceEndPoint(cmp.Or(ep.RelayTo, ep.BaseURI), strings.ToUpper(ep.Thumbprint), lim),
 		Service:    service,
 		Method:     method,
 		Params:     params,

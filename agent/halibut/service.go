@@ -47,6 +47,9 @@ func (c *Call) StreamBody(ds DataStream) (*os.File, error) {
 type Service struct {
 	// TempDir receives spooled data streams; "" means os.TempDir().
 	TempDir string
+	// Fallback serves requests for services with no registered handler
+	// (a relay); nil answers them with "Service not found".
+	Fallback Handler
 
 	mu       sync.RWMutex
 	handlers map[string]map[string]Handler // service -> lower-cased method
@@ -124,6 +127,8 @@ func (s *Service) invoke(ctx context.Context, call *Call) (resp *ResponseMessage
 	}
 	s.mu.RUnlock()
 	switch {
+	case !ok && s.Fallback != nil:
+		h = s.Fallback
 	case !ok:
 		resp.Error = serverError("Service not found: "+req.Service, "", errTypeServiceNotFound)
 		return resp

@@ -356,3 +356,55 @@ func TestAgentPollsAndServesScripts(t *testing.T) {
 		t.Error("the agent listens although NoListen is true")
 	}
 }
+
+// The operator commands, as a person types them: remote exec against the
+// listening agent, then remote serve + remote exec --via against it polling.
+func TestRemoteCommandsAgainstTheRealAgent(t *testing.T) {
+	a := newRealAgent(t)
+	opPFX := filepath.Join(a.dir, "operator.pfx")
+	pfx, _ := a.operator.PKCS12("")
+	os.WriteFile(opPFX, pfx, 0o600)
+	a.env = append(a.env, "TENTACLE_OPERATOR_CERT="+opPFX)
+	pollPort, controlPort := freePort(t), freePort(t)
+	a.tentacle("poll-server", "--instance", "E2E", "--server-comms-address", fmt.Sprintf("https://127.0.0.1:%d", pollPort), "--thumbprint", a.operator.Thumbprint())
+	serve := exec.Command(builtBinary, "remote", "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", pollPort), "--control", fmt.Sprintf("127.0.0.1:%d", controlPort), "--trust", a.thumb)
+	serve.Env = a.env
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { serve.Process.Signal(syscall.SIGTERM); serve.Wait() })
+	a.start()
+
+	run := func(args ...string) (string, string, int) {
+		c := exec.Command(builtBinary, args...)
+		c.Env = a.env
+		var out, errb bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errb
+		c.Run()
+		return out.String(), errb.String(), c.ProcessState.ExitCode()
+	}
+	out, errs, code := run("remote", "exec", "--endpoint", fmt.Sprintf("https://127.0.0.1:%d/", a.port), "--thumbprint", a.thumb, "--", "echo out; echo err >&2; exit 3")
+	if out != "out\n" || errs != "err\n" || code != 3 {
+		t.Errorf("listening exec: stdout %q stderr %q exit %d", out, errs, code)
+	}
+	s, _ := config.LoadSettings(filepath.Join(a.home(), "tentacle.config"))
+	servers, _ := s.TrustedServers()
+	sub := servers[len(servers)-1].SubscriptionID
+	var lastErr string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, errs, code = run("remote", "exec", "--poll", sub, "--via", fmt.Sprintf("https://127.0.0.1:%d/", controlPort), "--thumbprint", a.thumb, "--", "echo polled")
+		if code == 0 || time.Now().After(deadline) {
+			break
+		}
+		lastErr = errs // the agent may not have connected yet
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out != "polled\n" || code != 0 {
+		t.Errorf("polling exec via serve: stdout %q stderr %q exit %d (earlier: %s)", out, errs, code, lastErr)
+	}
+	_, errs, code = run("remote", "exec", "--endpoint", fmt.Sprintf("https://127.0.0.1:%d/", a.port), "--thumbprint", strings.Repeat("A", 40), "--", "true")
+	if code != 1 || !strings.Contains(errs, "Check --thumbprint") {
+		t.Errorf("wrong thumbprint: exit %d, %q", code, errs)
+	}
+}

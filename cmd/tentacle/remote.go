@@ -31,6 +31,7 @@ type RemoteCmd struct {
 	Upload         RemoteUploadCmd         `cmd:"" name:"upload" help:"Send a file to a Tentacle"`
 	Download       RemoteDownloadCmd       `cmd:"" name:"download" help:"Fetch a file from a Tentacle"`
 	Capabilities   RemoteCapabilitiesCmd   `cmd:"" name:"capabilities" help:"Show the services a Tentacle supports"`
+	Serve          RemoteServeCmd          `cmd:"" name:"serve" help:"Run a polling endpoint that polling Tentacles connect to, for other remote commands to use with --via"`
 	NewCertificate RemoteNewCertificateCmd `cmd:"" name:"new-certificate" help:"Create (or show) the operator certificate that Tentacles must trust"`
 }
 
@@ -39,6 +40,7 @@ type remoteTarget struct {
 	Endpoint   string        `name:"endpoint" help:"A listening Tentacle, e.g. https://web01:10933/" placeholder:"URL"`
 	Poll       string        `name:"poll" help:"A polling Tentacle's subscription, e.g. poll://abcdefghjkmnpqrstuvw/; this command then acts as its Octopus Server on --listen" placeholder:"ID"`
 	Listen     string        `name:"listen" default:":10943" help:"With --poll: the address to accept the polling Tentacle on" placeholder:"ADDR"`
+	Via        string        `name:"via" help:"With --poll: reach the Tentacle through a running remote serve, e.g. https://127.0.0.1:10944/" placeholder:"URL"`
 	Thumbprint string        `name:"thumbprint" help:"The Tentacle's certificate thumbprint (tentacle show-thumbprint)" placeholder:"THUMBPRINT"`
 	Cert       string        `name:"cert" help:"The operator certificate (PFX); default: the one remote new-certificate made" placeholder:"PFX"`
 	Password   string        `name:"password" help:"Password of --cert" placeholder:"PASSWORD"`
@@ -123,6 +125,13 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 	sub, err := halibut.NormalizeSubscriptionID(t.Poll)
 	if err != nil {
 		return nil, nil, config.Userf("%v", err)
+	}
+	if t.Via != "" {
+		// remote serve holds the polling connection; it runs with the same
+		// operator certificate, so that is the thumbprint it presents.
+		client := &halibut.Client{Certificate: &tlsCert, Limits: lim}
+		ep := halibut.Endpoint{BaseURI: t.Via, Thumbprint: cert.Thumbprint(), RelayTo: sub}
+		return contracts.ListeningCaller{Client: client, Endpoint: ep}, client.Close, nil
 	}
 	ln, err := net.Listen("tcp", t.Listen)
 	if err != nil {
