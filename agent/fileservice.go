@@ -2,8 +2,8 @@ package agent
 
 import (
 	"context"
+	"io"
 	"log/slog"
-	"os"
 
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/files"
@@ -16,7 +16,7 @@ type fileTransferService struct {
 	log   *slog.Logger
 }
 
-func (f fileTransferService) UploadFile(ctx context.Context, remotePath string, content *os.File, length int64) (contracts.UploadResult, error) {
+func (f fileTransferService) UploadFile(ctx context.Context, remotePath string, content io.Reader, length int64) (contracts.UploadResult, error) {
 	if content == nil {
 		// A null stream: upstream answers with the path and no hash.
 		path, err := f.store.Resolve(remotePath)

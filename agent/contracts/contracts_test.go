@@ -111,7 +111,7 @@ func (f *fakeAgent) CancelScript(ctx context.Context, cmd CancelScriptCommandV2)
 func (f *fakeAgent) CompleteScript(ctx context.Context, cmd CompleteScriptCommandV2) error {
 	return nil
 }
-func (f *fakeAgent) UploadFile(ctx context.Context, path string, content *os.File, length int64) (UploadResult, error) {
+func (f *fakeAgent) UploadFile(ctx context.Context, path string, content io.Reader, length int64) (UploadResult, error) {
 	full := filepath.Join(f.dir, path)
 	out, _ := os.Create(full)
 	defer out.Close()

@@ -3,6 +3,7 @@ package contracts
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -25,11 +26,11 @@ type ScriptService interface {
 	CompleteScript(ctx context.Context, cmd CompleteScriptCommand) (ScriptStatusResponse, error)
 }
 
-// FileTransferService is IFileTransferService. UploadFile's content is a
-// spooled temporary file (nil for a null stream); DownloadFile returns nil
-// for a missing file.
+// FileTransferService is IFileTransferService. UploadFile's content comes
+// straight off the connection (nil for a null stream) and must be read
+// within the call; DownloadFile returns nil for a missing file.
 type FileTransferService interface {
-	UploadFile(ctx context.Context, remotePath string, content *os.File, length int64) (UploadResult, error)
+	UploadFile(ctx context.Context, remotePath string, content io.Reader, length int64) (UploadResult, error)
 	DownloadFile(ctx context.Context, remotePath string) (*halibut.DataStream, error)
 }
 
@@ -114,7 +115,9 @@ func RegisterScriptService(svc *halibut.Service, impl ScriptService) {
 
 // RegisterFileTransferService serves impl as IFileTransferService.
 func RegisterFileTransferService(svc *halibut.Service, impl FileTransferService) {
-	svc.Handle(FileTransferServiceName, "UploadFile", func(ctx context.Context, call *halibut.Call) (any, error) {
+	// Uploads are written once, straight to their destination, rather than
+	// spooled to a temporary file first as upstream does.
+	svc.HandleStreaming(FileTransferServiceName, "UploadFile", func(ctx context.Context, call *halibut.Call, receive halibut.ReceiveStreams) (any, error) {
 		var path string
 		var ds *halibut.DataStream
 		if err := bindArg(call, 0, 2, &path); err != nil {
@@ -123,16 +126,29 @@ func RegisterFileTransferService(svc *halibut.Service, impl FileTransferService)
 		if err := bindArg(call, 1, 2, &ds); err != nil {
 			return nil, err
 		}
-		var body *os.File
-		var length int64
-		if ds != nil {
-			f, err := call.StreamBody(*ds)
-			if err != nil {
-				return nil, err
-			}
-			body, length = f, ds.Length
+		if ds == nil {
+			return impl.UploadFile(ctx, path, nil, 0)
 		}
-		return impl.UploadFile(ctx, path, body, length)
+		var result UploadResult
+		var implErr error
+		called := false
+		err := receive(func(got halibut.DataStream, payload io.Reader) error {
+			if got.ID != ds.ID {
+				return nil // not ours: discarded
+			}
+			called = true
+			result, implErr = impl.UploadFile(ctx, path, payload, got.Length)
+			return implErr
+		})
+		switch {
+		case implErr != nil:
+			return nil, implErr
+		case err != nil:
+			return nil, err
+		case !called:
+			return nil, fmt.Errorf("the upload's data stream %s did not arrive", ds.ID)
+		}
+		return result, nil
 	})
 	svc.Handle(FileTransferServiceName, "DownloadFile", func(ctx context.Context, call *halibut.Call) (any, error) {
 		var path string

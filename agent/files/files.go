@@ -52,10 +52,11 @@ type Uploaded struct {
 	SHA256 string // lower-case hex: for our own logs and tools
 }
 
-// Upload writes length bytes of content to remotePath. The bytes go to a
-// temporary file beside the target, are synced, and replace the target only
-// when complete and of the declared length: a failed or interrupted upload
-// leaves the old file (or nothing) behind, never a partial one.
+// Upload writes length bytes of content to remotePath in one pass, hashing
+// as it goes. The bytes go to a temporary file beside the target, which
+// replaces the target only when complete and of the declared length: a
+// failed or interrupted upload leaves the old file (or nothing) behind,
+// never a partial one.
 func (s *Store) Upload(remotePath string, content io.Reader, length int64) (Uploaded, error) {
 	path, err := s.Resolve(remotePath)
 	if err != nil {
@@ -90,9 +91,9 @@ func (s *Store) Upload(remotePath string, content io.Reader, length int64) (Uplo
 	if err := tmp.Chmod(0o644); err != nil {
 		return Uploaded{}, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
-	}
+	// No fsync: like upstream and scp we leave flushing to the kernel (it
+	// costs ~1.3 s per GiB here). The rename still guarantees that readers
+	// never see a partial file, and a server re-sends what a power cut lost.
 	if err := tmp.Close(); err != nil {
 		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
 	}

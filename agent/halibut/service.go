@@ -51,8 +51,42 @@ type Service struct {
 	// (a relay); nil answers them with "Service not found".
 	Fallback Handler
 
-	mu       sync.RWMutex
-	handlers map[string]map[string]Handler // service -> lower-cased method
+	mu        sync.RWMutex
+	handlers  map[string]map[string]Handler // service -> lower-cased method
+	streaming map[string]bool               // service + "." + lower-cased method
+}
+
+// ReceiveStreams hands a request's data streams, as they come off the
+// connection, to sink.
+type ReceiveStreams func(sink func(ds DataStream, payload io.Reader) error) error
+
+// StreamingHandler is a Handler that takes the request's data streams
+// straight off the connection instead of from spooled files, so an upload
+// is written once, to its destination.
+type StreamingHandler func(ctx context.Context, call *Call, receive ReceiveStreams) (any, error)
+
+type streamsKey struct{}
+
+// HandleStreaming registers h for service.method. Whatever stream bytes h
+// does not read are discarded after it returns, so the connection stays in
+// step even when h fails half-way.
+func (s *Service) HandleStreaming(service, method string, h StreamingHandler) {
+	s.Handle(service, method, func(ctx context.Context, call *Call) (any, error) {
+		receive, _ := ctx.Value(streamsKey{}).(ReceiveStreams)
+		return h(ctx, call, receive)
+	})
+	s.mu.Lock()
+	if s.streaming == nil {
+		s.streaming = map[string]bool{}
+	}
+	s.streaming[service+"."+strings.ToLower(method)] = true
+	s.mu.Unlock()
+}
+
+func (s *Service) isStreaming(req *RequestMessage) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.streaming[req.Service+"."+strings.ToLower(req.Method)]
 }
 
 // Handle registers h for service.method. Service names match exactly (as
@@ -171,6 +205,23 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 			os.Remove(f.Name())
 		}
 	}()
+	if s.isStreaming(req) {
+		var streamErr error
+		receive := ReceiveStreams(func(sink func(ds DataStream, payload io.Reader) error) error {
+			streamErr = msg.ReceiveStreams(sink)
+			return streamErr
+		})
+		resp := s.invoke(context.WithValue(ctx, streamsKey{}, receive), call)
+		// Drain what the handler left; a framing error means the connection
+		// is out of step and must close.
+		if err := msg.ReceiveStreams(nil); err != nil {
+			return err
+		}
+		if streamErr != nil && errors.Is(streamErr, ErrDataStream) {
+			return streamErr
+		}
+		return s.respond(c, req, resp)
+	}
 	err = msg.ReceiveStreams(func(ds DataStream, payload io.Reader) error {
 		f, err := os.CreateTemp(s.TempDir, "halibut-stream-*")
 		if err != nil {
@@ -183,8 +234,12 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 	if err != nil {
 		return err
 	}
-	resp := s.invoke(ctx, call)
-	err = c.writeMessage(resp)
+	return s.respond(c, req, s.invoke(ctx, call))
+}
+
+// respond writes a response (an error response if it cannot be encoded).
+func (s *Service) respond(c *conn, req *RequestMessage, resp *ResponseMessage) error {
+	err := c.writeMessage(resp)
 	var unsendable *unsendableError
 	if errors.As(err, &unsendable) {
 		// The handler's result cannot go on the wire; tell the caller why.
