@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/pbkdf2"
+	"crypto/sha1"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/contracts"
+	"github.com/tentacle-go/tentacle/agent/halibut"
+)
+
+func TestRotatingFileRollsOverAndKeepsN(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Logs", "OctopusTentacle.txt")
+	r := &RotatingFile{Path: path, MaxBytes: 100, Keep: 2}
+	defer r.Close()
+	for i := range 10 {
+		fmt.Fprintf(r, "line %02d %s\n", i, strings.Repeat("x", 30))
+	}
+	for _, p := range []string{path, path + ".1", path + ".2"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 100 {
+			t.Errorf("%s: %v %v", p, st, err)
+		}
+	}
+	if _, err := os.Stat(path + ".3"); err == nil {
+		t.Error("more than Keep old files kept")
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("log mode %v", st.Mode().Perm())
+	}
+}
+
+// Sensitive script files are stored as upstream stores them, so Calamari
+// can decrypt them: checked here with an independent decryption.
+func TestScriptFileEncryptionIsUpstreamFormat(t *testing.T) {
+	plain := []byte(`{"Octopus.Action.Password":"hunter2"}`)
+	enc, err := encryptScriptFile(plain, "s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(enc, []byte("IV__")) || (len(enc)-20)%16 != 0 {
+		t.Fatalf("layout: %x", enc[:20])
+	}
+	key, _ := pbkdf2.Key(sha1.New, "s3cret", []byte("Octopuss"), 1000, 16)
+	block, _ := aes.NewCipher(key)
+	body := append([]byte(nil), enc[20:]...)
+	cipher.NewCBCDecrypter(block, enc[4:20]).CryptBlocks(body, body)
+	pad := int(body[len(body)-1])
+	if got := body[:len(body)-pad]; !bytes.Equal(got, plain) {
+		t.Errorf("decrypted %q", got)
+	}
+}
+
+func TestPollingConnectionCount(t *testing.T) {
+	s := config.NewSettings("x")
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if n := pollingConnectionCount(s, getenv); n != 1 {
+		t.Errorf("default %d", n)
+	}
+	s.Set(config.KeyPollingConnectionCount, "4")
+	if n := pollingConnectionCount(s, getenv); n != 4 {
+		t.Errorf("setting %d", n)
+	}
+	env["TentaclePollingConnectionCount"] = "9"
+	if n := pollingConnectionCount(s, getenv); n != 9 {
+		t.Errorf("environment must win: %d", n)
+	}
+	env["TentaclePollingConnectionCount"] = "100000"
+	if n := pollingConnectionCount(s, getenv); n != 512 {
+		t.Errorf("clamp: %d", n)
+	}
+}
+
+// An agent started in-process serves capabilities and scripts over real
+// TLS, and stops cleanly.
+func TestAgentServesAndStops(t *testing.T) {
+	home := t.TempDir()
+	operator, _ := config.GenerateCertificate()
+	cert, _ := config.GenerateCertificate()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := config.NewSettings(filepath.Join(home, "t.config"))
+	s.Set(config.KeyHome, home)
+	s.Set(config.KeyPortNumber, strconv.Itoa(port))
+	s.Set(config.KeyListenIP, "127.0.0.1")
+	s.SetTrustedServers([]config.TrustedServer{{Thumbprint: operator.Thumbprint(), CommunicationStyle: config.StyleTentaclePassive}})
+	exe, _ := os.Executable()
+	a, err := New(Options{Settings: s, Certificate: cert, MachineKey: config.NewUnixMachineKey(home), Limits: halibut.DefaultLimits(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Executable: exe, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	if a.Addr() == nil {
+		t.Fatal("not listening")
+	}
+	opTLS := operator.TLS()
+	client := &halibut.Client{Certificate: &opTLS, Limits: halibut.DefaultLimits()}
+	defer client.Close()
+	caller := contracts.ListeningCaller{Client: client, Endpoint: halibut.Endpoint{BaseURI: "https://" + a.Addr().String() + "/", Thumbprint: cert.Thumbprint()}}
+	caps, err := contracts.CapabilitiesClient{Caller: caller}.GetCapabilities(ctx)
+	if err != nil || strings.Join(caps.SupportedCapabilities, ",") != "IScriptService,IFileTransferService,IScriptServiceV2" {
+		t.Fatalf("%v %v", caps, err)
+	}
+	up, err := contracts.FileTransferClient{Caller: caller}.UploadFile(ctx, `Files\a.txt`, strings.NewReader("hello"), 5)
+	if err != nil || up.FullPath != filepath.Join(home, "Files", "a.txt") || *up.Hash != "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d" {
+		t.Errorf("upload %+v %v", up, err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "livez.heartbeat")); err != nil {
+		t.Errorf("no heartbeat: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not stop")
+	}
+}
