@@ -65,33 +65,13 @@ func (l *Listener) Serve(ln net.Listener) error {
 		l.conns = map[*serverConn]struct{}{}
 	}
 	l.mu.Unlock()
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			l.mu.Lock()
-			down := l.shutdown
-			l.mu.Unlock()
-			if down {
-				return ErrListenerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				// Out of file descriptors or similar: back off instead of spinning.
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		configureTCP(c, l.Limits)
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.handle(c)
-		}()
-	}
+	return acceptLoop(ln, l.Limits, &l.wg, l.closed, l.handle)
+}
+
+func (l *Listener) closed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.shutdown
 }
 
 // Shutdown stops accepting, closes idle connections, lets requests in flight
@@ -286,6 +266,36 @@ func sendFriendlyPage(c *conn, page []byte) {
 	b.WriteString("Connection: close\r\n\r\n")
 	b.Write(page)
 	_ = c.sendText(b.String(), c.lim.SendTimeout)
+}
+
+// acceptLoop accepts connections on ln and runs handle for each in its own
+// goroutine (tracked by wg) until an accept fails; it returns
+// ErrListenerClosed when closed() says the owner is shutting down. A
+// temporary failure (out of file descriptors) backs off instead of spinning.
+func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() bool, handle func(net.Conn)) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if closed() {
+				return ErrListenerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		configureTCP(c, lim)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(c)
+		}()
+	}
 }
 
 // configureTCP applies keep-alive and Nagle settings to an accepted or dialed

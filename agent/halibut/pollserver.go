@@ -196,28 +196,13 @@ func (s *PollingServer) Serve(ln net.Listener) error {
 		s.conns = map[*conn]struct{}{}
 	}
 	s.mu.Unlock()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			s.mu.Lock()
-			down := s.shutdown
-			s.mu.Unlock()
-			if down {
-				return ErrListenerClosed
-			}
-			if errors.Is(err, syscallEMFILE) {
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		configureTCP(c, s.Limits)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(c)
-		}()
-	}
+	return acceptLoop(ln, s.Limits, &s.wg, s.closed, s.handle)
+}
+
+func (s *PollingServer) closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
 }
 
 // Shutdown stops accepting and closes every polling connection.

@@ -127,22 +127,12 @@ func splitOption(a string) (name, value string, hasValue, ok bool) {
 	return body, "", false, true
 }
 
-// findCommand matches a command or alias, case-insensitively.
+// findCommand matches a top-level command or alias, case-insensitively.
 func findCommand(app *kong.Application, name string) *kong.Node {
 	if name == "?" || name == "h" {
 		name = "help"
 	}
-	for _, c := range app.Children {
-		if strings.EqualFold(c.Name, name) {
-			return c
-		}
-		for _, al := range c.Aliases {
-			if strings.EqualFold(al, name) {
-				return c
-			}
-		}
-	}
-	return nil
+	return findChild(app.Node, name)
 }
 
 // missingValueError is an option given last with no value.

@@ -157,6 +157,19 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 	return contracts.PollingCaller{Server: ps, Subscription: sub}, stop, nil
 }
 
+// session connects to the target for the length of one command; Ctrl+C
+// or SIGTERM cancels ctx.
+func (t *remoteTarget) session(e *Env, fn func(ctx context.Context, caller contracts.Caller) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	caller, release, err := t.connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(ctx, caller)
+}
+
 func unwrapNetErr(err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
@@ -352,16 +365,15 @@ func (c *RemoteUploadCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	caller, release, err := c.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer release()
+	return c.session(e, func(ctx context.Context, caller contracts.Caller) error {
+		return c.upload(ctx, e, caller, f, st.Size())
+	})
+}
+
+func (c *RemoteUploadCmd) upload(ctx context.Context, e *Env, caller contracts.Caller, f *os.File, size int64) error {
 	h := sha1.New()
 	start := time.Now()
-	res, err := contracts.FileTransferClient{Caller: caller}.UploadFile(ctx, c.Remote, io.TeeReader(f, h), st.Size())
+	res, err := contracts.FileTransferClient{Caller: caller}.UploadFile(ctx, c.Remote, io.TeeReader(f, h), size)
 	if err != nil {
 		return remoteError("uploading "+c.Local, err)
 	}
@@ -388,13 +400,10 @@ type RemoteDownloadCmd struct {
 }
 
 func (c *RemoteDownloadCmd) Run(e *Env) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	caller, release, err := c.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer release()
+	return c.session(e, func(ctx context.Context, caller contracts.Caller) error { return c.download(ctx, e, caller) })
+}
+
+func (c *RemoteDownloadCmd) download(ctx context.Context, e *Env, caller contracts.Caller) error {
 	dest := absPath(e, c.Local)
 	tmp, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".download-*")
 	if err != nil {
@@ -434,24 +443,19 @@ func (c *RemoteCapabilitiesCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	caller, release, err := c.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer release()
-	caps, err := contracts.CapabilitiesClient{Caller: caller}.GetCapabilities(ctx)
-	if err != nil {
-		return remoteError("asking for capabilities", err)
-	}
-	if asJSON {
-		return writeJSON(e, caps)
-	}
-	for _, s := range caps.SupportedCapabilities {
-		e.Infof("%s", s)
-	}
-	return nil
+	return c.session(e, func(ctx context.Context, caller contracts.Caller) error {
+		caps, err := contracts.CapabilitiesClient{Caller: caller}.GetCapabilities(ctx)
+		if err != nil {
+			return remoteError("asking for capabilities", err)
+		}
+		if asJSON {
+			return writeJSON(e, caps)
+		}
+		for _, s := range caps.SupportedCapabilities {
+			e.Infof("%s", s)
+		}
+		return nil
+	})
 }
 
 // RemoteNewCertificateCmd creates or shows the operator identity.
