@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -27,17 +26,7 @@ type Listener struct {
 	// means the default page.
 	FriendlyPage []byte
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*serverConn]struct{}
-	shutdown bool
-	wg       sync.WaitGroup
-}
-
-// serverConn is one accepted connection and whether it is inside an RPC.
-type serverConn struct {
-	*conn
-	busy bool
+	acceptor
 }
 
 // ErrListenerClosed is returned by Serve after Shutdown.
@@ -52,66 +41,15 @@ func (l *Listener) logger() *slog.Logger {
 
 // Serve accepts connections on ln until Shutdown or an accept error.
 func (l *Listener) Serve(ln net.Listener) error {
-	if err := l.Limits.Validate(); err != nil {
-		return err
-	}
-	l.mu.Lock()
-	if l.shutdown {
-		l.mu.Unlock()
-		return ErrListenerClosed
-	}
-	l.ln = ln
-	if l.conns == nil {
-		l.conns = map[*serverConn]struct{}{}
-	}
-	l.mu.Unlock()
-	return acceptLoop(ln, l.Limits, &l.wg, l.closed, l.handle)
-}
-
-func (l *Listener) closed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.shutdown
+	return l.serve(ln, l.Limits, l.handle)
 }
 
 // Shutdown stops accepting, closes idle connections, lets requests in flight
 // finish and send their responses, then returns (or when ctx ends, after
 // closing what is left).
 func (l *Listener) Shutdown(ctx context.Context) error {
-	l.mu.Lock()
-	l.shutdown = true
-	if l.ln != nil {
-		l.ln.Close()
-	}
-	for sc := range l.conns {
-		if !sc.busy {
-			sc.Close()
-		}
-	}
-	l.mu.Unlock()
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		l.mu.Lock()
-		for sc := range l.conns {
-			sc.Close()
-		}
-		l.mu.Unlock()
-		<-done
-		return ctx.Err()
-	}
-}
-
-// setBusy marks a connection as inside an RPC; it reports false when the
-// listener is shutting down and the connection should close instead.
-func (l *Listener) setBusy(sc *serverConn, busy bool) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	sc.busy = busy
-	return !l.shutdown
+	l.stop(false)
+	return l.wait(ctx)
 }
 
 func (l *Listener) handle(raw net.Conn) {
@@ -124,19 +62,12 @@ func (l *Listener) handle(raw net.Conn) {
 		raw.Close()
 		return
 	}
-	sc := &serverConn{conn: c}
-	l.mu.Lock()
-	if l.shutdown {
-		l.mu.Unlock()
+	if !l.track(c) {
 		c.Close()
 		return
 	}
-	l.conns[sc] = struct{}{}
-	l.mu.Unlock()
 	defer func() {
-		l.mu.Lock()
-		delete(l.conns, sc)
-		l.mu.Unlock()
+		l.untrack(c)
 		c.Close()
 	}()
 	if id.kind != identityClient {
@@ -155,7 +86,7 @@ func (l *Listener) handle(raw net.Conn) {
 			}
 			return
 		}
-		if !l.setBusy(sc, true) {
+		if !l.setBusy(c, true) {
 			return
 		}
 		msg, err := c.readMessage()
@@ -167,7 +98,7 @@ func (l *Listener) handle(raw net.Conn) {
 			return // a null request ends the conversation
 		}
 		err = l.Service.serve(context.Background(), c, msg, peer)
-		keepGoing := l.setBusy(sc, false)
+		keepGoing := l.setBusy(c, false)
 		if err != nil {
 			log.Warn("request failed on the wire", "err", err)
 			return
@@ -266,36 +197,6 @@ func sendFriendlyPage(c *conn, page []byte) {
 	b.WriteString("Connection: close\r\n\r\n")
 	b.Write(page)
 	_ = c.sendText(b.String(), c.lim.SendTimeout)
-}
-
-// acceptLoop accepts connections on ln and runs handle for each in its own
-// goroutine (tracked by wg) until an accept fails; it returns
-// ErrListenerClosed when closed() says the owner is shutting down. A
-// temporary failure (out of file descriptors) backs off instead of spinning.
-func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() bool, handle func(net.Conn)) error {
-	var backoff time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if closed() {
-				return ErrListenerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		configureTCP(c, lim)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			handle(c)
-		}()
-	}
 }
 
 // configureTCP applies keep-alive and Nagle settings to an accepted or dialed

@@ -23,14 +23,11 @@ type PollingServer struct {
 	Limits      Limits
 	Logger      *slog.Logger
 
-	mu       sync.Mutex
-	queues   map[string]*pendingQueue
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	shutdown bool
-	stopped  chan struct{} // closed by Shutdown: wakes connections waiting for work
-	wg       sync.WaitGroup
-	counter  atomic.Int64
+	acceptor
+	mu      sync.Mutex // guards queues and stopped
+	queues  map[string]*pendingQueue
+	stopped chan struct{} // closed by Shutdown: wakes connections waiting for work
+	counter atomic.Int64
 }
 
 func (s *PollingServer) stoppedChan() chan struct{} {
@@ -183,51 +180,16 @@ func (q *pendingQueue) next(wait time.Duration, stop <-chan struct{}) *pendingRe
 
 // Serve accepts polling Tentacles on ln until Shutdown.
 func (s *PollingServer) Serve(ln net.Listener) error {
-	if err := s.Limits.Validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
-		return ErrListenerClosed
-	}
-	s.ln = ln
-	if s.conns == nil {
-		s.conns = map[*conn]struct{}{}
-	}
-	s.mu.Unlock()
-	return acceptLoop(ln, s.Limits, &s.wg, s.closed, s.handle)
-}
-
-func (s *PollingServer) closed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shutdown
+	return s.serve(ln, s.Limits, s.handle)
 }
 
 // Shutdown stops accepting and closes every polling connection.
 func (s *PollingServer) Shutdown(ctx context.Context) error {
 	stopped := s.stoppedChan()
-	s.mu.Lock()
-	if !s.shutdown {
+	if s.stop(true) {
 		close(stopped)
 	}
-	s.shutdown = true
-	if s.ln != nil {
-		s.ln.Close()
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.wait(ctx)
 }
 
 func (s *PollingServer) handle(raw net.Conn) {
@@ -243,21 +205,12 @@ func (s *PollingServer) handle(raw net.Conn) {
 // serveSubscriber runs the server side of one identified polling
 // connection, TCP or WebSocket.
 func (s *PollingServer) serveSubscriber(c *conn, id identity, peer string, log *slog.Logger) {
-	s.mu.Lock()
-	if s.shutdown {
-		s.mu.Unlock()
+	if !s.track(c) {
 		c.Close()
 		return
 	}
-	if s.conns == nil {
-		s.conns = map[*conn]struct{}{}
-	}
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.untrack(c)
 		c.Close()
 	}()
 	if id.kind != identitySubscr {

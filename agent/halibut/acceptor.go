@@ -1,0 +1,136 @@
+package halibut
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// acceptor is the connection bookkeeping the accepting roles (Listener,
+// PollingServer) share: the accept loop, the set of open connections and
+// whether each is inside an RPC, and shutdown.
+type acceptor struct {
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]bool // true while the connection is inside an RPC
+	shutdown bool
+	wg       sync.WaitGroup
+}
+
+// serve runs the accept loop on ln until stop.
+func (a *acceptor) serve(ln net.Listener, lim Limits, handle func(net.Conn)) error {
+	if err := lim.Validate(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	if a.shutdown {
+		a.mu.Unlock()
+		return ErrListenerClosed
+	}
+	a.ln = ln
+	a.mu.Unlock()
+	return acceptLoop(ln, lim, &a.wg, a.closed, handle)
+}
+
+func (a *acceptor) closed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.shutdown
+}
+
+// track records an open connection; false means the acceptor is stopping
+// and the connection should close.
+func (a *acceptor) track(c *conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.shutdown {
+		return false
+	}
+	if a.conns == nil {
+		a.conns = map[*conn]bool{}
+	}
+	a.conns[c] = false
+	return true
+}
+
+func (a *acceptor) untrack(c *conn) {
+	a.mu.Lock()
+	delete(a.conns, c)
+	a.mu.Unlock()
+}
+
+// setBusy marks a connection as inside an RPC or not; false means the
+// acceptor is stopping.
+func (a *acceptor) setBusy(c *conn, busy bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.conns[c]; ok {
+		a.conns[c] = busy
+	}
+	return !a.shutdown
+}
+
+// stop stops accepting and closes idle connections (and busy ones too when
+// closeBusy). It reports whether this call started the shutdown.
+func (a *acceptor) stop(closeBusy bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := !a.shutdown
+	a.shutdown = true
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	for c, busy := range a.conns {
+		if closeBusy || !busy {
+			c.Close()
+		}
+	}
+	return first
+}
+
+// wait waits for every connection handler to return; when ctx ends first it
+// closes whatever is still open and returns ctx's error.
+func (a *acceptor) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		a.stop(true)
+		<-done
+		return ctx.Err()
+	}
+}
+
+// acceptLoop accepts connections on ln and runs handle for each in its own
+// goroutine (tracked by wg) until an accept fails; it returns
+// ErrListenerClosed when closed() says the owner is shutting down. A
+// temporary failure (out of file descriptors) backs off instead of spinning.
+func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() bool, handle func(net.Conn)) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if closed() {
+				return ErrListenerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		configureTCP(c, lim)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(c)
+		}()
+	}
+}
