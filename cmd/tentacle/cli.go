@@ -19,6 +19,10 @@ type CLI struct {
 	ClearTrustedServers       ClearTrustedServersCmd       `cmd:"" name:"clear-trusted-servers" help:"Clears trusted servers in the Tentacle Configuration" group:"Configuration"`
 	ServerComms               ServerCommsCmd               `cmd:"" name:"server-comms" help:"Configure how the Tentacle communicates with an Octopus Server" group:"Configuration"`
 	PollServer                PollServerCmd                `cmd:"" name:"poll-server" help:"Configures an Octopus Server that this Tentacle will poll" group:"Configuration"`
+	RegisterWith              RegisterWithCmd              `cmd:"" name:"register-with" help:"Registers this machine as a deployment target with an Octopus Server" group:"Registration"`
+	RegisterWorker            RegisterWorkerCmd            `cmd:"" name:"register-worker" help:"Registers this machine as a worker with an Octopus Server" group:"Registration"`
+	DeregisterFrom            DeregisterFromCmd            `cmd:"" name:"deregister-from" help:"Deregisters this deployment target from an Octopus Server" group:"Registration"`
+	DeregisterWorker          DeregisterWorkerCmd          `cmd:"" name:"deregister-worker" help:"Deregisters this worker from an Octopus Server" group:"Registration"`
 	Proxy                     ProxyCmd                     `cmd:"" name:"proxy" help:"Configure the HTTP proxy used by Octopus" group:"Configuration"`
 	PollingProxy              PollingProxyCmd              `cmd:"" name:"polling-proxy" help:"Configure the HTTP proxy used by polling Tentacles to reach the Octopus Server" group:"Configuration"`
 	NewCertificate            NewCertificateCmd            `cmd:"" name:"new-certificate" help:"Creates and installs a new certificate for this Tentacle" group:"Certificates"`

@@ -109,17 +109,30 @@ func printGeneralHelp(w io.Writer, app *kong.Application) {
 	fmt.Fprintln(w, "Usage: tentacle <command> [<options>]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, app.Help)
-	group := ""
+	// Commands by group, groups in order of first appearance.
+	var groups []string
+	byGroup := map[string][]*kong.Node{}
 	for _, n := range visibleCommands(app) {
-		if n.Group != nil && n.Group.Title != group {
-			group = n.Group.Title
-			fmt.Fprintf(w, "\n%s:\n", group)
+		g := ""
+		if n.Group != nil {
+			g = n.Group.Title
 		}
-		name := n.Name
-		if len(n.Aliases) > 0 {
-			name += " (" + strings.Join(n.Aliases, ", ") + ")"
+		if _, seen := byGroup[g]; !seen {
+			groups = append(groups, g)
 		}
-		fmt.Fprintf(w, "  %-30s %s\n", name, n.Help)
+		byGroup[g] = append(byGroup[g], n)
+	}
+	for _, g := range groups {
+		if g != "" {
+			fmt.Fprintf(w, "\n%s:\n", g)
+		}
+		for _, n := range byGroup[g] {
+			name := n.Name
+			if len(n.Aliases) > 0 {
+				name += " (" + strings.Join(n.Aliases, ", ") + ")"
+			}
+			fmt.Fprintf(w, "  %-30s %s\n", name, n.Help)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Or use <command> --help for more details. Options are case-insensitive and")
