@@ -10,10 +10,12 @@ BRANCH         ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo ma
 LDFLAGS        := -s -w -X main.version=$(VERSION) -X main.branch=$(BRANCH)
 GORELEASER_VER := v2.16.0
 GOBIN          := $(shell $(GO) env GOPATH)/bin
-# Packages the protocol and agent race tests need (cgo for -race).
-APT_PACKAGES   := gcc libc6-dev
+# Packages the protocol and agent race tests need (cgo for -race), and the
+# ones the service tests need: systemd-analyze verify for generated units, a
+# real systemd booted in systemd-nspawn, debootstrap for its root filesystem.
+APT_PACKAGES   := gcc libc6-dev systemd systemd-container debootstrap
 
-.PHONY: all build test vet fmt-check unit fuzz demo bench package deps clean cross
+.PHONY: all build test vet fmt-check unit fuzz demo bench package deps clean cross nspawn-rootfs
 
 all: build
 
@@ -83,3 +85,27 @@ package: $(GOBIN)/goreleaser
 
 clean:
 	rm -rf bin dist
+
+# nspawn-rootfs builds, once, the Debian root filesystem in which the service
+# end-to-end test (cmd/tentacle/service_nspawn_test.go) boots a real systemd
+# (shared recipe: systemd-in-a-container.md). It lives under the git-ignored
+# .cache and is never modified afterwards: the test boots it with
+# --volatile=overlay. The test runs this target itself when the cache is
+# missing, so CI pays the ~40 s once per cache. It is built in a temp
+# directory and renamed into place, so an interrupted build leaves no
+# half-made root filesystem that a later run would trust.
+NSPAWN_ROOTFS := .cache/nspawn/bookworm
+DEBIAN_MIRROR ?= $(or $(shell sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1),http://deb.debian.org/debian)
+
+nspawn-rootfs: $(NSPAWN_ROOTFS)/.tentacle-rootfs
+
+$(NSPAWN_ROOTFS)/.tentacle-rootfs:
+	@$(MAKE) --no-print-directory deps
+	@mkdir -p $(dir $(NSPAWN_ROOTFS))
+	@set -e; tmp=$$(mktemp -d $(NSPAWN_ROOTFS).tmp-XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "debootstrap bookworm into $(NSPAWN_ROOTFS) from $(DEBIAN_MIRROR)"; \
+	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps,iproute2 \
+		bookworm "$$tmp" $(DEBIAN_MIRROR) >"$$tmp.log" 2>&1 || { tail -20 "$$tmp.log"; rm -f "$$tmp.log"; exit 1; }; \
+	rm -f "$$tmp.log"; \
+	touch "$$tmp/.tentacle-rootfs"; \
+	if [ ! -e $@ ]; then rm -rf $(NSPAWN_ROOTFS); mv -T "$$tmp" $(NSPAWN_ROOTFS); fi

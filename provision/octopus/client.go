@@ -55,7 +55,9 @@ type UserError struct{ Msg string }
 
 func (e *UserError) Error() string { return e.Msg }
 
-func userErrorf(format string, args ...any) error { return &UserError{Msg: fmt.Sprintf(format, args...)} }
+func userErrorf(format string, args ...any) error {
+	return &UserError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // APIError is an error answer from the server, in Octopus's error shape.
 type APIError struct {
