@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tentacle-go/tentacle/agent/config"
 )
 
 // RequestTimeout bounds one REST call.
@@ -50,14 +52,11 @@ func (c Credentials) validate() error {
 	return nil
 }
 
-// UserError is a failure the user can fix; its message says how.
-type UserError struct{ Msg string }
+// UserError is a failure the user can fix; its message says how. It is
+// the CLI's error type for exit code 1.
+type UserError = config.UserError
 
-func (e *UserError) Error() string { return e.Msg }
-
-func userErrorf(format string, args ...any) error {
-	return &UserError{Msg: fmt.Sprintf(format, args...)}
-}
+func userErrorf(format string, args ...any) error { return config.Userf(format, args...) }
 
 // APIError is an error answer from the server, in Octopus's error shape.
 type APIError struct {
