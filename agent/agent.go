@@ -130,6 +130,10 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Entries that share an address and subscription are one server with
+	// several trusted certificates (its next one, ahead of a rotation): one
+	// poller that accepts any of them.
+	byAddress := map[string]*halibut.Poller{}
 	for _, srv := range servers {
 		if !srv.Polling() || srv.Address == "" {
 			continue
@@ -139,10 +143,17 @@ func New(opts Options) (*Agent, error) {
 			a.log.Warn("skipping a polling server with no subscription id; run `tentacle server-comms` or register again", "server", srv.Address)
 			continue
 		}
-		a.pollers = append(a.pollers, &halibut.Poller{
+		key := strings.ToLower(srv.Address) + "|" + strings.ToLower(sub)
+		if p, ok := byAddress[key]; ok {
+			p.AlsoTrusted = append(p.AlsoTrusted, srv.Thumbprint)
+			continue
+		}
+		p := &halibut.Poller{
 			Certificate: &tlsCert, Service: a.service, Limits: opts.Limits, Logger: opts.Logger.With("component", "poller"),
 			ServerAddress: srv.Address, ServerThumbprint: srv.Thumbprint, SubscriptionID: sub, Connections: count, Proxy: proxy,
-		})
+		}
+		byAddress[key] = p
+		a.pollers = append(a.pollers, p)
 	}
 	if a.listener == nil && len(a.pollers) == 0 {
 		return nil, config.Userf("This Tentacle has nothing to do: listening is off (NoListen) and no polling server is configured. Use `tentacle configure --noListen False` or `tentacle poll-server`.")

@@ -181,7 +181,7 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 		p := ep.Proxy
 		proxy = func(string) (*url.URL, error) { return p, nil }
 	}
-	c, err := dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), ep.Thumbprint, cl.Certificate, proxy, cl.Limits)
+	c, err := dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), []string{ep.Thumbprint}, cl.Certificate, proxy, cl.Limits)
 	if err != nil {
 		var uc *UnexpectedCertificateError
 		if errors.As(err, &uc) {

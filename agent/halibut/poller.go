@@ -26,6 +26,9 @@ type Poller struct {
 	ServerAddress string
 	// ServerThumbprint is the certificate thumbprint the server must present.
 	ServerThumbprint string
+	// AlsoTrusted are further thumbprints accepted from this server: its next
+	// certificate, trusted ahead of a rotation so no Tentacle loses contact.
+	AlsoTrusted []string
 	// SubscriptionID is this Tentacle's poll://xxxxxxxxxxxxxxxxxxxx/ id.
 	SubscriptionID string
 	// Connections is how many connections to keep (1 to 512).
@@ -131,13 +134,13 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 	var c *conn
 	var err error
 	if u.Scheme == "wss" {
-		c, err = dialHalibutWebSocket(ctx, u, p.ServerThumbprint, p.Certificate, p.Proxy, p.Limits)
+		c, err = dialHalibutWebSocket(ctx, u, p.expected(), p.Certificate, p.Proxy, p.Limits)
 	} else {
 		port := u.Port()
 		if port == "" {
 			port = "443"
 		}
-		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.ServerThumbprint, p.Certificate, p.Proxy, p.Limits)
+		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.expected(), p.Certificate, p.Proxy, p.Limits)
 	}
 	if err != nil {
 		return err
@@ -216,3 +219,5 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 		}
 	}
 }
+
+func (p *Poller) expected() []string { return append([]string{p.ServerThumbprint}, p.AlsoTrusted...) }

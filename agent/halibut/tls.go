@@ -108,7 +108,11 @@ func serverTLSConfig(cert *tls.Certificate) *tls.Config {
 // names the server's CertificateRequest lists (Go would otherwise send none
 // for a self-signed certificate), and accepts the server only by thumbprint:
 // chains, names and dates mean nothing in Halibut.
-func clientTLSConfig(cert *tls.Certificate, serverName, expectedThumbprint string) *tls.Config {
+//
+// More than one thumbprint may be expected: a server's current certificate
+// and its next one, trusted ahead of a rotation.
+func clientTLSConfig(cert *tls.Certificate, serverName string, expected []string) *tls.Config {
+	want := strings.Join(expected, " or ")
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         serverName,
@@ -118,13 +122,15 @@ func clientTLSConfig(cert *tls.Certificate, serverName, expectedThumbprint strin
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
-				return &UnexpectedCertificateError{Expected: expectedThumbprint}
+				return &UnexpectedCertificateError{Expected: want}
 			}
 			got := Thumbprint(cs.PeerCertificates[0])
-			if !strings.EqualFold(got, expectedThumbprint) {
-				return &UnexpectedCertificateError{Expected: expectedThumbprint, Presented: got}
+			for _, e := range expected {
+				if strings.EqualFold(got, e) {
+					return nil
+				}
 			}
-			return nil
+			return &UnexpectedCertificateError{Expected: want, Presented: got}
 		},
 	}
 }

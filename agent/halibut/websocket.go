@@ -232,7 +232,7 @@ func webSocketAccept(key string) string {
 // client certificate (the server's certificate is pinned by thumbprint),
 // the WebSocket upgrade with sub-protocol Octopus, then the "MX" text
 // preamble. It returns a connection ready for the identity line.
-func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprint string, cert *tls.Certificate, proxy ProxyFunc, lim Limits) (*conn, error) {
+func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprints []string, cert *tls.Certificate, proxy ProxyFunc, lim Limits) (*conn, error) {
 	port := u.Port()
 	if port == "" {
 		port = "443"
@@ -242,7 +242,7 @@ func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprint st
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, clientTLSConfig(cert, u.Hostname(), expectedThumbprint))
+	tc := tls.Client(raw, clientTLSConfig(cert, u.Hostname(), expectedThumbprints))
 	tc.SetDeadline(time.Now().Add(lim.SendTimeout))
 	fail := func(err error) (*conn, error) { raw.Close(); return nil, err }
 	if err := tc.HandshakeContext(ctx); err != nil {

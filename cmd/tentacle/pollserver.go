@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/provision/octopus"
 )
 
 // PollServerCmd is upstream's poll-server: add an Octopus Server for this
@@ -14,6 +16,7 @@ import (
 // --reuse-server-thumbprint, from the server already trusted.
 type PollServerCmd struct {
 	InstanceFlags
+	apiFlags
 	ServerCommsAddress    string `name:"server-comms-address" help:"The address of the Octopus Server's polling endpoint, e.g. https://octopus.example:10943/ (only host and port are used)" placeholder:"URL"`
 	ServerCommsPort       string `name:"server-comms-port" help:"The polling port of the Octopus Server; default 10943, wins over a port in --server-comms-address" placeholder:"PORT"`
 	ServerWebSocket       string `name:"server-web-socket" help:"Poll over WebSockets at this address, e.g. wss://octopus.example/OctopusComms" placeholder:"URL"`
@@ -31,6 +34,10 @@ func (c *PollServerCmd) Run(e *Env) error {
 		if thumb, err = config.NormalizeThumbprint(c.Thumbprint); err != nil {
 			return err
 		}
+	} else if c.Server != "" {
+		if thumb, err = c.serverThumbprint(e, address); err != nil {
+			return err
+		}
 	}
 	return c.update(e, func(s *config.Settings) error {
 		servers, err := s.TrustedServers()
@@ -39,12 +46,22 @@ func (c *PollServerCmd) Run(e *Env) error {
 		}
 		if thumb == "" {
 			if !c.ReuseServerThumbprint || len(servers) == 0 {
-				return config.Userf("Give the Octopus Server's thumbprint with --thumbprint, or --reuse-server-thumbprint to reuse the one already trusted (tentacle cannot look it up through the Octopus API yet).")
+				return config.Userf("Say how to know the Octopus Server: --server with --apiKey (its thumbprint is looked up), --thumbprint, or --reuse-server-thumbprint to reuse the one already trusted.")
 			}
 			thumb = servers[0].Thumbprint
 		}
 		entry := config.TrustedServer{Thumbprint: thumb, CommunicationStyle: config.StyleTentacleActive, Address: address}
+		// The same address already polled: another certificate of the same
+		// server (trusting its next one ahead of a rotation) keeps the id.
 		for _, srv := range servers {
+			if srv.Polling() && srv.Address == address && srv.SubscriptionID != "" {
+				entry.SubscriptionID = srv.SubscriptionID
+			}
+		}
+		for _, srv := range servers {
+			if entry.SubscriptionID != "" {
+				break
+			}
 			if strings.EqualFold(srv.Thumbprint, thumb) && srv.SubscriptionID != "" && (srv.Polling() || c.ReuseServerThumbprint) {
 				entry.SubscriptionID = srv.SubscriptionID // the server knows us by this id
 				break
@@ -52,11 +69,6 @@ func (c *PollServerCmd) Run(e *Env) error {
 		}
 		if entry.SubscriptionID == "" {
 			entry.SubscriptionID = config.NewSubscriptionID()
-		}
-		for _, srv := range servers {
-			if srv.SameServer(entry) && srv.SubscriptionID != "" {
-				entry.SubscriptionID = srv.SubscriptionID
-			}
 		}
 		if s.SetTrustedServers(addOrUpdateServer(servers, entry)) {
 			e.Infof("Tentacle will poll %s (thumbprint %s) as %s", address, thumb, entry.SubscriptionID)
@@ -104,4 +116,27 @@ func (c *PollServerCmd) address() (string, error) {
 		port = strconv.Itoa(config.DefaultPollingPort)
 	}
 	return config.NormalizeServerAddress("https://" + net.JoinHostPort(u.Hostname(), port) + "/")
+}
+
+// serverThumbprint asks the Octopus Server (through the polling proxy) for
+// its certificate thumbprint; for a WebSocket address it is the thumbprint
+// of the HTTPS certificate the handshake sees, as upstream.
+func (c *PollServerCmd) serverThumbprint(e *Env, address string) (string, error) {
+	ctx := context.Background()
+	_, s, err := c.load(e)
+	if err != nil {
+		return "", err
+	}
+	proxy, err := httpProxy(s, config.PollingProxyKeys, e.MachineKey())
+	if err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(address, "wss://") {
+		return octopus.Handshake(ctx, address, nil, proxy)
+	}
+	client, err := c.connect(ctx, proxy)
+	if err != nil {
+		return "", err
+	}
+	return client.ServerThumbprint(ctx)
 }

@@ -255,3 +255,35 @@ func TestRegisterPollingThroughAProxyAndOverWebSocket(t *testing.T) {
 		t.Errorf("websocket: exit %d %q", code, lines)
 	}
 }
+
+// poll-server looks the thumbprint up through the API, and trusting the
+// server's next certificate ahead of a rotation keeps the subscription.
+func TestPollServerAndRotationAhead(t *testing.T) {
+	srv := octopustest.NewServer(t)
+	in := newInstance(t, "P")
+	in.must("register-with", "--instance", "P", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Test", "--role", "app",
+		"--name", "p01", "--comms-style", "TentacleActive", "--server-comms-address", srv.PollingAddress)
+	sub := srv.Machines()[0].Endpoint.URI
+	// An HA node of the same server at another address: same thumbprint, same id.
+	in.must("poll-server", "--instance", "P", "--server", srv.URL, "--apiKey", srv.APIKey, "--server-comms-address", "https://node2.octopus.example:10943")
+	next := strings.Repeat("AB", 20)
+	in.must("poll-server", "--instance", "P", "--server-comms-address", srv.PollingAddress, "--thumbprint", next)
+	s, _ := config.LoadSettings(in.configPath())
+	servers, _ := s.TrustedServers()
+	if len(servers) != 3 {
+		t.Fatalf("%d entries: %+v", len(servers), servers)
+	}
+	for _, e := range servers {
+		if e.SubscriptionID != sub {
+			t.Errorf("entry %+v lost the subscription id %s", e, sub)
+		}
+	}
+	if servers[1].Thumbprint != srv.Thumbprint() || servers[2].Thumbprint != next {
+		t.Errorf("%+v", servers)
+	}
+	// The agent still polls the server (one poller, both certificates accepted).
+	in.startAgent()
+	if lines, code := runScript(t, srv, "p01", "echo still polling"); code != 0 || len(lines) != 1 {
+		t.Errorf("exit %d %q", code, lines)
+	}
+}
