@@ -287,3 +287,16 @@ func TestPollServerAndRotationAhead(t *testing.T) {
 		t.Errorf("exit %d %q", code, lines)
 	}
 }
+
+func TestShowConfigurationWithTheServersView(t *testing.T) {
+	srv := octopustest.NewServer(t)
+	in := newInstance(t, "V")
+	in.must("register-with", "--instance", "V", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Production",
+		"--role", "web", "--tenant", "Acme Corp", "--policy", "Default Machine Policy", "--name", "view01", "--publicHostName", "view01.example")
+	out := in.must("show-configuration", "--instance", "V", "--server", srv.URL, "--apiKey", srv.APIKey)
+	for _, want := range []string{`"DisplayName": "view01"`, `"Name": "Production"`, `"Roles": [`, `"Name": "Acme Corp"`, `"Name": "Default Machine Policy"`, `"PublicHostName": "https://view01.example:`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %s in\n%s", want, out)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -13,6 +14,7 @@ import (
 // the certificate, the last handshake, IsRegistered or proxy settings.
 type ShowConfigurationCmd struct {
 	InstanceFlags
+	apiFlags
 	File string `name:"file" help:"Exports the server configuration to a file. If not specified output goes to the console" placeholder:"PATH"`
 }
 
@@ -24,6 +26,31 @@ func (c *ShowConfigurationCmd) Run(e *Env) error {
 	flat, err := showConfiguration(s)
 	if err != nil {
 		return err
+	}
+	// With API credentials, the server's side is added, as upstream.
+	if c.Server != "" {
+		thumb := s.Thumbprint()
+		if thumb == "" {
+			return config.Userf("No certificate has been generated for this Tentacle. Unable to display configuration.")
+		}
+		proxy, err := httpProxy(s, config.PollingProxyKeys, e.MachineKey())
+		if err != nil {
+			return err
+		}
+		client, err := c.connect(context.Background(), proxy)
+		if err != nil {
+			return err
+		}
+		view, ok, err := client.ServerView(context.Background(), thumb)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			e.Errorf("No machines or workers were found on the specified server with the thumbprint '%s'. Unable to retrieve server side configuration.", thumb)
+		}
+		for k, v := range view {
+			flat[k] = v
+		}
 	}
 	tree := map[string]any{}
 	for key, v := range flat {
