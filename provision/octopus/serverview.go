@@ -109,4 +109,3 @@ func (c *Client) ServerView(ctx context.Context, thumbprint string) (view map[st
 	}
 	return view, true, nil
 }
-
