@@ -50,6 +50,8 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	exe, _ := os.Executable()
+	overridden := config.ApplyEnvironment(s, e.Getenv, filepath.Dir(exe))
 	cert, err := s.Certificate(e.MachineKey())
 	if err != nil {
 		return err
@@ -61,7 +63,9 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		out = io.MultiWriter(logFile, e.Stderr)
 	}
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}))
-	exe, _ := os.Executable()
+	if len(overridden) > 0 {
+		logger.Info("settings taken from the environment ("+config.ContributeEnvironmentVariable+")", "keys", overridden)
+	}
 	a, err := agent.New(agent.Options{
 		InstanceName: sel.Name,
 		Settings:     s,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/tentacle-go/tentacle/agent/config"
@@ -23,6 +25,8 @@ func (c *ShowConfigurationCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
+	exe, _ := os.Executable()
+	config.ApplyEnvironment(s, e.Getenv, filepath.Dir(exe)) // show what the agent would run with
 	flat, err := showConfiguration(s)
 	if err != nil {
 		return err
