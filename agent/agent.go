@@ -52,6 +52,8 @@ type Options struct {
 	Executable string
 	// SupervisorCommand overrides how scripts' supervisors are started.
 	SupervisorCommand []string
+	// LogCounter, when set, is the handler under Logger; metrics report it.
+	LogCounter *LogCounter
 }
 
 // Agent is one running Tentacle instance.
@@ -290,6 +292,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.heartbeat(pollCtx)
 	}()
+	if addr, ok := a.opts.Settings.Get(KeyMetricsListenAddress); ok {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.ServeMetrics(pollCtx, addr, a.opts.LogCounter); err != nil {
+				a.log.Error("the metrics endpoint could not start", "err", err)
+			}
+		}()
+	}
 
 	var runErr error
 	select {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -100,6 +101,10 @@ func TestAgentServesAndStops(t *testing.T) {
 	s.Set(config.KeyPortNumber, strconv.Itoa(port))
 	s.Set(config.KeyListenIP, "127.0.0.1")
 	s.SetTrustedServers([]config.TrustedServer{{Thumbprint: operator.Thumbprint(), CommunicationStyle: config.StyleTentaclePassive}})
+	mln, _ := net.Listen("tcp", "127.0.0.1:0")
+	metricsAddr := mln.Addr().String()
+	mln.Close()
+	s.Set(KeyMetricsListenAddress, metricsAddr)
 	exe, _ := os.Executable()
 	a, err := New(Options{Settings: s, Certificate: cert, MachineKey: config.NewUnixMachineKey(home), Limits: halibut.DefaultLimits(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Executable: exe, Getenv: func(string) string { return "" }})
@@ -126,6 +131,25 @@ func TestAgentServesAndStops(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, "livez.heartbeat")); err != nil {
 		t.Errorf("no heartbeat: %v", err)
+	}
+	var metrics string
+	for range 50 {
+		if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"tentacle_up 1", `tentacle_rpc_total{service="ICapabilitiesServiceV2",method="GetCapabilities"} 1`,
+		`tentacle_rpc_total{service="IFileTransferService",method="UploadFile"} 1`, "tentacle_listening_connections 1", `tentacle_scripts{state="running"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+	if resp, err := http.Get("http://" + metricsAddr + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz: %v %v", resp, err)
 	}
 	cancel()
 	select {

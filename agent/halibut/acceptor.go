@@ -17,6 +17,15 @@ type acceptor struct {
 	conns    map[*conn]bool // true while the connection is inside an RPC
 	shutdown bool
 	wg       sync.WaitGroup
+	accepted int64 // identified connections ever tracked
+}
+
+// Connections reports the open identified connections and how many have
+// been identified since start.
+func (a *acceptor) Connections() (open int, total int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.conns), a.accepted
 }
 
 // serve runs the accept loop on ln until stop.
@@ -52,6 +61,7 @@ func (a *acceptor) track(c *conn) bool {
 		a.conns = map[*conn]bool{}
 	}
 	a.conns[c] = false
+	a.accepted++
 	return true
 }
 
@@ -134,3 +144,6 @@ func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() b
 		}()
 	}
 }
+
+// Stopped reports whether Shutdown has been called.
+func (a *acceptor) Stopped() bool { return a.closed() }

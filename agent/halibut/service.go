@@ -54,6 +54,44 @@ type Service struct {
 	mu        sync.RWMutex
 	handlers  map[string]map[string]Handler // service -> lower-cased method
 	streaming map[string]bool               // service + "." + lower-cased method
+
+	statsMu sync.Mutex
+	stats   map[string]*CallStats // "Service.Method"
+}
+
+// CallStats counts the requests one method received and how many failed.
+type CallStats struct {
+	Service, Method string
+	Calls, Errors   int64
+}
+
+// Stats returns a snapshot of the per-method request counts.
+func (s *Service) Stats() []CallStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	out := make([]CallStats, 0, len(s.stats))
+	for _, st := range s.stats {
+		out = append(out, *st)
+	}
+	return out
+}
+
+func (s *Service) count(req *RequestMessage, failed bool) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if s.stats == nil {
+		s.stats = map[string]*CallStats{}
+	}
+	key := req.Service + "." + req.Method
+	st := s.stats[key]
+	if st == nil {
+		st = &CallStats{Service: req.Service, Method: req.Method}
+		s.stats[key] = st
+	}
+	st.Calls++
+	if failed {
+		st.Errors++
+	}
 }
 
 // ReceiveStreams hands a request's data streams, as they come off the
@@ -153,6 +191,7 @@ func serverError(message, details, errType string) *ServerError {
 func (s *Service) invoke(ctx context.Context, call *Call) (resp *ResponseMessage) {
 	req := call.Request
 	resp = &ResponseMessage{ID: req.ID}
+	defer func() { s.count(req, resp.Error != nil) }()
 	s.mu.RLock()
 	methods, ok := s.handlers[req.Service]
 	var h Handler

@@ -522,3 +522,30 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// Counts reports how many scripts are waiting for their isolation mutex and
+// how many are running, for the agent's metrics.
+func (m *Manager) Counts() (pending, running int) {
+	m.mu.Lock()
+	list := make([]*script, 0, len(m.scripts))
+	for _, s := range m.scripts {
+		list = append(list, s)
+	}
+	m.mu.Unlock()
+	for _, s := range list {
+		select {
+		case <-s.done:
+			continue
+		default:
+		}
+		s.mu.Lock()
+		switch s.stage {
+		case stagePending:
+			pending++
+		case stageLaunched:
+			running++
+		}
+		s.mu.Unlock()
+	}
+	return pending, running
+}

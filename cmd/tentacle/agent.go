@@ -14,6 +14,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent"
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/agent/service"
 )
 
 // AgentCmd is upstream's agent (alias run): the long-running Tentacle.
@@ -62,7 +63,8 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 	if e.StderrTTY || g.Console {
 		out = io.MultiWriter(logFile, e.Stderr)
 	}
-	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}))
+	counter := agent.NewLogCounter(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}))
+	logger := slog.New(counter)
 	if len(overridden) > 0 {
 		logger.Info("settings taken from the environment ("+config.ContributeEnvironmentVariable+")", "keys", overridden)
 	}
@@ -76,8 +78,14 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		Getenv:       e.Getenv,
 		Version:      currentVersion().InformationalVersion,
 		Executable:   exe,
+		LogCounter:   counter,
 	})
 	if err != nil {
+		return err
+	}
+	// Under the Windows Service Control Manager the SCM, not a signal, stops
+	// the agent; elsewhere this does nothing.
+	if handled, err := service.RunAsWindowsServiceIfNeeded(service.WindowsServiceName(sel.Name), a.Run); handled {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

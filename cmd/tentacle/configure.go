@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tentacle-go/tentacle/agent"
 	"github.com/tentacle-go/tentacle/agent/config"
 )
 
@@ -23,6 +24,7 @@ type ConfigureCmd struct {
 	Trust                  []string `name:"trust" sep:"none" help:"The thumbprint of the Octopus Server to trust (repeatable)" placeholder:"THUMBPRINT"`
 	RemoveTrust            []string `name:"remove-trust" sep:"none" help:"The thumbprint of the Octopus Server to remove from the trusted list (repeatable)" placeholder:"THUMBPRINT"`
 	ResetTrust             bool     `name:"reset-trust" help:"Removes all trusted Octopus Servers"`
+	MetricsListen          string   `name:"metrics-listen" help:"Serve /metrics (Prometheus) and /healthz on this loopback address, e.g. 127.0.0.1:9464; off disables (default)" placeholder:"ADDR"`
 }
 
 func (c *ConfigureCmd) Run(e *Env) error {
@@ -63,6 +65,15 @@ func (c *ConfigureCmd) Run(e *Env) error {
 		}
 	}
 	home, app := absPath(e, c.Home), absPath(e, c.App)
+	metrics := ""
+	if c.MetricsListen != "" && !strings.EqualFold(c.MetricsListen, "off") {
+		host, _, err := net.SplitHostPort(c.MetricsListen)
+		ip := net.ParseIP(host)
+		if err != nil || host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return config.Userf("--metrics-listen %q must be a loopback address and port such as 127.0.0.1:9464 (the endpoint has no authentication), or off.", c.MetricsListen)
+		}
+		metrics = c.MetricsListen
+	}
 
 	return c.update(e, func(s *config.Settings) error {
 		servers, err := s.TrustedServers()
@@ -131,6 +142,14 @@ func (c *ConfigureCmd) Run(e *Env) error {
 		if count != 0 {
 			s.Set(config.KeyPollingConnectionCount, strconv.Itoa(count))
 			e.Infof("Polling connection count set to: %d", count)
+		}
+		if c.MetricsListen != "" {
+			s.Set(agent.KeyMetricsListenAddress, metrics)
+			if metrics == "" {
+				e.Infof("Metrics endpoint off")
+			} else {
+				e.Infof("Metrics endpoint: http://%s/metrics and /healthz", metrics)
+			}
 		}
 		return nil
 	})
