@@ -408,3 +408,50 @@ func TestRemoteCommandsAgainstTheRealAgent(t *testing.T) {
 		t.Errorf("wrong thumbprint: exit %d, %q", code, errs)
 	}
 }
+
+// Ctrl+C on `remote exec` cancels the script on the Tentacle and waits for it.
+func TestRemoteExecCtrlCCancelsTheScript(t *testing.T) {
+	a := newRealAgent(t)
+	opPFX := filepath.Join(a.dir, "operator.pfx")
+	pfx, _ := a.operator.PKCS12("")
+	os.WriteFile(opPFX, pfx, 0o600)
+	a.start()
+	pidFile := filepath.Join(a.dir, "sleep.pid")
+	c := exec.Command(builtBinary, "remote", "exec", "--endpoint", fmt.Sprintf("https://127.0.0.1:%d/", a.port), "--thumbprint", a.thumb,
+		"--", fmt.Sprintf("sleep 1000 & echo $! > %s; wait", pidFile))
+	c.Env = append(a.env, "TENTACLE_OPERATOR_CERT="+opPFX)
+	var errb bytes.Buffer
+	c.Stderr = &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, _ := os.ReadFile(pidFile); len(bytes.TrimSpace(b)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the script did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		c.Process.Kill()
+		t.Fatal("remote exec did not end after Ctrl+C")
+	}
+	if c.ProcessState.ExitCode() == 0 || !strings.Contains(errb.String(), "Cancelling the script") {
+		t.Errorf("exit %d, stderr %q", c.ProcessState.ExitCode(), errb.String())
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Kill(pid, 0); err == nil {
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !bytes.Contains(stat, []byte(") Z ")) {
+			t.Errorf("the script's child %d survived the cancel", pid)
+		}
+	}
+}
