@@ -29,6 +29,8 @@ type CLI struct {
 	ImportCertificate         ImportCertificateCmd         `cmd:"" name:"import-certificate" help:"Replace the certificate that Tentacle uses to authenticate itself" group:"Certificates"`
 	ShowThumbprint            ShowThumbprintCmd            `cmd:"" name:"show-thumbprint" help:"Show the thumbprint of this Tentacle's certificate" group:"Certificates"`
 	Agent                     AgentCmd                     `cmd:"" name:"agent" aliases:"run" help:"Starts the Tentacle agent: listens and polls as configured until stopped" group:"Agent"`
+	Service                   ServiceCmd                   `cmd:"" name:"service" help:"Installs, removes, starts and stops the Tentacle as a service (systemd or Windows)" group:"Agent"`
+	Livez                     LivezCmd                     `cmd:"" name:"livez" help:"Liveness probe: exits 0 only if the agent touched its heartbeat within --max-age seconds" group:"Agent"`
 	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	Diag                      DiagCmd                      `cmd:"" name:"diag" help:"Tools for debugging the protocol: decode and encode captured messages" group:"Other"`
 	Version                   VersionCmd                   `cmd:"" name:"version" help:"Show the Tentacle version information" group:"Other"`

@@ -1,0 +1,434 @@
+//go:build windows
+
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/svc"
+	"golang.org/x/sys/windows/svc/mgr"
+)
+
+// SCM manages an instance as a Windows service.
+type SCM struct {
+	// Infof reports progress, one line per call.
+	Infof func(format string, args ...any)
+}
+
+// Windows service control timings, named after what they bound.
+const (
+	// scmStartAttempts and scmStartBackoff: the SCM can refuse a start
+	// briefly (a dependency still starting, a stop still pending); retried
+	// as upstream does.
+	scmStartAttempts = 5
+	scmStartBackoff  = 2 * time.Second
+	// scmStateWait bounds waiting for Running or Stopped (upstream: ~45 s).
+	scmStateWait = 60 * time.Second
+)
+
+func (w *SCM) infof(format string, args ...any) {
+	if w.Infof != nil {
+		w.Infof(format, args...)
+	}
+}
+
+func connect() (*mgr.Mgr, error) {
+	m, err := mgr.Connect()
+	if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+		return nil, userf("Requires elevated privileges: run the command from an elevated (Administrator) prompt.")
+	}
+	return m, err
+}
+
+// open returns the service, or nil if it is not installed.
+func open(m *mgr.Mgr, name string) (*mgr.Service, error) {
+	s, err := m.OpenService(name)
+	if errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST) {
+		return nil, nil
+	}
+	if errors.Is(err, windows.ERROR_ACCESS_DENIED) {
+		return nil, userf("Requires elevated privileges: run the command from an elevated (Administrator) prompt.")
+	}
+	return s, err
+}
+
+// Install creates the service, or brings an existing one up to date (as
+// upstream, an install of an installed service is a reconfigure).
+func (w *SCM) Install(ctx context.Context, s Spec) error {
+	return w.write(s, "Installing")
+}
+
+// Reconfigure rewrites the service's definition.
+func (w *SCM) Reconfigure(ctx context.Context, s Spec) error {
+	return w.write(s, "Reconfiguring")
+}
+
+func (w *SCM) write(s Spec, verb string) error {
+	c := WindowsConfig(s)
+	m, err := connect()
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	if s.DependOn != "" {
+		dep, err := open(m, s.DependOn)
+		if err != nil {
+			return err
+		}
+		if dep == nil {
+			return userf("--dependOn %s: there is no such service on this machine.", s.DependOn)
+		}
+		dep.Close()
+	}
+	cfg := mgr.Config{
+		ServiceType:    windows.SERVICE_WIN32_OWN_PROCESS,
+		StartType:      mgr.StartAutomatic,
+		ErrorControl:   mgr.ErrorNormal,
+		BinaryPathName: c.BinaryPath,
+		Dependencies:   c.Dependencies,
+		DisplayName:    c.DisplayName,
+		Description:    c.Description,
+	}
+	svcHandle, err := open(m, c.Name)
+	if err != nil {
+		return err
+	}
+	if svcHandle == nil {
+		w.infof("%s service %s", verb, c.Name)
+		svcHandle, err = create(m, c.Name, cfg)
+		if err != nil {
+			return fmt.Errorf("creating service %s: %w", c.Name, err)
+		}
+	} else {
+		w.infof("Service %s exists; updating its definition", c.Name)
+		cur, err := svcHandle.Config()
+		if err != nil {
+			svcHandle.Close()
+			return err
+		}
+		// Keep the account: credentials are their own step.
+		cfg.ServiceStartName = cur.ServiceStartName
+		if err := svcHandle.UpdateConfig(cfg); err != nil {
+			svcHandle.Close()
+			return fmt.Errorf("updating service %s: %w", c.Name, err)
+		}
+	}
+	defer svcHandle.Close()
+	actions := make([]mgr.RecoveryAction, len(c.Recovery))
+	for i, a := range c.Recovery {
+		actions[i] = mgr.RecoveryAction{Type: mgr.ServiceRestart, Delay: a.Delay}
+	}
+	if err := svcHandle.SetRecoveryActions(actions, uint32(c.RecoveryResetPeriod/time.Second)); err != nil {
+		return fmt.Errorf("setting recovery actions of %s: %w", c.Name, err)
+	}
+	// An agent that exits with an error (not only one that crashes) is a
+	// failure the recovery actions answer.
+	if err := svcHandle.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+		return fmt.Errorf("setting recovery actions of %s: %w", c.Name, err)
+	}
+	w.infof("Service %s installed: starts automatically; restarts after 1 min, 1 min, then every 5 min if it fails.", c.Name)
+	return nil
+}
+
+// create is mgr.CreateService with our exact command line: mgr quotes each
+// argument its own way, and upstream's binpath is `"exe" run --instance="x"`.
+func create(m *mgr.Mgr, name string, c mgr.Config) (*mgr.Service, error) {
+	h, err := windows.CreateService(m.Handle, windows.StringToUTF16Ptr(name), windows.StringToUTF16Ptr(c.DisplayName),
+		windows.SERVICE_ALL_ACCESS, c.ServiceType, c.StartType, c.ErrorControl,
+		windows.StringToUTF16Ptr(c.BinaryPathName), nil, nil, multiSZ(c.Dependencies), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &mgr.Service{Name: name, Handle: h}
+	// UpdateConfig also sets the description, which CreateService cannot.
+	if err := s.UpdateConfig(c); err != nil {
+		_ = s.Delete()
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// multiSZ is a Windows double-NUL-terminated string list.
+func multiSZ(list []string) *uint16 {
+	if len(list) == 0 {
+		return nil
+	}
+	var b []uint16
+	for _, s := range list {
+		b = append(b, windows.StringToUTF16(s)...)
+	}
+	b = append(b, 0)
+	return &b[0]
+}
+
+// Uninstall stops and deletes the service.
+func (w *SCM) Uninstall(ctx context.Context, s Spec) error {
+	name := WindowsServiceName(s.Instance)
+	m, err := connect()
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	h, err := open(m, name)
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		w.infof("Service %s is not installed; nothing to uninstall.", name)
+		return nil
+	}
+	defer h.Close()
+	if err := stopAndWait(ctx, h); err != nil {
+		return err
+	}
+	if err := h.Delete(); err != nil && !errors.Is(err, windows.ERROR_SERVICE_MARKED_FOR_DELETE) {
+		return fmt.Errorf("deleting service %s: %w", name, err)
+	}
+	w.infof("Service %s uninstalled.", name)
+	return nil
+}
+
+func (w *SCM) control(s Spec, fn func(h *mgr.Service, name string) error) error {
+	name := WindowsServiceName(s.Instance)
+	m, err := connect()
+	if err != nil {
+		return err
+	}
+	defer m.Disconnect()
+	h, err := open(m, name)
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		return nil
+	}
+	defer h.Close()
+	return fn(h, name)
+}
+
+// Start starts the service (retrying while the SCM refuses) and waits for
+// Running.
+func (w *SCM) Start(ctx context.Context, s Spec) error {
+	name := WindowsServiceName(s.Instance)
+	found := false
+	err := w.control(s, func(h *mgr.Service, name string) error {
+		found = true
+		st, err := h.Query()
+		if err != nil {
+			return err
+		}
+		if st.State == svc.Running {
+			w.infof("Service %s is already running.", name)
+			return nil
+		}
+		w.infof("Starting service %s", name)
+		return startAndWait(ctx, h)
+	})
+	if err == nil && !found {
+		return userf("Service %s is not installed. Install it first: `tentacle service --instance %s --install --start`.", name, instanceArg(s))
+	}
+	return err
+}
+
+// Stop stops the service and waits for Stopped.
+func (w *SCM) Stop(ctx context.Context, s Spec) error {
+	found := false
+	err := w.control(s, func(h *mgr.Service, name string) error {
+		found = true
+		w.infof("Stopping service %s", name)
+		return stopAndWait(ctx, h)
+	})
+	if err == nil && !found {
+		w.infof("Service %s is not installed; nothing to stop.", WindowsServiceName(s.Instance))
+	}
+	return err
+}
+
+// Restart is stop then start, and only for a running service, as upstream.
+func (w *SCM) Restart(ctx context.Context, s Spec) error {
+	found := false
+	err := w.control(s, func(h *mgr.Service, name string) error {
+		found = true
+		st, err := h.Query()
+		if err != nil {
+			return err
+		}
+		if st.State != svc.Running {
+			w.infof("Service %s is not running; not restarting it.", name)
+			return nil
+		}
+		w.infof("Restarting service %s", name)
+		if err := stopAndWait(ctx, h); err != nil {
+			return err
+		}
+		return startAndWait(ctx, h)
+	})
+	if err == nil && !found {
+		return userf("Service %s is not installed. Install it first: `tentacle service --instance %s --install --start`.", WindowsServiceName(s.Instance), instanceArg(s))
+	}
+	return err
+}
+
+// SetCredentials makes the service log on as s.Username, first granting a
+// password account "Log on as a service".
+func (w *SCM) SetCredentials(ctx context.Context, s Spec) error {
+	acct, err := DecideWindowsAccount(s.Username, s.Password)
+	if err != nil || acct.StartName == "" {
+		return err
+	}
+	name := WindowsServiceName(s.Instance)
+	found := false
+	err = w.control(s, func(h *mgr.Service, name string) error {
+		found = true
+		if acct.GrantLogonRight {
+			if err := grantServiceLogonRight(acct.StartName); err != nil {
+				return fmt.Errorf("granting %s the right to log on as a service: %w", acct.StartName, err)
+			}
+		}
+		cfg, err := h.Config()
+		if err != nil {
+			return err
+		}
+		cfg.ServiceStartName = acct.StartName
+		cfg.Password = acct.Password
+		if err := h.UpdateConfig(cfg); err != nil {
+			return fmt.Errorf("setting the account of %s: %w", name, err)
+		}
+		w.infof("Service %s runs as %s.", name, acct.StartName)
+		return nil
+	})
+	if err == nil && !found {
+		return userf("Service %s is not installed. Install it first: `tentacle service --install --username %s`.", name, s.Username)
+	}
+	return err
+}
+
+func startAndWait(ctx context.Context, h *mgr.Service) error {
+	var err error
+	for attempt := 1; attempt <= scmStartAttempts; attempt++ {
+		if err = h.Start(); err == nil || errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
+			err = nil
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * scmStartBackoff):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("starting service %s: %w", h.Name, err)
+	}
+	return waitState(ctx, h, svc.Running)
+}
+
+func stopAndWait(ctx context.Context, h *mgr.Service) error {
+	st, err := h.Query()
+	if err != nil {
+		return err
+	}
+	if st.State == svc.Stopped {
+		return nil
+	}
+	if st.State != svc.StopPending {
+		if _, err := h.Control(svc.Stop); err != nil && !errors.Is(err, windows.ERROR_SERVICE_NOT_ACTIVE) {
+			return fmt.Errorf("stopping service %s: %w", h.Name, err)
+		}
+	}
+	return waitState(ctx, h, svc.Stopped)
+}
+
+func waitState(ctx context.Context, h *mgr.Service, want svc.State) error {
+	deadline := time.Now().Add(scmStateWait)
+	for {
+		st, err := h.Query()
+		if err != nil {
+			return err
+		}
+		if st.State == want {
+			return nil
+		}
+		if want == svc.Running && st.State == svc.Stopped {
+			return userf("Service %s stopped right after starting (exit code %d). See the instance log under <home>\\Logs.", h.Name, st.ServiceSpecificExitCode)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("service %s did not reach the wanted state within %s (state %d)", h.Name, scmStateWait, st.State)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// LSA, which x/sys/windows does not wrap: the "Log on as a service" right.
+var (
+	advapi32               = windows.NewLazySystemDLL("advapi32.dll")
+	procLsaOpenPolicy      = advapi32.NewProc("LsaOpenPolicy")
+	procLsaAddAccountRight = advapi32.NewProc("LsaAddAccountRights")
+	procLsaClose           = advapi32.NewProc("LsaClose")
+	procLsaNtStatusToWin   = advapi32.NewProc("LsaNtStatusToWinError")
+)
+
+const (
+	policyCreateAccount = 0x00000010
+	policyLookupNames   = 0x00000800
+)
+
+type lsaUnicodeString struct {
+	Length        uint16
+	MaximumLength uint16
+	Buffer        *uint16
+}
+
+type lsaObjectAttributes struct {
+	Length                   uint32
+	RootDirectory            windows.Handle
+	ObjectName               *lsaUnicodeString
+	Attributes               uint32
+	SecurityDescriptor       uintptr
+	SecurityQualityOfService uintptr
+}
+
+func lsaError(status uintptr) error {
+	if status == 0 {
+		return nil
+	}
+	code, _, _ := procLsaNtStatusToWin.Call(status)
+	return windows.Errno(code)
+}
+
+func grantServiceLogonRight(account string) error {
+	sid, _, _, err := windows.LookupSID("", account)
+	if err != nil {
+		return fmt.Errorf("looking up %s: %w", account, err)
+	}
+	var attrs lsaObjectAttributes
+	attrs.Length = uint32(unsafe.Sizeof(attrs))
+	var policy windows.Handle
+	st, _, _ := procLsaOpenPolicy.Call(0, uintptr(unsafe.Pointer(&attrs)), policyCreateAccount|policyLookupNames, uintptr(unsafe.Pointer(&policy)))
+	if err := lsaError(st); err != nil {
+		return err
+	}
+	defer procLsaClose.Call(uintptr(policy))
+	right := windows.StringToUTF16("SeServiceLogonRight")
+	us := lsaUnicodeString{
+		Length:        uint16((len(right) - 1) * 2),
+		MaximumLength: uint16(len(right) * 2),
+		Buffer:        &right[0],
+	}
+	st, _, _ = procLsaAddAccountRight.Call(uintptr(policy), uintptr(unsafe.Pointer(sid)), uintptr(unsafe.Pointer(&us)), 1)
+	return lsaError(st)
+}
+
+// NewSCM returns the Windows service manager.
+func NewSCM(infof func(format string, args ...any)) (Manager, error) {
+	return &SCM{Infof: infof}, nil
+}

@@ -1,0 +1,75 @@
+package service
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWindowsServiceNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"Tentacle": "OctopusDeploy Tentacle",
+		"":         "OctopusDeploy Tentacle",
+		"Web 01":   "OctopusDeploy Tentacle: Web 01",
+		"tentacle": "OctopusDeploy Tentacle: tentacle",
+	} {
+		if got := WindowsServiceName(in); got != want {
+			t.Errorf("WindowsServiceName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWindowsConfig(t *testing.T) {
+	c := WindowsConfig(Spec{Instance: "Web 01", Executable: `C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe`, DependOn: "MSSQLSERVER"})
+	want := WindowsServiceConfig{
+		Name:                "OctopusDeploy Tentacle: Web 01",
+		DisplayName:         "OctopusDeploy Tentacle: Web 01",
+		Description:         "Octopus Deploy: Tentacle deployment agent",
+		BinaryPath:          `"C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe" run --instance="Web 01"`,
+		Dependencies:        []string{"LanmanWorkstation", "TCPIP", "MSSQLSERVER"},
+		Recovery:            []WindowsRecoveryAction{{time.Minute}, {time.Minute}, {5 * time.Minute}},
+		RecoveryResetPeriod: 24 * time.Hour,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("WindowsConfig =\n%+v\nwant\n%+v", c, want)
+	}
+	rootless := WindowsConfig(Spec{ConfigPath: `D:\t\Tentacle.config`, Executable: `C:\t\tentacle.exe`})
+	if rootless.Name != "OctopusDeploy Tentacle" || rootless.BinaryPath != `"C:\t\tentacle.exe" run --config="D:\t\Tentacle.config"` {
+		t.Errorf("rootless: %+v", rootless)
+	}
+	if d := WindowsConfig(Spec{Instance: "Tentacle", Executable: `C:\t\Tentacle.dll`}); d.BinaryPath != `dotnet "C:\t\Tentacle.dll" run --instance="Tentacle"` || !reflect.DeepEqual(d.Dependencies, []string{"LanmanWorkstation", "TCPIP"}) {
+		t.Errorf("dll: %+v", d)
+	}
+}
+
+func TestDecideWindowsAccount(t *testing.T) {
+	for _, c := range []struct {
+		user, password string
+		want           WindowsAccount
+		err            string
+	}{
+		{"", "", WindowsAccount{}, ""},
+		{"", "secret", WindowsAccount{}, "without --username"},
+		{"LocalSystem", "", WindowsAccount{StartName: "LocalSystem"}, ""},
+		{`NT AUTHORITY\NetworkService`, "", WindowsAccount{StartName: `NT AUTHORITY\NetworkService`}, ""},
+		{"local service", "", WindowsAccount{StartName: `NT AUTHORITY\LocalService`}, ""},
+		{`NT SERVICE\Tentacle`, "", WindowsAccount{StartName: `NT SERVICE\Tentacle`}, ""},
+		{`CORP\gmsa-tentacle$`, "", WindowsAccount{StartName: `CORP\gmsa-tentacle$`, GrantLogonRight: true}, ""},
+		{`CORP\gmsa-tentacle$`, "pw", WindowsAccount{}, "managed service account"},
+		{"deploy", "pw", WindowsAccount{StartName: `.\deploy`, Password: "pw", GrantLogonRight: true}, ""},
+		{`CORP\deploy`, "pw", WindowsAccount{StartName: `CORP\deploy`, Password: "pw", GrantLogonRight: true}, ""},
+		{"deploy@corp.example", "pw", WindowsAccount{StartName: "deploy@corp.example", Password: "pw", GrantLogonRight: true}, ""},
+		{`CORP\deploy`, "", WindowsAccount{}, "needs its password"},
+	} {
+		got, err := DecideWindowsAccount(c.user, c.password)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%q/%q: error %v, want one containing %q", c.user, c.password, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("%q/%q: %v", c.user, c.password, err)
+		case c.err == "" && got != c.want:
+			t.Errorf("%q/%q = %+v, want %+v", c.user, c.password, got, c.want)
+		}
+	}
+}
