@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -184,11 +183,7 @@ func (a *Agent) pollingProxy() (halibut.ProxyFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Host != "" {
-		u := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.Host, strconv.Itoa(p.Port))}
-		if p.Username != "" {
-			u.User = url.UserPassword(p.Username, p.Password)
-		}
+	if u := p.URL(); u != nil {
 		return halibut.FixedProxy(u), nil
 	}
 	if p.UseDefault {

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -85,4 +87,17 @@ func SetProxyPassword(s *Settings, keys ProxyKeys, password string, mk MachineKe
 	}
 	s.Set(keys.Password, enc)
 	return nil
+}
+
+// URL is the configured proxy with its credentials, or nil when no host is
+// configured (then UseDefault says whether to use the system's proxy).
+func (p ProxySettings) URL() *url.URL {
+	if p.Host == "" {
+		return nil
+	}
+	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.Host, strconv.Itoa(p.Port))}
+	if p.Username != "" {
+		u.User = url.UserPassword(p.Username, p.Password)
+	}
+	return u
 }

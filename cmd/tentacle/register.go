@@ -46,11 +46,7 @@ func httpProxy(s *config.Settings, keys config.ProxyKeys, mk config.MachineKey) 
 	if err != nil {
 		return nil, err
 	}
-	if p.Host != "" {
-		u := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.Host, strconv.Itoa(p.Port))}
-		if p.Username != "" {
-			u.User = url.UserPassword(p.Username, p.Password)
-		}
+	if u := p.URL(); u != nil {
 		return http.ProxyURL(u), nil
 	}
 	if p.UseDefault {
