@@ -13,19 +13,26 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # Packages the protocol and agent race tests need (cgo for -race), and the
 # ones the service tests need: systemd-analyze verify for generated units, a
 # real systemd booted in systemd-nspawn, debootstrap for its root filesystem.
-APT_PACKAGES   := gcc libc6-dev systemd systemd-container debootstrap
+APT_PACKAGES   := gcc libc6-dev systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus
 
-.PHONY: all build test vet fmt-check unit fuzz demo bench package deps clean cross nspawn-rootfs
+.PHONY: all build test vet fmt-check unit fuzz demo bench bench-go bench-e2e package deps clean cross nspawn-rootfs
 
 all: build
 
 # deps installs the system packages the tests need, only when missing.
+# Installing a package must not start its service on a developer's machine
+# (firewalld would take over its firewall): a temporary policy-rc.d tells
+# Debian's maintainer scripts not to start anything, as in a container.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+		guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod 0755 /usr/sbin/policy-rc.d && guard=1; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; rc=$$?; \
+		if [ -n "$$guard" ]; then $$SUDO rm -f /usr/sbin/policy-rc.d; fi; \
+		exit $$rc; \
 	fi
 
 build:
@@ -73,8 +80,19 @@ fuzz:
 demo: build
 	@bash scripts/demo.sh $(BIN)
 
-bench:
+# bench runs the Go micro-benchmarks, then scripts/bench.sh: the real binary,
+# whole process, against ssh/scp and this machine's ceilings, all on loopback.
+# It prints a markdown table for docs/benchmarks.md (RUNS, SIZE_MIB, XFER_RUNS
+# and IDLE_SECS tune it; see the script).
+BENCH_APT_PACKAGES := openssh-server openssh-client
+bench: bench-go bench-e2e
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-e2e:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(BENCH_APT_PACKAGES)'
+	@GO=$(GO) bash scripts/bench.sh
 
 $(GOBIN)/goreleaser:
 	$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VER)
