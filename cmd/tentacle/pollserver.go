@@ -77,36 +77,33 @@ func (c *PollServerCmd) Run(e *Env) error {
 	})
 }
 
-// address is https://host:port/ (the scheme forced, the path dropped, as
-// upstream) or the wss:// URL.
+// address is the polling address the options name.
 func (c *PollServerCmd) address() (string, error) {
-	if (c.ServerCommsAddress == "") == (c.ServerWebSocket == "") {
+	return pollingAddress(c.ServerCommsAddress, c.ServerCommsPort, c.ServerWebSocket)
+}
+
+// pollingAddress is https://host:port/ from a comms address (the scheme
+// forced, the path dropped, as upstream; the port option wins, 10943 by
+// default), or the normalised wss:// address: exactly one must be given.
+// poll-server and register-with share it.
+func pollingAddress(commsAddress, commsPort, webSocket string) (string, error) {
+	if (commsAddress == "") == (webSocket == "") {
 		return "", config.Userf("Give exactly one of --server-comms-address (e.g. https://octopus.example:10943/) and --server-web-socket (e.g. wss://octopus.example/OctopusComms).")
 	}
-	if c.ServerWebSocket != "" {
-		u, err := url.Parse(c.ServerWebSocket)
-		if err != nil || u.Host == "" {
-			return "", config.Userf("--server-web-socket %q is not a URL like wss://octopus.example/OctopusComms.", c.ServerWebSocket)
-		}
-		switch strings.ToLower(u.Scheme) {
-		case "https", "wss":
-			u.Scheme = "wss"
-		default:
-			return "", config.Userf("The websocket address must start with wss://")
-		}
-		return config.NormalizeServerAddress(u.String())
+	if webSocket != "" {
+		return webSocketAddress(webSocket, "--server-web-socket")
 	}
-	raw := c.ServerCommsAddress
+	raw := commsAddress
 	if !strings.Contains(raw, "://") {
 		raw = "https://" + raw
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
-		return "", config.Userf("--server-comms-address %q is not an address like https://octopus.example:10943/.", c.ServerCommsAddress)
+		return "", config.Userf("--server-comms-address %q is not an address like https://octopus.example:10943/.", commsAddress)
 	}
 	port := u.Port()
-	if c.ServerCommsPort != "" {
-		p, err := parsePort(c.ServerCommsPort, "--server-comms-port")
+	if commsPort != "" {
+		p, err := parsePort(commsPort, "--server-comms-port")
 		if err != nil {
 			return "", err
 		}
@@ -116,6 +113,22 @@ func (c *PollServerCmd) address() (string, error) {
 		port = strconv.Itoa(config.DefaultPollingPort)
 	}
 	return config.NormalizeServerAddress("https://" + net.JoinHostPort(u.Hostname(), port) + "/")
+}
+
+// webSocketAddress normalises a WebSocket polling address: https:// is
+// taken as wss://, anything else is refused, as upstream.
+func webSocketAddress(raw, flag string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", config.Userf("%s %q is not a URL like wss://octopus.example/OctopusComms.", flag, raw)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", config.Userf("The websocket address must start with wss://")
+	}
+	return config.NormalizeServerAddress(u.String())
 }
 
 // serverThumbprint asks the Octopus Server (through the polling proxy) for

@@ -243,23 +243,18 @@ func (c *registerFlags) register(e *Env, r octopus.Registration) error {
 	return nil
 }
 
-// pollingAddress is https://host:port/ (from --server-comms-address, or the
-// --server host; --server-comms-port wins) or the wss:// address.
+// pollingAddress is the polling endpoint: --server-web-socket, or
+// --server-comms-address, or the --server host on the polling port.
 func (c *registerFlags) pollingAddress() (string, error) {
-	if c.ServerWebSocket != "" {
-		ps := PollServerCmd{ServerWebSocket: c.ServerWebSocket}
-		return ps.address()
-	}
-	raw := c.ServerCommsAddress
-	if raw == "" {
+	commsAddress := c.ServerCommsAddress
+	if commsAddress == "" && c.ServerWebSocket == "" {
 		u, err := url.Parse(c.Server)
 		if err != nil || u.Hostname() == "" {
 			return "", config.Userf("--server %q is not an address like https://octopus.example.", c.Server)
 		}
-		raw = "https://" + u.Hostname()
+		commsAddress = "https://" + u.Hostname()
 	}
-	ps := PollServerCmd{ServerCommsAddress: raw, ServerCommsPort: c.ServerCommsPort}
-	return ps.address()
+	return pollingAddress(commsAddress, c.ServerCommsPort, c.ServerWebSocket)
 }
 
 // DeregisterFromCmd is deregister-from.

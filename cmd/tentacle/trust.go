@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -221,18 +220,7 @@ func (c *ServerCommsCmd) activeAddress() (string, error) {
 		return "", config.Userf("The hostname and websocket options cannot be used together")
 	}
 	if c.WebSocket != "" {
-		u, err := url.Parse(c.WebSocket)
-		if err != nil || u.Host == "" {
-			return "", config.Userf("The websocket address %q is not a URL; it must look like wss://octopus.example/OctopusComms", c.WebSocket)
-		}
-		switch strings.ToLower(u.Scheme) {
-		case "https":
-			u.Scheme = "wss"
-		case "wss":
-		default:
-			return "", config.Userf("The websocket address must start with wss://")
-		}
-		return config.NormalizeServerAddress(u.String())
+		return webSocketAddress(c.WebSocket, "--web-socket")
 	}
 	port := config.DefaultPollingPort
 	if c.Port != "" {
