@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // MachineKey encrypts the secrets upstream keeps in the configuration file
@@ -144,7 +145,10 @@ func (m *UnixMachineKey) Decrypt(encoded string) ([]byte, error) {
 		}
 		buf := make([]byte, len(raw))
 		cipher.NewCBCDecrypter(block, k.iv).CryptBlocks(buf, raw)
-		if plain, ok := unpadPKCS7(buf); ok {
+		// Without a MAC, a wrong key still yields valid padding about once in
+		// 256 tries; what upstream encrypts is always UTF-8 text, so garbage
+		// is told apart by that too.
+		if plain, ok := unpadPKCS7(buf); ok && utf8.Valid(plain) {
 			return plain, nil
 		}
 	}
