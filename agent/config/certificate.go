@@ -2,6 +2,8 @@ package config
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -42,6 +44,22 @@ func GenerateCertificate() (*Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating an RSA key: %w", err)
 	}
+	return selfSigned(key, x509.SHA256WithRSA, x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment)
+}
+
+// GenerateOperatorCertificate makes the identity `tentacle remote` presents
+// to Tentacles: as GenerateCertificate, but ECDSA P-256. Tentacles pin the
+// thumbprint, not the key type, and the signature every TLS handshake asks
+// of the client costs ~0.05 ms with P-256 where RSA-2048 takes ~1.2 ms.
+func GenerateOperatorCertificate() (*Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating an ECDSA key: %w", err)
+	}
+	return selfSigned(key, x509.ECDSAWithSHA256, x509.KeyUsageDigitalSignature)
+}
+
+func selfSigned(key crypto.Signer, alg x509.SignatureAlgorithm, usage x509.KeyUsage) (*Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
 	if err != nil {
 		return nil, err
@@ -53,11 +71,11 @@ func GenerateCertificate() (*Certificate, error) {
 		Issuer:             pkix.Name{CommonName: CertificateSubject},
 		NotBefore:          now.AddDate(0, 0, -1),
 		NotAfter:           now.AddDate(100, 0, 0),
-		SignatureAlgorithm: x509.SHA256WithRSA,
-		KeyUsage:           x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		SignatureAlgorithm: alg,
+		KeyUsage:           usage,
 		ExtKeyUsage:        []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("creating the certificate: %w", err)
 	}
@@ -96,6 +114,14 @@ func (c *Certificate) KeyBits() int {
 // that upstream Tentacle and older Windows versions can import it.
 func (c *Certificate) PKCS12(password string) ([]byte, error) {
 	return pkcs12.LegacyDES.Encode(c.Key, c.Leaf, nil, password)
+}
+
+// PKCS12Unprotected is a PFX without encryption or MAC, for a file whose
+// protection is its permissions (0600). An empty password would protect it
+// no better, and its key derivation costs ~2 ms every time the file is read.
+// ParsePKCS12 with an empty password reads it; so does OpenSSL.
+func (c *Certificate) PKCS12Unprotected() ([]byte, error) {
+	return pkcs12.Passwordless.Encode(c.Key, c.Leaf, nil, "")
 }
 
 // Errors from ParsePKCS12 a user can cause.

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
@@ -132,5 +134,54 @@ func TestCertificateStoredAsUpstreamDoes(t *testing.T) {
 	}
 	if _, err := ParsePKCS12(mustDecodeBase64(t, string(plain)), ""); err != nil {
 		t.Errorf("stored value is not base64 PKCS#12 with an empty password: %v", err)
+	}
+}
+
+// The operator identity: ECDSA P-256, otherwise as upstream's certificates,
+// stored as an unprotected PFX that we, and OpenSSL, read without a password.
+func TestOperatorCertificateAndUnprotectedPFX(t *testing.T) {
+	c, err := GenerateOperatorCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := c.Key.Public().(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		t.Fatalf("key %T", c.Key.Public())
+	}
+	l := c.Leaf
+	if l.Subject.CommonName != CertificateSubject || l.SignatureAlgorithm != x509.ECDSAWithSHA256 || l.NotAfter.Year()-time.Now().Year() != 100 {
+		t.Errorf("subject %v, signature %v, until %v", l.Subject, l.SignatureAlgorithm, l.NotAfter)
+	}
+	if err := l.CheckSignature(l.SignatureAlgorithm, l.RawTBSCertificate, l.Signature); err != nil {
+		t.Errorf("not self-signed: %v", err)
+	}
+	pfx, err := c.PKCS12Unprotected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePKCS12(pfx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Thumbprint() != c.Thumbprint() || !back.Key.Public().(*ecdsa.PublicKey).Equal(c.Key.Public()) {
+		t.Fatal("the unprotected PFX does not give back the certificate and its key")
+	}
+	// And an RSA certificate too, as `remote` may be given any PFX.
+	rc, _ := GenerateCertificate()
+	rpfx, _ := rc.PKCS12Unprotected()
+	if back, err := ParsePKCS12(rpfx, ""); err != nil || back.Thumbprint() != rc.Thumbprint() {
+		t.Fatalf("RSA unprotected PFX: %v", err)
+	}
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not installed: cannot cross-check the unprotected PFX with an independent reader")
+	}
+	path := filepath.Join(t.TempDir(), "operator.pfx")
+	os.WriteFile(path, pfx, 0o600)
+	out, err := exec.Command(openssl, "pkcs12", "-in", path, "-passin", "pass:", "-nodes").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "PRIVATE KEY") || !strings.Contains(string(out), "Octopus Tentacle") {
+		t.Errorf("openssl output lacks the key or certificate:\n%s", out)
 	}
 }

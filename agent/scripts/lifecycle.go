@@ -163,7 +163,7 @@ func (m *Manager) startSupervisor(s *script, st *scriptState) error {
 	st.State = Running
 	st.Launch = m.launchSpec(s, st, token)
 	st.SupervisorPID = 0
-	if err := writeState(s.dir, st); err != nil {
+	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		return err
 	}
 	cmdArgs := append(append([]string{}, m.cfg.SupervisorCommand[1:]...), s.dir, token)
@@ -304,7 +304,7 @@ func (m *Manager) recordUnknownResult(s *script) {
 	m.log.Warn("script supervisor ended without recording a result", "ticket", s.ticket)
 	m.appendAgentLog(s, StdErr, "The process supervising this script ended without recording the script's result; its outcome is unknown.")
 	st.complete(ExitCodeUnknownResult, false)
-	if err := writeState(s.dir, st); err != nil {
+	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		m.log.Error("cannot record script result", "ticket", s.ticket, "error", err)
 	}
 }
@@ -313,7 +313,7 @@ func (m *Manager) recordUnknownResult(s *script) {
 func (m *Manager) finishUnlaunched(s *script, st *scriptState, code int, message string) {
 	m.appendAgentLog(s, StdErr, message)
 	st.complete(code, false)
-	if err := writeState(s.dir, st); err != nil {
+	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		m.log.Error("cannot record script result", "ticket", s.ticket, "error", err)
 	}
 }

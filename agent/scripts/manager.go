@@ -316,7 +316,7 @@ func (m *Manager) prepare(s *script, req *StartRequest) (*scriptState, error) {
 		MutexTimeout: req.MutexTimeout,
 		Arguments:    req.Arguments,
 	}
-	if err := writeState(s.dir, st); err != nil {
+	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		_ = removeTree(s.dir)
 		return nil, err
 	}

@@ -64,7 +64,7 @@ type supervisor struct {
 
 func (s *supervisor) run() int {
 	s.st.SupervisorPID = os.Getpid()
-	if err := writeState(s.dir, s.st); err != nil {
+	if err := writeState(s.dir, s.st, survivesProcessCrash); err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
 	}
 	w, err := openLogWriter(filepath.Join(s.dir, logFileName))
@@ -94,7 +94,7 @@ func (s *supervisor) run() int {
 // Complete also sees every log line.
 func (s *supervisor) finish(code int, ran bool) int {
 	s.st.complete(code, ran)
-	if err := writeState(s.dir, s.st); err != nil {
+	if err := writeState(s.dir, s.st, survivesPowerLoss); err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: cannot record exit code %d: %v\n", code, err)
 		return 1
 	}
@@ -164,7 +164,7 @@ func (s *supervisor) runShell() (int, bool) {
 	started := time.Now().UTC()
 	s.st.Started = &started
 	s.st.ScriptPID = cmd.Process.Pid
-	if err := writeState(s.dir, s.st); err != nil {
+	if err := writeState(s.dir, s.st, survivesProcessCrash); err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
 	}
 

@@ -78,11 +78,11 @@ func loadOrCreateOperatorCert(e *Env) (*config.Certificate, bool, error) {
 		c, err := decodeCertificate(data, "", path)
 		return c, false, err
 	}
-	cert, err := config.GenerateCertificate()
+	cert, err := config.GenerateOperatorCertificate()
 	if err != nil {
 		return nil, false, err
 	}
-	pfx, err := cert.PKCS12("")
+	pfx, err := cert.PKCS12Unprotected()
 	if err != nil {
 		return nil, false, err
 	}
