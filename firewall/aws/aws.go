@@ -1,7 +1,13 @@
 // Package aws opens the Tentacle's port in EC2 security groups, with the
-// AWS SDK's standard credential chain (environment, shared config and
-// profiles, SSO, the instance profile) and, for --self, the instance's own
-// groups as the instance metadata service (IMDSv2) reports them.
+// standard AWS credential chain (environment, shared config and profiles,
+// SSO, web identity, containers, the instance profile) and, for --self, the
+// instance's own groups as the instance metadata service (IMDSv2) reports
+// them.
+//
+// It speaks to AWS with the standard library alone (the EC2 Query API,
+// Signature Version 4): the AWS SDK would add some 30 MB to the binary
+// and its start-up cost to every process of it, which mostly never touch
+// AWS.
 //
 // Security group rules have no names; the rule name goes in each address
 // range's description. A rule is identified as AWS does (protocol, ports,
@@ -12,18 +18,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
-
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
+	"time"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -36,25 +36,31 @@ type Options struct {
 	// read from IMDSv2. Open adds the rule to the first of them (unless one
 	// already has it); close removes it from all of them.
 	Self bool
-	// Region; empty: the SDK's (AWS_REGION, the profile), or with Self the
-	// instance's.
+	// Region; empty: AWS_REGION, AWS_DEFAULT_REGION, the profile's, or
+	// with Self the instance's.
 	Region string
 	// Profile is a shared-config profile; empty: AWS_PROFILE or default.
 	Profile string
 	// EC2Endpoint and IMDSEndpoint replace AWS's endpoints (tests run
 	// against moto_server and a local metadata server).
 	EC2Endpoint, IMDSEndpoint string
+	// Now is the clock requests are signed with; nil: time.Now.
+	Now func() time.Time
 }
 
 // SecurityGroups is the AWS backend.
 type SecurityGroups struct {
-	client *ec2.Client
+	ec2    *ec2Client
 	region string
 	// targets get new rules; all are searched for existing ones and closed.
 	targets, all []string
 }
 
-var groupID = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
+var (
+	groupID = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
+	// regionName keeps a typo from becoming a strange host name.
+	regionName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`)
+)
 
 // New resolves credentials, region and groups; any problem there is a
 // firewall.UserError and nothing has been changed.
@@ -67,42 +73,62 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	if o.Self == (len(o.GroupIDs) > 0) {
 		return nil, firewall.Userf("Say which security group to change: --security-group sg-… (repeatable) or --self (this EC2 instance's own groups), not both.")
 	}
-	imdsOptions := func(io *imds.Options) {
-		if o.IMDSEndpoint != "" {
-			io.Endpoint = o.IMDSEndpoint
-		}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	var loads []func(*config.LoadOptions) error
-	if o.Region != "" {
-		loads = append(loads, config.WithRegion(o.Region))
-	} else if o.Self {
-		loads = append(loads, config.WithEC2IMDSRegion(func(r *config.UseEC2IMDSRegion) { r.Client = imds.New(imds.Options{}, imdsOptions) }))
-	}
-	if o.Profile != "" {
-		loads = append(loads, config.WithSharedConfigProfile(o.Profile))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, loads...)
+	shared, err := loadSharedConfig()
 	if err != nil {
-		var missing config.SharedConfigProfileNotExistError
-		if errors.As(err, &missing) {
-			return nil, firewall.Userf("The AWS profile %q was not found in the shared config or credentials file: check --profile (or AWS_PROFILE), or run `aws configure --profile %s`.", missing.Profile, missing.Profile)
-		}
 		return nil, firewall.Userf("Cannot load the AWS configuration: %v.", err)
 	}
-	if cfg.Region == "" {
+	c := &chain{cfg: shared, profile: o.Profile, explicit: o.Profile != "", imds: newIMDS(o), now: o.Now}
+	if c.profile == "" {
+		c.profile = os.Getenv("AWS_PROFILE")
+	}
+	if c.profile == "" {
+		c.profile = "default"
+	} else if _, ok := shared.profiles[c.profile]; !ok {
+		return nil, profileNotFound(c.profile)
+	}
+
+	c.region = o.Region
+	for _, env := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if c.region == "" {
+			c.region = os.Getenv(env)
+		}
+	}
+	if c.region == "" {
+		c.region = shared.profiles[c.profile]["region"]
+	}
+	if c.region == "" && o.Self {
+		// As the SDK, a metadata service that does not answer leaves the
+		// region unset, and the sentence below says what to do.
+		c.region, _ = c.imds.region(ctx)
+	}
+	if c.region == "" {
 		return nil, firewall.Userf("No AWS region is set: pass --region (or set AWS_REGION), or use --self on an EC2 instance.")
 	}
-	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return nil, firewall.Userf("No usable AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` (or `aws sso login`), or give the instance an instance profile (%s).", shortError(err))
+	if !regionName.MatchString(c.region) {
+		return nil, firewall.Userf("%q is not an AWS region: give one such as eu-west-1.", c.region)
 	}
-	sg := &SecurityGroups{region: cfg.Region}
-	sg.client = ec2.NewFromConfig(cfg, func(eo *ec2.Options) {
-		if o.EC2Endpoint != "" {
-			eo.BaseEndpoint = awssdk.String(o.EC2Endpoint)
+
+	creds, err := c.resolve(ctx)
+	if err != nil {
+		var missing errProfileNotFound
+		if errors.As(err, &missing) {
+			return nil, profileNotFound(missing.profile)
 		}
-	})
+		if ue, ok := userErrorOf(err); ok {
+			return nil, ue
+		}
+		return nil, firewall.Userf("No usable AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` (or `aws sso login`), or give the instance an instance profile (%s).", strings.TrimSuffix(err.Error(), "."))
+	}
+	endpoint := o.EC2Endpoint
+	if endpoint == "" {
+		endpoint = serviceEndpoint("EC2", "ec2", c.region)
+	}
+	sg := &SecurityGroups{region: c.region, ec2: &ec2Client{endpoint: endpoint, region: c.region, creds: creds, http: apiHTTP, now: o.Now}}
 	if o.Self {
-		groups, err := instanceGroups(ctx, imds.NewFromConfig(cfg, imdsOptions))
+		groups, err := instanceGroups(ctx, c.imds)
 		if err != nil {
 			return nil, err
 		}
@@ -113,18 +139,22 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	return sg, nil
 }
 
+func profileNotFound(profile string) error {
+	return firewall.Userf("The AWS profile %q was not found in the shared config or credentials file: check --profile (or AWS_PROFILE), or run `aws configure --profile %s`.", profile, profile)
+}
+
 // instanceGroups reads the security groups of the primary network interface
 // from IMDSv2: the interface's MAC, then its groups. No EC2 permission is
 // needed for this.
-func instanceGroups(ctx context.Context, c *imds.Client) ([]string, error) {
+func instanceGroups(ctx context.Context, c *imdsClient) ([]string, error) {
 	fail := func(err error) error {
 		return firewall.Userf("Cannot read this instance's security groups from the EC2 instance metadata service (IMDSv2), so --self only works on an EC2 instance with it enabled; elsewhere pass --security-group (%s).", shortError(err))
 	}
-	mac, err := metadata(ctx, c, "mac")
+	mac, err := c.get(ctx, "meta-data/mac")
 	if err != nil {
 		return nil, fail(err)
 	}
-	ids, err := metadata(ctx, c, "network/interfaces/macs/"+strings.TrimSpace(mac)+"/security-group-ids")
+	ids, err := c.get(ctx, "meta-data/network/interfaces/macs/"+strings.TrimSpace(mac)+"/security-group-ids")
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -135,16 +165,6 @@ func instanceGroups(ctx context.Context, c *imds.Client) ([]string, error) {
 	return groups, nil
 }
 
-func metadata(ctx context.Context, c *imds.Client, path string) (string, error) {
-	out, err := c.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
-	if err != nil {
-		return "", err
-	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 64<<10))
-	return string(b), err
-}
-
 func (s *SecurityGroups) Name() string {
 	return "AWS security group " + strings.Join(s.targets, ", ") + " (" + s.region + ")"
 }
@@ -152,27 +172,27 @@ func (s *SecurityGroups) Name() string {
 // Groups are the groups open adds to and close removes from.
 func (s *SecurityGroups) Groups() (targets, all []string) { return s.targets, s.all }
 
-func (s *SecurityGroups) describe(ctx context.Context) ([]types.SecurityGroup, error) {
-	out, err := s.client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: s.all})
+func (s *SecurityGroups) describe(ctx context.Context) ([]securityGroup, error) {
+	groups, err := s.ec2.describeSecurityGroups(ctx, s.all)
 	if err != nil {
 		return nil, s.explain(err, "ec2:DescribeSecurityGroups")
 	}
-	return out.SecurityGroups, nil
+	return groups, nil
 }
 
 // has reports whether group g admits TCP ports from source, exactly.
-func has(g types.SecurityGroup, ports firewall.PortRange, source netip.Prefix) bool {
-	for _, p := range g.IpPermissions {
-		if !isTCP(p) || awssdk.ToInt32(p.FromPort) != int32(ports.First) || awssdk.ToInt32(p.ToPort) != int32(ports.Last) {
+func has(g securityGroup, ports firewall.PortRange, source netip.Prefix) bool {
+	for _, p := range g.IPPermissions {
+		if !isTCP(p) || p.FromPort != int32(ports.First) || p.ToPort != int32(ports.Last) {
 			continue
 		}
-		for _, r := range p.IpRanges {
-			if awssdk.ToString(r.CidrIp) == source.String() {
+		for _, r := range p.IPRanges {
+			if r.CidrIP == source.String() {
 				return true
 			}
 		}
-		for _, r := range p.Ipv6Ranges {
-			if pf, err := netip.ParsePrefix(awssdk.ToString(r.CidrIpv6)); err == nil && pf == source {
+		for _, r := range p.IPv6Ranges {
+			if pf, err := netip.ParsePrefix(r.CidrIPv6); err == nil && pf == source {
 				return true
 			}
 		}
@@ -180,23 +200,18 @@ func has(g types.SecurityGroup, ports firewall.PortRange, source netip.Prefix) b
 	return false
 }
 
-func isTCP(p types.IpPermission) bool {
-	proto := awssdk.ToString(p.IpProtocol)
-	return proto == "tcp" || proto == "6"
+func isTCP(p ipPermission) bool {
+	return p.IPProtocol == "tcp" || p.IPProtocol == "6"
 }
 
 // permission is rule's ports from sources, described with the rule name.
-func permission(rule firewall.Rule, sources []netip.Prefix) types.IpPermission {
-	p := types.IpPermission{
-		IpProtocol: awssdk.String("tcp"),
-		FromPort:   awssdk.Int32(int32(rule.Ports.First)),
-		ToPort:     awssdk.Int32(int32(rule.Ports.Last)),
-	}
+func permission(rule firewall.Rule, sources []netip.Prefix) ipPermission {
+	p := ipPermission{IPProtocol: "tcp", FromPort: int32(rule.Ports.First), ToPort: int32(rule.Ports.Last)}
 	for _, s := range sources {
 		if s.Addr().Is4() {
-			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: awssdk.String(s.String()), Description: awssdk.String(rule.Name)})
+			p.IPRanges = append(p.IPRanges, addressRange{CidrIP: s.String(), Description: rule.Name})
 		} else {
-			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: awssdk.String(s.String()), Description: awssdk.String(rule.Name)})
+			p.IPv6Ranges = append(p.IPv6Ranges, addressRange{CidrIPv6: s.String(), Description: rule.Name})
 		}
 	}
 	return p
@@ -226,7 +241,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 			for _, g := range groups {
 				// With --self, a rule in any of the instance's groups
 				// already lets the traffic in.
-				if (awssdk.ToString(g.GroupId) == target || len(s.targets) < len(s.all)) && has(g, rule.Ports, src) {
+				if (g.GroupID == target || len(s.targets) < len(s.all)) && has(g, rule.Ports, src) {
 					open = true
 				}
 			}
@@ -237,7 +252,6 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 		if len(missing) == 0 {
 			continue
 		}
-		target := target
 		plan.Steps = append(plan.Steps, firewall.NewStep(describeCall("AuthorizeSecurityGroupIngress", target, rule, missing), func(ctx context.Context) error {
 			return s.authorize(ctx, target, rule, missing)
 		}))
@@ -248,9 +262,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 // authorize adds the sources; one that another run added meanwhile
 // (InvalidPermission.Duplicate) is already open, which is what was wanted.
 func (s *SecurityGroups) authorize(ctx context.Context, group string, rule firewall.Rule, sources []netip.Prefix) error {
-	_, err := s.client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-		GroupId: awssdk.String(group), IpPermissions: []types.IpPermission{permission(rule, sources)},
-	})
+	err := s.ec2.authorizeIngress(ctx, group, permission(rule, sources))
 	if apiCode(err) == "InvalidPermission.Duplicate" {
 		if len(sources) == 1 {
 			return nil
@@ -288,7 +300,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 		if len(present) == 0 {
 			continue
 		}
-		id := awssdk.ToString(g.GroupId)
+		id := g.GroupID
 		plan.Steps = append(plan.Steps, firewall.NewStep(describeCall("RevokeSecurityGroupIngress", id, rule, present), func(ctx context.Context) error {
 			return s.revoke(ctx, id, rule, present)
 		}))
@@ -299,9 +311,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 // revoke removes the sources; one that is already gone
 // (InvalidPermission.NotFound) is what was wanted.
 func (s *SecurityGroups) revoke(ctx context.Context, group string, rule firewall.Rule, sources []netip.Prefix) error {
-	_, err := s.client.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
-		GroupId: awssdk.String(group), IpPermissions: []types.IpPermission{permission(rule, sources)},
-	})
+	err := s.ec2.revokeIngress(ctx, group, permission(rule, sources))
 	if apiCode(err) == "InvalidPermission.NotFound" {
 		if len(sources) == 1 {
 			return nil
@@ -328,15 +338,15 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 	}
 	var rules []firewall.Rule
 	for _, g := range groups {
-		location := awssdk.ToString(g.GroupId)
-		if name := awssdk.ToString(g.GroupName); name != "" {
+		location := g.GroupID
+		if name := g.GroupName; name != "" {
 			location += " (" + name + ")"
 		}
-		for _, p := range g.IpPermissions {
+		for _, p := range g.IPPermissions {
 			if !isTCP(p) {
 				continue
 			}
-			ports := firewall.PortRange{First: uint16(awssdk.ToInt32(p.FromPort)), Last: uint16(awssdk.ToInt32(p.ToPort))}
+			ports := firewall.PortRange{First: uint16(p.FromPort), Last: uint16(p.ToPort)}
 			add := func(cidr, description string) {
 				pf, err := netip.ParsePrefix(cidr)
 				if err != nil {
@@ -346,21 +356,22 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 				r.Name, r.Description, r.Location = description, "", location
 				rules = append(rules, r)
 			}
-			for _, r := range p.IpRanges {
-				add(awssdk.ToString(r.CidrIp), awssdk.ToString(r.Description))
+			for _, r := range p.IPRanges {
+				add(r.CidrIP, r.Description)
 			}
-			for _, r := range p.Ipv6Ranges {
-				add(awssdk.ToString(r.CidrIpv6), awssdk.ToString(r.Description))
+			for _, r := range p.IPv6Ranges {
+				add(r.CidrIPv6, r.Description)
 			}
 		}
 	}
 	return firewall.MergeListed(rules), nil
 }
 
+// apiCode is the AWS error code in err, if AWS answered with one.
 func apiCode(err error) string {
-	var ae smithy.APIError
+	var ae *apiError
 	if errors.As(err, &ae) {
-		return ae.ErrorCode()
+		return ae.Code
 	}
 	return ""
 }
@@ -381,17 +392,4 @@ func (s *SecurityGroups) explain(err error, action string) error {
 		return firewall.Userf("AWS refused the rule (%s): %s.", code, shortError(err))
 	}
 	return err
-}
-
-// shortError is the innermost message, without the SDK's operation prefix.
-func shortError(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorMessage() != "" {
-		return strings.TrimSuffix(ae.ErrorMessage(), ".")
-	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 && len(msg)-i > 20 {
-		msg = msg[i+2:]
-	}
-	return strings.TrimSuffix(msg, ".")
 }

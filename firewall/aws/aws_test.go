@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +20,6 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -75,22 +73,17 @@ func startMoto() (stop func()) {
 	return stop
 }
 
-// motoEnv points the SDK's standard chain at static test keys and at no
-// file and no metadata service of this machine.
+// motoEnv points the credential chain (ours and the SDK's, which the tests
+// use to set up groups) at static test keys and at no file and no metadata
+// service of this machine.
 func motoEnv(t *testing.T) {
 	t.Helper()
 	if moto.endpoint == "" {
 		t.Skip(moto.skip)
 	}
-	dir := t.TempDir()
+	isolate(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	resp, err := http.Post(moto.endpoint+"/moto-api/reset", "", nil)
 	if err != nil {
@@ -199,7 +192,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 		t.Fatalf("a duplicate rule must count as already open: %v", err)
 	}
 	// The raw API really did say Duplicate.
-	_, err = sg.client.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(sg.targets[0]), IpPermissions: permissionsOf(rule)})
+	err = sg.ec2.authorizeIngress(ctx, sg.targets[0], permission(rule, rule.Sources))
 	if apiCode(err) != "InvalidPermission.Duplicate" {
 		t.Fatalf("moto answered %v, want InvalidPermission.Duplicate", err)
 	}
@@ -212,14 +205,10 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 	if err := stale.Apply(ctx, nil); err != nil {
 		t.Fatalf("revoking a missing rule must be fine: %v", err)
 	}
-	_, err = sg.client.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: awssdk.String(sg.targets[0]), IpPermissions: permissionsOf(rule)})
+	err = sg.ec2.revokeIngress(ctx, sg.targets[0], permission(rule, rule.Sources))
 	if apiCode(err) != "InvalidPermission.NotFound" {
 		t.Fatalf("moto answered %v, want InvalidPermission.NotFound", err)
 	}
-}
-
-func permissionsOf(rule firewall.Rule) []types.IpPermission {
-	return []types.IpPermission{permission(rule, rule.Sources)}
 }
 
 func TestUserErrors(t *testing.T) {

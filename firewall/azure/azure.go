@@ -1,7 +1,14 @@
 // Package azure opens the Tentacle's port with an inbound security rule in
-// an Azure network security group (NSG), through Azure Resource Manager with
-// azidentity's default credential chain (environment, workload identity,
-// managed identity on a VM, Azure CLI).
+// an Azure network security group (NSG), through the Azure Resource Manager
+// REST API, with credentials found the way Azure's DefaultAzureCredential
+// finds them: the environment (a service principal's secret or
+// certificate), workload identity, a managed identity (App Service or a
+// VM's instance metadata service), then the Azure CLI's login.
+//
+// It speaks HTTP itself rather than through the Azure SDK: the SDK (azcore,
+// azidentity, armnetwork, MSAL) would add megabytes to the binary and to
+// the memory and start-up of every process of it, the idle agent's
+// included, for a command run once per machine.
 //
 // What upstream's documentation calls "Azure endpoints" are the classic
 // (ASM) endpoints of Cloud Services and classic VMs, both retired; in
@@ -12,19 +19,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -45,19 +46,24 @@ type Options struct {
 	Subscription, ResourceGroup, NSG string
 	// Priority for a new rule; 0: the first free one from 100.
 	Priority int32
-	// Credential; nil: azidentity.NewDefaultAzureCredential.
-	Credential azcore.TokenCredential
-	// ClientOptions for ARM (tests use the armnetwork fake transport).
-	ClientOptions *arm.ClientOptions
+	// Credential gives ARM tokens; nil: DefaultCredential().
+	Credential TokenSource
+	// HTTPClient for ARM requests; nil: one with the default transport
+	// (which honours HTTPS_PROXY). Tests inject a transport here.
+	HTTPClient *http.Client
+	// Endpoint is ARM's base URL; "": $AZURE_RESOURCE_MANAGER_ENDPOINT, else
+	// https://management.azure.com. Tokens are asked for Endpoint's
+	// "/.default" scope, which is right for the sovereign clouds too
+	// (https://management.usgovcloudapi.net, https://management.chinacloudapi.cn).
+	Endpoint string
 	// PollFrequency; 0: pollFrequency.
 	PollFrequency time.Duration
 }
 
 // SecurityGroup is the Azure backend: one NSG.
 type SecurityGroup struct {
-	o      Options
-	groups *armnetwork.SecurityGroupsClient
-	rules  *armnetwork.SecurityRulesClient
+	o   Options
+	arm *armClient
 }
 
 // New checks the options and that a credential can be had; nothing is read
@@ -73,26 +79,35 @@ func New(ctx context.Context, o Options) (*SecurityGroup, error) {
 	case o.Priority != 0 && (o.Priority < minPriority || o.Priority > maxPriority):
 		return nil, firewall.Userf("The priority %d is out of range: give a number from %d to %d, or leave it out to take the first free one.", o.Priority, minPriority, maxPriority)
 	}
-	if o.Credential == nil {
-		cred, err := azidentity.NewDefaultAzureCredential(nil)
-		if err != nil {
-			return nil, credentialError(err)
-		}
-		o.Credential = cred
+	if o.Endpoint == "" {
+		o.Endpoint = os.Getenv("AZURE_RESOURCE_MANAGER_ENDPOINT")
 	}
-	// Ask for a token now, so that missing credentials are one clear
-	// sentence rather than the first API call's error.
-	if _, err := o.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}}); err != nil {
-		return nil, credentialError(err)
+	if o.Endpoint == "" {
+		o.Endpoint = defaultEndpoint
+	}
+	if o.Credential == nil {
+		o.Credential = DefaultCredential()
 	}
 	if o.PollFrequency == 0 {
 		o.PollFrequency = pollFrequency
 	}
-	f, err := armnetwork.NewClientFactory(o.Subscription, o.Credential, o.ClientOptions)
+	arm, err := newARMClient(o.Endpoint, o.Credential, o.HTTPClient, o.PollFrequency)
 	if err != nil {
-		return nil, err
+		return nil, firewall.Userf("%s: check AZURE_RESOURCE_MANAGER_ENDPOINT.", upperFirst(err.Error()))
 	}
-	return &SecurityGroup{o: o, groups: f.NewSecurityGroupsClient(), rules: f.NewSecurityRulesClient()}, nil
+	// Ask for a token now, so that missing credentials are one clear
+	// sentence rather than the first API call's error.
+	if _, _, err := o.Credential.Token(ctx, arm.scope); err != nil {
+		return nil, credentialError(err)
+	}
+	return &SecurityGroup{o: o, arm: arm}, nil
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func credentialError(err error) error {
@@ -117,44 +132,87 @@ func RuleName(rule firewall.Rule) string {
 	return b.String() + "-" + rule.Ports.String()
 }
 
-// securityRule is rule as an NSG rule.
-func securityRule(rule firewall.Rule, priority int32) armnetwork.SecurityRule {
-	p := &armnetwork.SecurityRulePropertiesFormat{
-		Access:                   to.Ptr(armnetwork.SecurityRuleAccessAllow),
-		Direction:                to.Ptr(armnetwork.SecurityRuleDirectionInbound),
-		Protocol:                 to.Ptr(armnetwork.SecurityRuleProtocolTCP),
-		Priority:                 to.Ptr(priority),
-		Description:              to.Ptr(rule.Description),
-		SourcePortRange:          to.Ptr("*"),
-		DestinationAddressPrefix: to.Ptr("*"),
-		DestinationPortRange:     to.Ptr(rule.Ports.String()),
+// The JSON of Microsoft.Network/networkSecurityGroups (only what is used)
+// and of its securityRules, as API version apiVersion has them.
+type securityGroup struct {
+	Name       string `json:"name"`
+	Properties struct {
+		SecurityRules []securityRule `json:"securityRules"`
+	} `json:"properties"`
+}
+
+type securityRule struct {
+	Name       string          `json:"name,omitempty"`
+	Properties *ruleProperties `json:"properties,omitempty"`
+}
+
+type ruleProperties struct {
+	Description                string   `json:"description,omitempty"`
+	Protocol                   string   `json:"protocol"` // Tcp, Udp, Icmp, Esp, Ah, *
+	SourcePortRange            string   `json:"sourcePortRange,omitempty"`
+	SourcePortRanges           []string `json:"sourcePortRanges,omitempty"`
+	DestinationPortRange       string   `json:"destinationPortRange,omitempty"`
+	DestinationPortRanges      []string `json:"destinationPortRanges,omitempty"`
+	SourceAddressPrefix        string   `json:"sourceAddressPrefix,omitempty"`
+	SourceAddressPrefixes      []string `json:"sourceAddressPrefixes,omitempty"`
+	DestinationAddressPrefix   string   `json:"destinationAddressPrefix,omitempty"`
+	DestinationAddressPrefixes []string `json:"destinationAddressPrefixes,omitempty"`
+	Access                     string   `json:"access"`    // Allow, Deny
+	Priority                   int32    `json:"priority"`  // 100..4096
+	Direction                  string   `json:"direction"` // Inbound, Outbound
+}
+
+const (
+	accessAllow      = "Allow"
+	directionInbound = "Inbound"
+	protocolTCP      = "Tcp"
+	protocolAny      = "*"
+)
+
+// newSecurityRule is rule as an NSG rule.
+func newSecurityRule(rule firewall.Rule, priority int32) securityRule {
+	p := &ruleProperties{
+		Access:                   accessAllow,
+		Direction:                directionInbound,
+		Protocol:                 protocolTCP,
+		Priority:                 priority,
+		Description:              rule.Description,
+		SourcePortRange:          "*",
+		DestinationAddressPrefix: "*",
+		DestinationPortRange:     rule.Ports.String(),
 	}
 	switch {
 	case rule.FromAnywhere() && len(rule.Sources) == 2:
-		p.SourceAddressPrefix = to.Ptr("*")
+		p.SourceAddressPrefix = "*"
 	case len(rule.Sources) == 1:
-		p.SourceAddressPrefix = to.Ptr(rule.Sources[0].String())
+		p.SourceAddressPrefix = rule.Sources[0].String()
 	default:
 		for _, src := range rule.Sources {
-			p.SourceAddressPrefixes = append(p.SourceAddressPrefixes, to.Ptr(src.String()))
+			p.SourceAddressPrefixes = append(p.SourceAddressPrefixes, src.String())
 		}
 	}
-	return armnetwork.SecurityRule{Name: to.Ptr(RuleName(rule)), Properties: p}
+	return securityRule{Name: RuleName(rule), Properties: p}
+}
+
+// inbound reports whether r is an inbound rule (ARM's values are
+// PascalCase, compared without case to be lenient).
+func (r *securityRule) inbound() bool {
+	return r.Properties != nil && strings.EqualFold(r.Properties.Direction, directionInbound)
 }
 
 // inboundAllow reads an inbound TCP allow rule: its port ranges and
 // sources. ok is false for anything else, and for rules whose sources are
 // service tags (VirtualNetwork, AzureLoadBalancer…) rather than addresses.
-func inboundAllow(r *armnetwork.SecurityRule) (ports []firewall.PortRange, sources []netip.Prefix, ok bool) {
+func inboundAllow(r *securityRule) (ports []firewall.PortRange, sources []netip.Prefix, ok bool) {
 	p := r.Properties
-	if p == nil || deref(p.Direction) != armnetwork.SecurityRuleDirectionInbound || deref(p.Access) != armnetwork.SecurityRuleAccessAllow {
+	if !r.inbound() || !strings.EqualFold(p.Access, accessAllow) {
 		return nil, nil, false
 	}
-	if proto := deref(p.Protocol); proto != armnetwork.SecurityRuleProtocolTCP && proto != armnetwork.SecurityRuleProtocolAsterisk {
+	if !strings.EqualFold(p.Protocol, protocolTCP) && p.Protocol != protocolAny {
 		return nil, nil, false
 	}
-	for _, pr := range append([]*string{p.DestinationPortRange}, p.DestinationPortRanges...) {
-		switch v := deref(pr); v {
+	for _, v := range append([]string{p.DestinationPortRange}, p.DestinationPortRanges...) {
+		switch v {
 		case "":
 		case "*":
 			ports = append(ports, firewall.PortRange{First: 1, Last: 65535})
@@ -164,8 +222,8 @@ func inboundAllow(r *armnetwork.SecurityRule) (ports []firewall.PortRange, sourc
 			}
 		}
 	}
-	for _, sp := range append([]*string{p.SourceAddressPrefix}, p.SourceAddressPrefixes...) {
-		switch v := deref(sp); {
+	for _, v := range append([]string{p.SourceAddressPrefix}, p.SourceAddressPrefixes...) {
+		switch {
 		case v == "":
 		case v == "*" || strings.EqualFold(v, "Internet") || strings.EqualFold(v, "Any"):
 			sources = append(sources, firewall.AnySource...)
@@ -179,26 +237,32 @@ func inboundAllow(r *armnetwork.SecurityRule) (ports []firewall.PortRange, sourc
 }
 
 // identical reports whether r does exactly what rule asks.
-func identical(r *armnetwork.SecurityRule, rule firewall.Rule) bool {
+func identical(r *securityRule, rule firewall.Rule) bool {
 	ports, sources, ok := inboundAllow(r)
-	if !ok || len(ports) != 1 || ports[0] != rule.Ports || deref(r.Properties.Protocol) != armnetwork.SecurityRuleProtocolTCP {
+	if !ok || len(ports) != 1 || ports[0] != rule.Ports || !strings.EqualFold(r.Properties.Protocol, protocolTCP) {
 		return false
 	}
-	if d := deref(r.Properties.DestinationAddressPrefix); d != "*" && d != "" || len(r.Properties.DestinationAddressPrefixes) > 0 {
+	if d := r.Properties.DestinationAddressPrefix; d != "*" && d != "" || len(r.Properties.DestinationAddressPrefixes) > 0 {
 		return false
 	}
 	return firewall.SamePrefixSet(sources, rule.Sources)
 }
 
-func (s *SecurityGroup) current(ctx context.Context) ([]*armnetwork.SecurityRule, error) {
-	resp, err := s.groups.Get(ctx, s.o.ResourceGroup, s.o.NSG, nil)
-	if err != nil {
+func (s *SecurityGroup) nsgURL(rule ...string) string {
+	segs := []string{"subscriptions", s.o.Subscription, "resourceGroups", s.o.ResourceGroup,
+		"providers", "Microsoft.Network", "networkSecurityGroups", s.o.NSG}
+	if len(rule) > 0 {
+		segs = append(segs, "securityRules", rule[0])
+	}
+	return s.arm.resourceURL(segs...)
+}
+
+func (s *SecurityGroup) current(ctx context.Context) ([]securityRule, error) {
+	var g securityGroup
+	if err := s.arm.get(ctx, s.nsgURL(), &g); err != nil {
 		return nil, s.explain(err, "read")
 	}
-	if resp.Properties == nil {
-		return nil, nil
-	}
-	return resp.Properties.SecurityRules, nil
+	return g.Properties.SecurityRules, nil
 }
 
 func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*firewall.Plan, error) {
@@ -212,17 +276,18 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 	plan := &firewall.Plan{Action: firewall.Open, Rule: rule, Firewall: s.Name()}
 	name := RuleName(rule)
 	used := map[int32]string{}
-	var sameName *armnetwork.SecurityRule
-	for _, r := range rules {
+	var sameName *securityRule
+	for i := range rules {
+		r := &rules[i]
 		if identical(r, rule) {
 			return plan, nil // left alone, whatever its name and priority
 		}
-		if deref(r.Name) == name {
+		if r.Name == name {
 			sameName = r
 			continue
 		}
-		if r.Properties != nil && deref(r.Properties.Direction) == armnetwork.SecurityRuleDirectionInbound {
-			used[deref(r.Properties.Priority)] = deref(r.Name)
+		if r.inbound() {
+			used[r.Properties.Priority] = r.Name
 		}
 	}
 	priority := s.o.Priority
@@ -231,9 +296,9 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 		if other, taken := used[priority]; taken {
 			return nil, firewall.Userf("Priority %d is already used by inbound rule %q in %s: choose another with --priority, or leave it out to take the first free one.", priority, other, s.o.NSG)
 		}
-	case sameName != nil && sameName.Properties != nil && deref(sameName.Properties.Priority) != 0:
+	case sameName != nil && sameName.Properties != nil && sameName.Properties.Priority != 0:
 		// Updating our own rule (new sources): it keeps its place.
-		priority = deref(sameName.Properties.Priority)
+		priority = sameName.Properties.Priority
 	default:
 		for p := int32(minPriority); p <= maxPriority; p++ {
 			if _, taken := used[p]; !taken {
@@ -245,7 +310,7 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 			return nil, firewall.Userf("Every inbound priority from %d to %d is taken in %s: remove unused rules first.", minPriority, maxPriority, s.o.NSG)
 		}
 	}
-	want := securityRule(rule, priority)
+	want := newSecurityRule(rule, priority)
 	verb := "create"
 	if sameName != nil {
 		verb = "update"
@@ -253,11 +318,7 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 	desc := fmt.Sprintf("%s security rule %q in NSG %s (resource group %s): inbound allow TCP %s from %s, priority %d",
 		verb, name, s.o.NSG, s.o.ResourceGroup, rule.Ports, sourcesText(rule), priority)
 	plan.Steps = append(plan.Steps, firewall.NewStep(desc, func(ctx context.Context) error {
-		poller, err := s.rules.BeginCreateOrUpdate(ctx, s.o.ResourceGroup, s.o.NSG, name, want, nil)
-		if err != nil {
-			return s.explain(err, "write")
-		}
-		if _, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.o.PollFrequency}); err != nil {
+		if err := s.arm.put(ctx, s.nsgURL(name), want); err != nil {
 			return s.explain(err, "write")
 		}
 		return nil
@@ -281,24 +342,17 @@ func (s *SecurityGroup) PlanClose(ctx context.Context, rule firewall.Rule) (*fir
 		return nil, err
 	}
 	plan := &firewall.Plan{Action: firewall.Close, Rule: rule, Firewall: s.Name()}
-	for _, r := range rules {
-		if !identical(r, rule) {
+	for i := range rules {
+		if !identical(&rules[i], rule) {
 			continue
 		}
-		name := deref(r.Name)
+		name := rules[i].Name
 		desc := fmt.Sprintf("delete security rule %q from NSG %s (resource group %s)", name, s.o.NSG, s.o.ResourceGroup)
 		plan.Steps = append(plan.Steps, firewall.NewStep(desc, func(ctx context.Context) error {
-			poller, err := s.rules.BeginDelete(ctx, s.o.ResourceGroup, s.o.NSG, name, nil)
-			if err != nil {
-				if notFound(err) {
-					return nil // someone else removed it meanwhile
-				}
+			if err := s.arm.delete(ctx, s.nsgURL(name)); err != nil && !notFound(err) {
 				return s.explain(err, "delete")
 			}
-			if _, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.o.PollFrequency}); err != nil && !notFound(err) {
-				return s.explain(err, "delete")
-			}
-			return nil
+			return nil // a 404: someone else removed it meanwhile
 		}))
 	}
 	return plan, nil
@@ -311,15 +365,16 @@ func (s *SecurityGroup) List(ctx context.Context) ([]firewall.Rule, error) {
 		return nil, err
 	}
 	var out []firewall.Rule
-	for _, r := range rules {
+	for i := range rules {
+		r := &rules[i]
 		ports, sources, ok := inboundAllow(r)
 		if !ok {
 			continue
 		}
 		for _, p := range ports {
-			rule := firewall.NewRule(deref(r.Name), p, sources)
-			rule.Description = deref(r.Properties.Description)
-			rule.Location = fmt.Sprintf("NSG %s, priority %d", s.o.NSG, deref(r.Properties.Priority))
+			rule := firewall.NewRule(r.Name, p, sources)
+			rule.Description = r.Properties.Description
+			rule.Location = fmt.Sprintf("NSG %s, priority %d", s.o.NSG, r.Properties.Priority)
 			out = append(out, rule)
 		}
 	}
@@ -328,43 +383,35 @@ func (s *SecurityGroup) List(ctx context.Context) ([]firewall.Rule, error) {
 }
 
 func notFound(err error) bool {
-	var re *azcore.ResponseError
-	return errors.As(err, &re) && re.StatusCode == 404
+	var re *ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
 }
 
 // explain turns the ARM errors a user can fix into one sentence each.
 func (s *SecurityGroup) explain(err error, action string) error {
-	var re *azcore.ResponseError
+	var re *ResponseError
 	if !errors.As(err, &re) {
-		var cred *azidentity.AuthenticationFailedError
-		if errors.As(err, &cred) {
-			return credentialError(err)
+		var te *tokenError
+		if errors.As(err, &te) {
+			return credentialError(te.err)
 		}
 		return err
 	}
 	switch {
-	case re.ErrorCode == "SubscriptionNotFound" || re.ErrorCode == "InvalidSubscriptionId":
+	case re.Code == "SubscriptionNotFound" || re.Code == "InvalidSubscriptionId":
 		return firewall.Userf("Subscription %s was not found, or the identity in use cannot see it: check --subscription (`az account list`).", s.o.Subscription)
-	case re.ErrorCode == "ResourceGroupNotFound":
+	case re.Code == "ResourceGroupNotFound":
 		return firewall.Userf("Resource group %s was not found in subscription %s: check --resource-group.", s.o.ResourceGroup, s.o.Subscription)
 	case re.StatusCode == 404:
 		return firewall.Userf("Network security group %s was not found in resource group %s: check --nsg (`az network nsg list -g %s`).", s.o.NSG, s.o.ResourceGroup, s.o.ResourceGroup)
-	case re.StatusCode == 403 || re.ErrorCode == "AuthorizationFailed":
+	case re.StatusCode == 403 || re.Code == "AuthorizationFailed":
 		return firewall.Userf("The identity in use may not %s the rules of network security group %s: give it the Network Contributor role on the NSG (or Microsoft.Network/networkSecurityGroups/securityRules/%s).", action, s.o.NSG, action)
 	case re.StatusCode == 401:
 		return credentialError(err)
 	case re.StatusCode == 400 || re.StatusCode == 409:
-		return firewall.Userf("Azure refused the change to network security group %s (%s, HTTP %d): check the values given.", s.o.NSG, re.ErrorCode, re.StatusCode)
+		return firewall.Userf("Azure refused the change to network security group %s (%s, HTTP %d): check the values given.", s.o.NSG, re.Code, re.StatusCode)
 	}
 	return err
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 func firstLine(s string) string {

@@ -1,24 +1,142 @@
 package azure
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9/fake"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
+
+// The behavioural tests run the backend against armnetwork's own fake
+// server, so that the SDK checks the paths and bodies this package's REST
+// client sends. fakeARM adapts that fake (which the SDK's pipeline reaches
+// with the API name in the context and a private long-running-operation
+// header) to an http.RoundTripper speaking ARM's real protocol: errors as
+// ARM error JSON, PUTs that finish through Azure-AsyncOperation and
+// DELETEs through Location. Nothing leaves the process.
+type fakeARM struct {
+	srv *fake.ServerFactoryTransport
+
+	mu    sync.Mutex
+	polls int // status requests of long-running operations
+	seen  []string
+}
+
+// fakeEndpoint is never dialled (the transport answers), and could not be.
+const fakeEndpoint = "https://management.azure.invalid"
+
+const (
+	fakeStatusSuffix = "/get/fake/status" // what the fake strips to find its poller
+	apiGetNSG        = "SecurityGroupsClient.Get"
+	apiPutRule       = "SecurityRulesClient.BeginCreateOrUpdate"
+	apiDeleteRule    = "SecurityRulesClient.BeginDelete"
+)
+
+func (a *fakeARM) RoundTrip(req *http.Request) (*http.Response, error) {
+	if v := req.URL.Query().Get("api-version"); v != "2025-05-01" {
+		return nil, fmt.Errorf("fakeARM: %s %s: api-version %q", req.Method, req.URL, v)
+	}
+	if req.Header.Get("Authorization") != "Bearer fake-token" {
+		return nil, fmt.Errorf("fakeARM: %s %s: Authorization %q", req.Method, req.URL, req.Header.Get("Authorization"))
+	}
+	if req.Body != nil && req.Method == http.MethodPut {
+		b, _ := io.ReadAll(req.Body)
+		var v map[string]any
+		if req.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &v) != nil {
+			return nil, fmt.Errorf("fakeARM: PUT %s: not JSON: %s", req.URL, b)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	path := req.URL.Path
+	poll := strings.HasSuffix(path, fakeStatusSuffix)
+	var api string
+	switch {
+	case poll && req.Method == http.MethodGet:
+		api = req.URL.Query().Get("fake-api")
+	case req.Method == http.MethodGet && !strings.Contains(path, "/securityRules/"):
+		api = apiGetNSG
+	case req.Method == http.MethodPut:
+		api = apiPutRule
+	case req.Method == http.MethodDelete:
+		api = apiDeleteRule
+	default:
+		return nil, fmt.Errorf("fakeARM: unexpected %s %s", req.Method, req.URL)
+	}
+	a.mu.Lock()
+	a.seen = append(a.seen, req.Method+" "+path)
+	if poll {
+		a.polls++
+	}
+	a.mu.Unlock()
+	async := api == apiPutRule // PUTs answer Azure-AsyncOperation, DELETEs Location
+
+	resp, err := a.srv.Do(req.WithContext(context.WithValue(req.Context(), runtime.CtxAPINameKey{}, api)))
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		armErr := map[string]any{"code": re.ErrorCode, "message": "fake " + re.ErrorCode}
+		if poll && async {
+			return jsonResponse(req, http.StatusOK, map[string]any{"status": "Failed", "error": armErr}), nil
+		}
+		return jsonResponse(req, re.StatusCode, map[string]any{"error": armErr}), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	state := resp.Header.Get("Fake-Poller-Status")
+	resp.Header.Del("Fake-Poller-Status")
+	statusURL := (&url.URL{Scheme: req.URL.Scheme, Host: req.URL.Host, Path: strings.TrimSuffix(path, fakeStatusSuffix) + fakeStatusSuffix,
+		RawQuery: url.Values{"api-version": {"2025-05-01"}, "fake-api": {api}}.Encode()}).String()
+	switch {
+	case state == "" || !poll && state != "InProgress":
+		return resp, nil // not long-running, or done at once
+	case !poll && async:
+		resp.Header.Set("Azure-AsyncOperation", statusURL)
+		return resp, nil
+	case !poll:
+		resp.Header.Set("Location", statusURL)
+		resp.StatusCode = http.StatusAccepted
+		return resp, nil
+	case async:
+		return jsonResponse(req, http.StatusOK, map[string]any{"status": state}), nil
+	case state == "InProgress":
+		resp.StatusCode = http.StatusAccepted
+		resp.Header.Set("Location", statusURL)
+		return resp, nil
+	}
+	return resp, nil
+}
+
+func jsonResponse(req *http.Request, status int, v any) *http.Response {
+	b, _ := json.Marshal(v)
+	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(bytes.NewReader(b)), Request: req, ContentLength: int64(len(b))}
+}
+
+// staticToken is a TokenSource for the fake.
+type staticToken string
+
+func (s staticToken) Token(context.Context, string) (string, time.Time, error) {
+	return string(s), time.Now().Add(time.Hour), nil
+}
 
 // nsgFake is one NSG behind armnetwork's fake servers, backed by a map and
 // checking what ARM checks: the resource group and NSG exist, inbound
@@ -30,6 +148,10 @@ type nsgFake struct {
 	rules map[string]armnetwork.SecurityRule
 	deny  bool
 	calls []string
+	// failWrite makes the next PUT's long-running operation end Failed
+	// with this code.
+	failWrite string
+	arm       *fakeARM
 }
 
 func newNSGFake() *nsgFake {
@@ -50,7 +172,14 @@ func (f *nsgFake) check(rg, nsg string, errResp *azfake.ErrorResponder) bool {
 	return false
 }
 
-func (f *nsgFake) transport() *fake.ServerFactoryTransport {
+func (f *nsgFake) transport() *fakeARM {
+	if f.arm == nil {
+		f.arm = &fakeARM{srv: f.server()}
+	}
+	return f.arm
+}
+
+func (f *nsgFake) server() *fake.ServerFactoryTransport {
 	return fake.NewServerFactoryTransport(&fake.ServerFactory{
 		SecurityGroupsServer: fake.SecurityGroupsServer{
 			Get: func(ctx context.Context, rg, nsg string, _ *armnetwork.SecurityGroupsClientGetOptions) (resp azfake.Responder[armnetwork.SecurityGroupsClientGetResponse], errResp azfake.ErrorResponder) {
@@ -82,9 +211,15 @@ func (f *nsgFake) transport() *fake.ServerFactoryTransport {
 						return
 					}
 				}
+				resp.AddNonTerminalResponse(http.StatusCreated, nil)
+				resp.AddNonTerminalResponse(http.StatusCreated, nil)
+				if f.failWrite != "" {
+					resp.SetTerminalError(http.StatusConflict, f.failWrite)
+					f.failWrite = ""
+					return
+				}
 				rule.Name = to.Ptr(name)
 				f.rules[name] = rule
-				resp.AddNonTerminalResponse(http.StatusCreated, nil)
 				resp.SetTerminalResponse(http.StatusOK, armnetwork.SecurityRulesClientCreateOrUpdateResponse{SecurityRule: rule}, nil)
 				return
 			},
@@ -96,6 +231,7 @@ func (f *nsgFake) transport() *fake.ServerFactoryTransport {
 					return
 				}
 				delete(f.rules, name)
+				resp.AddNonTerminalResponse(http.StatusAccepted, nil)
 				resp.SetTerminalResponse(http.StatusOK, armnetwork.SecurityRulesClientDeleteResponse{}, nil)
 				return
 			},
@@ -126,9 +262,10 @@ func newBackend(t *testing.T, f *nsgFake, o Options) *SecurityGroup {
 	if o.NSG == "" {
 		o.NSG = f.nsg
 	}
-	o.Credential = &azfake.TokenCredential{}
-	o.ClientOptions = &arm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: f.transport()}}
-	o.PollFrequency = 1
+	o.Credential = staticToken("fake-token")
+	o.HTTPClient = &http.Client{Transport: f.transport()}
+	o.Endpoint = fakeEndpoint
+	o.PollFrequency = time.Millisecond
 	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +357,46 @@ func TestOpenListClose(t *testing.T) {
 	if len(f.rules) != 2 {
 		t.Fatalf("the user's rules were touched: %v", f.rules)
 	}
+	// The writes were long-running: each PUT (two of them) followed
+	// Azure-AsyncOperation (polled "InProgress", then "Succeeded"), the
+	// DELETE followed Location (202 at first, then polled 200).
+	if f.arm.polls != 2+2+1 {
+		t.Fatalf("only %d status polls: %v", f.arm.polls, f.arm.seen)
+	}
+}
+
+// A change that Azure accepts and then fails is an error, not success.
+func TestFailedOperation(t *testing.T) {
+	ctx := context.Background()
+	f := newNSGFake()
+	f.failWrite = "InternalServerError"
+	s := newBackend(t, f, Options{})
+	p, err := s.PlanOpen(ctx, firewall.NewRule("", firewall.SinglePort(10933), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Apply(ctx, nil)
+	var re *ResponseError
+	if !errors.As(err, &re) || re.Code != "InternalServerError" {
+		t.Fatalf("got %v, want the operation's failure", err)
+	}
+}
+
+// A rule someone else deleted between plan and apply is not an error.
+func TestCloseAlreadyGone(t *testing.T) {
+	ctx := context.Background()
+	f := newNSGFake()
+	s := newBackend(t, f, Options{})
+	rule := firewall.NewRule("", firewall.SinglePort(10933), nil)
+	apply(t)(s.PlanOpen(ctx, rule))
+	p, err := s.PlanClose(ctx, rule)
+	if err != nil || len(p.Steps) != 1 {
+		t.Fatalf("plan %v %v", stepsOf(p), err)
+	}
+	f.nsg = "renamed" // every call on the old name now answers 404
+	if err := p.Apply(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestPriority(t *testing.T) {
@@ -235,7 +412,7 @@ func TestPriority(t *testing.T) {
 	_, err := other.PlanOpen(ctx, firewall.NewRule("", firewall.SinglePort(10943), nil))
 	userError(t, err, `Priority 300 is already used by inbound rule "Octopus-Deploy-Tentacle-10933-10940"`)
 
-	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Priority: 5000, Credential: &azfake.TokenCredential{}})
+	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Priority: 5000, Credential: staticToken("fake-token")})
 	userError(t, err, "The priority 5000 is out of range")
 	if _, err := ParsePriority("abc"); err == nil {
 		t.Fatal("ParsePriority accepted abc")
@@ -260,16 +437,56 @@ func TestUserErrors(t *testing.T) {
 	_, err = New(ctx, Options{ResourceGroup: "g", NSG: "n"})
 	userError(t, err, "Say which subscription")
 
-	// No credential anywhere: the Azure CLI credential finds no `az`.
-	t.Setenv("PATH", t.TempDir())
-	cli, err := azidentity.NewAzureCLICredential(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Credential: cli})
+	// No credential anywhere: nothing in the environment, no instance
+	// metadata service, no `az`.
+	noAzure(t)
+	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n"})
 	userError(t, err, "No usable Azure credentials were found")
+	userError(t, err, "az is not on PATH")
 	if f.writes() != 0 {
 		t.Fatalf("errors wrote: %v", f.calls)
+	}
+}
+
+// The PUT body is what armnetwork itself would send for the same rule.
+func TestRuleBodyMatchesSDK(t *testing.T) {
+	for _, sources := range [][]netip.Prefix{nil, {netip.MustParsePrefix("203.0.113.10/32")},
+		{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")}} {
+		rule := firewall.NewRule("", firewall.PortRange{First: 10933, Last: 10934}, sources)
+		p := &armnetwork.SecurityRulePropertiesFormat{
+			Access:                   to.Ptr(armnetwork.SecurityRuleAccessAllow),
+			Direction:                to.Ptr(armnetwork.SecurityRuleDirectionInbound),
+			Protocol:                 to.Ptr(armnetwork.SecurityRuleProtocolTCP),
+			Priority:                 to.Ptr[int32](123),
+			Description:              to.Ptr(rule.Description),
+			SourcePortRange:          to.Ptr("*"),
+			DestinationAddressPrefix: to.Ptr("*"),
+			DestinationPortRange:     to.Ptr("10933-10934"),
+		}
+		switch len(sources) {
+		case 0:
+			p.SourceAddressPrefix = to.Ptr("*")
+		case 1:
+			p.SourceAddressPrefix = to.Ptr(sources[0].String())
+		default:
+			for _, s := range sources {
+				p.SourceAddressPrefixes = append(p.SourceAddressPrefixes, to.Ptr(s.String()))
+			}
+		}
+		sdk, err := json.Marshal(armnetwork.SecurityRule{Name: to.Ptr(RuleName(rule)), Properties: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err := json.Marshal(newSecurityRule(rule, 123))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b any
+		json.Unmarshal(sdk, &a)
+		json.Unmarshal(ours, &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("ours\n%s\nSDK\n%s", ours, sdk)
+		}
 	}
 }
 
