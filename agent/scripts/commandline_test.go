@@ -68,7 +68,7 @@ func TestPrepareWorkspaceStaysInside(t *testing.T) {
 		{Name: `sub\a.txt`, Contents: strings.NewReader("A")},
 		{Name: "empty"},
 	}}
-	if err := prepareWorkspace(dir, bashFlavor, req); err != nil {
+	if err := prepareWorkspace(dir, bashFlavor, req, survivesPowerLoss); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "sub", "a.txt")); string(b) != "A" {
@@ -79,7 +79,7 @@ func TestPrepareWorkspaceStaysInside(t *testing.T) {
 	}
 	root, _ := os.OpenRoot(dir)
 	defer root.Close()
-	if err := writeWorkspaceFile(root, filepath.Join("link", "x"), strings.NewReader("x")); err == nil {
+	if err := writeWorkspaceFile(root, filepath.Join("link", "x"), strings.NewReader("x"), survivesPowerLoss); err == nil {
 		t.Fatal("wrote through a symbolic link out of the workspace")
 	}
 	if _, err := os.Stat(filepath.Join(outside, "x")); err == nil {

@@ -163,7 +163,7 @@ func (m *Manager) startSupervisor(s *script, st *scriptState) error {
 	st.State = Running
 	st.Launch = m.launchSpec(s, st, token)
 	st.SupervisorPID = 0
-	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
+	if err := writeState(s.dir, st, beforeLaunch()); err != nil {
 		return err
 	}
 	cmdArgs := append(append([]string{}, m.cfg.SupervisorCommand[1:]...), s.dir, token)
@@ -265,7 +265,9 @@ func (m *Manager) checkSupervisor(s *script) (finished bool) {
 	if err == nil && st.State == Complete {
 		return true
 	}
-	if err == nil && st.State == Running && st.Format == stateFormat && st.Launch != nil && st.SupervisorPID == 0 {
+	// A launch whose supervisor never started is retried, unless the machine has
+	// restarted since: its workspace may be torn, and the server gave up on it.
+	if err == nil && st.State == Running && st.Format == stateFormat && st.Launch != nil && st.SupervisorPID == 0 && !fromEarlierBoot(st) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.supervisorExited != nil {

@@ -301,7 +301,7 @@ func (m *Manager) prepare(s *script, req *StartRequest) (*scriptState, error) {
 	if err := removeTree(s.dir); err != nil {
 		return nil, err
 	}
-	if err := prepareWorkspace(s.dir, m.flavor, req); err != nil {
+	if err := prepareWorkspace(s.dir, m.flavor, req, beforeLaunch()); err != nil {
 		_ = removeTree(s.dir)
 		return nil, err
 	}
@@ -315,8 +315,9 @@ func (m *Manager) prepare(s *script, req *StartRequest) (*scriptState, error) {
 		MutexName:    req.MutexName,
 		MutexTimeout: req.MutexTimeout,
 		Arguments:    req.Arguments,
+		BootID:       bootID(),
 	}
-	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
+	if err := writeState(s.dir, st, beforeLaunch()); err != nil {
 		_ = removeTree(s.dir)
 		return nil, err
 	}
@@ -480,6 +481,9 @@ func (m *Manager) adoptWorkspaces() error {
 		m.scripts[name] = s
 		switch {
 		case st.State == Complete:
+			m.settle(s)
+		case st.State == Pending && fromEarlierBoot(st):
+			m.finishUnlaunched(s, st, ExitCodeUnknownResult, "The machine restarted before this script started; it was not run.")
 			m.settle(s)
 		case st.Format != stateFormat || (st.State == Running && st.Launch == nil):
 			// Upstream's own, or unreadable: no supervisor of ours can be running it.

@@ -271,3 +271,57 @@ func TestSupervisorThatNeverStartsIsALaunchFailure(t *testing.T) {
 		t.Errorf("%s = %q", supervisorErrName, b)
 	}
 }
+
+// After a reboot, neither a script still waiting for its mutex nor one whose supervisor
+// never started is launched: the writes before a launch are not fsynced (see boot.go), and
+// the server has given up on them. Both end with an unknown result.
+func TestNothingFromAnEarlierBootIsLaunched(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("SKIP: this platform has no boot ID; pending scripts are fsynced and resumed instead")
+	}
+	cfg := testConfig(t)
+	slow := cfg
+	slow.SupervisorCommand = []string{"/bin/sh", "-c", "sleep 0.3"} // never takes charge
+	m1, err := NewManager(slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := filepath.Join(t.TempDir(), "runs")
+	mustStart(t, m1, StartRequest{Ticket: "NeverStarted", ScriptBody: "echo run >> '" + counter + "'"})
+	m1.Close()
+	m1, err = NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := filepath.Join(t.TempDir(), "release")
+	mustStart(t, m1, StartRequest{Ticket: "Holder", ScriptBody: "while [ ! -e '" + release + "' ]; do sleep 0.05; done", Isolation: FullIsolation})
+	mustStart(t, m1, StartRequest{Ticket: "Waiting", ScriptBody: "echo run >> '" + counter + "'", Isolation: FullIsolation})
+	m1.Close()
+	defer os.WriteFile(release, nil, 0o600)
+	for _, ticket := range []string{"NeverStarted", "Waiting"} {
+		dir := filepath.Join(cfg.Home, "Work", ticket)
+		st, err := readState(dir)
+		if err != nil || st.BootID != bootID() {
+			t.Fatalf("%s: boot %q, %v", ticket, st.BootID, err)
+		}
+		st.BootID = "00000000-0000-0000-0000-000000000000" // as if written before a reboot
+		if err := writeState(dir, st, survivesProcessCrash); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	m2 := newTestManager(t, cfg)
+	for _, ticket := range []string{"NeverStarted", "Waiting"} {
+		st := waitComplete(t, m2, ticket, 5*time.Second)
+		if st.ExitCode != ExitCodeUnknownResult {
+			t.Errorf("%s: exit %d:\n%s", ticket, st.ExitCode, logText(st.Logs))
+		}
+	}
+	if st, _ := m2.Status("Waiting", 0); !hasLineContaining(st.Logs, "The machine restarted before this script started") {
+		t.Errorf("Waiting's log does not say why:\n%s", logText(st.Logs))
+	}
+	time.Sleep(500 * time.Millisecond) // a relaunched supervisor would have run the script by now
+	if b, err := os.ReadFile(counter); err == nil {
+		t.Fatalf("a script from an earlier boot ran: %q", b)
+	}
+}

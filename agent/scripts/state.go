@@ -31,6 +31,8 @@ type scriptState struct {
 	MutexName    string        `json:"MutexName,omitempty"`
 	MutexTimeout time.Duration `json:"MutexTimeoutNanoseconds,omitempty"`
 	Arguments    []string      `json:"Arguments,omitempty"`
+	// BootID is the machine's boot the script was prepared in (bootID).
+	BootID string `json:"BootId,omitempty"`
 	// Launch is set, together with State Running, just before the supervisor is started.
 	Launch *launchSpec `json:"Launch,omitempty"`
 	// SupervisorPID is written by the supervisor once it can take a cancel signal.
@@ -93,9 +95,10 @@ func readState(dir string) (*scriptState, error) {
 // durability says what a state write must survive. Every write is atomic (temp file,
 // rename), so a crashed agent or supervisor never leaves a torn state behind. Surviving a
 // power loss takes two fsyncs (~0.3 ms each here), on the path of every script, so they
-// are spent only on the writes a rebooted machine must see: the workspace being ready,
-// the launch (so a script is never run twice) and the result. The supervisor's PID and the
-// script's start time are of no use after a reboot, when neither process exists.
+// are spent only on the writes a rebooted machine must see: the result, and, where there is
+// no boot ID to tell a reboot from a restart of the agent, the workspace and the launch (so
+// that a resumed script finds its files whole and a launched one never runs twice). The
+// supervisor's PID and the script's start time are of no use after a reboot.
 type durability bool
 
 const (

@@ -17,8 +17,9 @@ import (
 const tombstonePrefix = ".deleting-"
 
 // prepareWorkspace creates dir and writes the bootstrap script and the script files into
-// it, each synced: after a crash, a script that is resumed must find them whole.
-func prepareWorkspace(dir string, flavor shellFlavor, req *StartRequest) error {
+// it, synced when d says so (beforeLaunch): a script resumed after a reboot must find them
+// whole.
+func prepareWorkspace(dir string, flavor shellFlavor, req *StartRequest, d durability) error {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("cannot create script workspace: %w", err)
 	}
@@ -28,7 +29,7 @@ func prepareWorkspace(dir string, flavor shellFlavor, req *StartRequest) error {
 	}
 	defer root.Close()
 	name, data := flavor.bootstrapScript(req)
-	if err := writeWorkspaceFile(root, name, bytes.NewReader(data)); err != nil {
+	if err := writeWorkspaceFile(root, name, bytes.NewReader(data), d); err != nil {
 		return err
 	}
 	for _, f := range req.Files {
@@ -45,7 +46,7 @@ func prepareWorkspace(dir string, flavor shellFlavor, req *StartRequest) error {
 		if contents == nil {
 			contents = strings.NewReader("")
 		}
-		if err := writeWorkspaceFile(root, rel, contents); err != nil {
+		if err := writeWorkspaceFile(root, rel, contents, d); err != nil {
 			return err
 		}
 	}
@@ -54,13 +55,13 @@ func prepareWorkspace(dir string, flavor shellFlavor, req *StartRequest) error {
 
 // writeWorkspaceFile writes through root, so neither ".." nor a symbolic link can place
 // the file outside the workspace.
-func writeWorkspaceFile(root *os.Root, name string, r io.Reader) error {
+func writeWorkspaceFile(root *os.Root, name string, r io.Reader, d durability) error {
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("cannot write script file %q: %w", name, err)
 	}
 	_, err = io.Copy(f, r)
-	if err == nil {
+	if err == nil && d == survivesPowerLoss {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
