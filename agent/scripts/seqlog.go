@@ -36,7 +36,7 @@ import (
 	"unicode/utf8"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // maxRecordBytes bounds one record when reading: the longest line a writer can produce
 // (MaxLineLengthLimit bytes, grown up to 3x by replacing invalid UTF-8) plus the fields.
@@ -89,7 +89,7 @@ func appendRecord(b []byte, seq int64, src Source, at time.Time, text string) []
 	b = append(b, ' ')
 	b = append(b, sanitizeLogText(text)...)
 	var crc [4]byte
-	v := crc32.Checksum(b[body:], castagnoli)
+	v := crc32.Checksum(b[body:], castagnoli())
 	crc[0], crc[1], crc[2], crc[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 	hex.Encode(b[start:start+8], crc[:])
 	return append(b, '\n')
@@ -106,7 +106,7 @@ func parseRecord(line []byte, want int64) (LogRecord, error) {
 	}
 	body := line[9:]
 	got := uint32(crc[0])<<24 | uint32(crc[1])<<16 | uint32(crc[2])<<8 | uint32(crc[3])
-	if crc32.Checksum(body, castagnoli) != got {
+	if crc32.Checksum(body, castagnoli()) != got {
 		return LogRecord{}, errors.New("checksum mismatch")
 	}
 	fields := bytes.SplitN(body, []byte{' '}, 4)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Description is the service description upstream uses on both systems.
@@ -156,7 +157,7 @@ func (e *UserError) Error() string { return e.Msg }
 
 func userf(format string, args ...any) error { return &UserError{Msg: fmt.Sprintf(format, args...)} }
 
-var whitespace = regexp.MustCompile(`\s`)
+var whitespace = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\s`) })
 
 // UnitName is the systemd unit of an instance, as upstream: the instance
 // name with "/" removed and each whitespace character replaced by "-", plus
@@ -170,7 +171,7 @@ func UnitName(instance string) string {
 	if name == "" {
 		name = "OctopusDeploy Tentacle"
 	}
-	name = whitespace.ReplaceAllString(strings.ReplaceAll(name, "/", ""), "-")
+	name = whitespace().ReplaceAllString(strings.ReplaceAll(name, "/", ""), "-")
 	var b strings.Builder
 	for i := 0; i < len(name); i++ {
 		c := name[i]

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -73,7 +74,7 @@ func UserUnitDir() (string, error) {
 	return filepath.Join(base, "systemd", "user"), nil
 }
 
-var systemdVersionPattern = regexp.MustCompile(`^systemd (\d+)`)
+var systemdVersionPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^systemd (\d+)`) })
 
 // DetectSystemdVersion asks systemctl for the running systemd's version; 0
 // if it cannot tell.
@@ -82,7 +83,7 @@ func DetectSystemdVersion(ctx context.Context) int {
 	if err != nil {
 		return 0
 	}
-	if m := systemdVersionPattern.FindStringSubmatch(out); m != nil {
+	if m := systemdVersionPattern().FindStringSubmatch(out); m != nil {
 		v, _ := strconv.Atoi(m[1])
 		return v
 	}

@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/template"
 )
 
 //go:embed tentacle.service.tmpl
 var unitTemplateText string
 
-var unitTemplate = template.Must(template.New("unit").Parse(unitTemplateText))
+var unitTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("unit").Parse(unitTemplateText))
+})
 
 // Scope is where a systemd unit lives and which manager runs it.
 type Scope int
@@ -107,7 +110,7 @@ func RenderUnit(s Spec, o UnitOptions) (string, error) {
 		d.Wants = append(d.Wants, dep)
 	}
 	var b strings.Builder
-	if err := unitTemplate.Execute(&b, d); err != nil {
+	if err := unitTemplate().Execute(&b, d); err != nil {
 		return "", err
 	}
 	return b.String(), nil

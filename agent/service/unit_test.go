@@ -104,7 +104,7 @@ func localSystemdVersion(t *testing.T) int {
 	if err != nil {
 		return 0
 	}
-	if m := systemdVersionPattern.FindStringSubmatch(string(out)); m != nil {
+	if m := systemdVersionPattern().FindStringSubmatch(string(out)); m != nil {
 		var v int
 		for _, c := range m[1] {
 			v = v*10 + int(c-'0')

@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tentacle-go/tentacle/firewall"
@@ -57,16 +58,16 @@ type SecurityGroups struct {
 }
 
 var (
-	groupID = regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`)
+	groupID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`) })
 	// regionName keeps a typo from becoming a strange host name.
-	regionName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`)
+	regionName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`) })
 )
 
 // New resolves credentials, region and groups; any problem there is a
 // firewall.UserError and nothing has been changed.
 func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	for _, g := range o.GroupIDs {
-		if !groupID.MatchString(g) {
+		if !groupID().MatchString(g) {
 			return nil, firewall.Userf("%q is not a security group ID: give one such as sg-0123456789abcdef0 (the ID, not the name).", g)
 		}
 	}
@@ -107,7 +108,7 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	if c.region == "" {
 		return nil, firewall.Userf("No AWS region is set: pass --region (or set AWS_REGION), or use --self on an EC2 instance.")
 	}
-	if !regionName.MatchString(c.region) {
+	if !regionName().MatchString(c.region) {
 		return nil, firewall.Userf("%q is not an AWS region: give one such as eu-west-1.", c.region)
 	}
 

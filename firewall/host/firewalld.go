@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -119,7 +120,9 @@ func parseFirewalldListAll(out string) *fwdZone {
 	return z
 }
 
-var richRule = regexp.MustCompile(`^rule family="(ipv4|ipv6)" source address="([^"]+)" port port="([0-9-]+)" protocol="tcp" accept$`)
+var richRule = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^rule family="(ipv4|ipv6)" source address="([^"]+)" port port="([0-9-]+)" protocol="tcp" accept$`)
+})
 
 // rule reads an entry back; ok is false for anything that is not a TCP
 // allow of the shapes fwdEntries writes.
@@ -134,7 +137,7 @@ func (e fwdEntry) rule() (firewall.Rule, bool) {
 		}
 		ports = r
 	} else {
-		m := richRule.FindStringSubmatch(e.rich)
+		m := richRule().FindStringSubmatch(e.rich)
 		if m == nil {
 			return firewall.Rule{}, false
 		}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -81,13 +82,15 @@ func (e *CommandError) Error() string {
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // needsRoot recognises each tool's way of saying it lacks privileges.
-var needsRoot = regexp.MustCompile(`(?i)operation not permitted|permission denied|you need to be root|must be root|authorization failed|not authorized|access is denied|requires elevation|run as administrator`)
+var needsRoot = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)operation not permitted|permission denied|you need to be root|must be root|authorization failed|not authorized|access is denied|requires elevation|run as administrator`)
+})
 
 // explain turns a failed command into the error the user sees: lacking
 // privileges is something they can fix, so it is a one-sentence UserError.
 func explain(err error) error {
 	var ce *CommandError
-	if errors.As(err, &ce) && needsRoot.MatchString(ce.Stderr+" "+ce.Stdout) {
+	if errors.As(err, &ce) && needsRoot().MatchString(ce.Stderr+" "+ce.Stdout) {
 		return firewall.Userf("Changing the firewall needs administrator rights (`%s` was refused): run tentacle as root (sudo), or as Administrator on Windows.", ce.Command)
 	}
 	return err
@@ -122,10 +125,10 @@ func windowsQuote(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"`
 }
 
-var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=,@+%-]+$`)
+var shellSafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_./:=,@+%-]+$`) })
 
 func shellQuote(s string) string {
-	if shellSafe.MatchString(s) {
+	if shellSafe().MatchString(s) {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

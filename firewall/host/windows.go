@@ -155,7 +155,7 @@ func (w *Windows) rules(ctx context.Context, name string) ([]firewall.Rule, erro
 	if err != nil {
 		// netsh exits 1 with "No rules match the specified criteria."
 		// when there is no rule of that name.
-		if ce, ok := err.(*CommandError); ok && ce.ExitCode == 1 && !needsRoot.MatchString(ce.Stdout+ce.Stderr) {
+		if ce, ok := err.(*CommandError); ok && ce.ExitCode == 1 && !needsRoot().MatchString(ce.Stdout+ce.Stderr) {
 			return nil, nil
 		}
 		return nil, explain(err)
