@@ -116,7 +116,18 @@ func putBufferedWriter(bw *bufio.Writer) {
 // compressed and sync-flushed (byte-aligned, non-final), then a final stored block holding the
 // last byte. Once the inflater has produced the document's last byte it has consumed the whole
 // stream. This is valid RFC 1951 that any inflater reads; it costs ten bytes.
+//
+// A body of up to storedBodyMax bytes goes in one stored (uncompressed) final block instead.
 func writeDeflated(w io.Writer, body []byte) error {
+	if len(body) <= storedBodyMax {
+		n := len(body)
+		// BFINAL=1 BTYPE=00, LEN, NLEN (RFC 1951 §3.2.4), the body.
+		if _, err := w.Write([]byte{0x01, byte(n), byte(n >> 8), ^byte(n), ^byte(n >> 8)}); err != nil {
+			return err
+		}
+		_, err := w.Write(body)
+		return err
+	}
 	fw := getFlateWriter(w)
 	defer flateWriters.Put(fw)
 	if _, err := fw.Write(body[:len(body)-1]); err != nil {
@@ -129,6 +140,12 @@ func writeDeflated(w io.Writer, body []byte) error {
 	_, err := w.Write([]byte{0x01, 0x01, 0x00, 0xfe, 0xff, body[len(body)-1]})
 	return err
 }
+
+// storedBodyMax is the largest message body sent without compression. Compressing a small
+// body saves at most a few hundred bytes, while a compressor (~600 KiB of tables) costs a
+// process that sends few messages, such as every `tentacle remote` command, ~0.5 ms to set
+// up: more than its TLS handshake. Any inflater reads stored blocks.
+const storedBodyMax = 4 << 10
 
 var flateWriters sync.Pool // *flate.Writer; each is ~600 KiB, worth reusing
 

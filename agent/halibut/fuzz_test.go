@@ -32,6 +32,7 @@ func seedMessages(f *testing.F) [][]byte {
 		unhex(f, "e3636060e0f24d2d2e4e4c4f65600000"), // §10.5
 		unhex(f, "ab60606060f24d2d2e4e4c4f6548037282520b52134b32f3d2150a328a128b53154a32124b1492f3730b8a80aa528bf514a8a082810100"), // §10.2
 		readGolden(f, "start-script-v2-request.bin"),
+		readGolden(f, "start-script-v2-request-deflated.bin"),
 	}
 	for _, m := range []any{nil, typicalStatusResponse(2), &ResponseMessage{ID: "x", Result: DataStreamFromBytes([]byte("abc"))},
 		&RequestMessage{Params: []any{"p", DataStreamFromBytes(nil), DataStreamFromBytes([]byte{1})}}} {

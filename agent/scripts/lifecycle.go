@@ -70,7 +70,7 @@ const (
 func (m *Manager) acquireIsolation(ctx context.Context, s *script, st *scriptState, r *lockRequest) lockOutcome {
 	name := mutexNameOf(st)
 	acquired := func() lockOutcome {
-		m.appendAgentLog(s, StdOut,
+		m.appendAgentLog(s, beforeLaunch(), StdOut,
 			"##octopus[stdout-verbose]",
 			fmt.Sprintf("Acquired isolation mutex %s with %s", name, st.Isolation),
 			"##octopus[stdout-default]")
@@ -81,7 +81,7 @@ func (m *Manager) acquireIsolation(ctx context.Context, s *script, st *scriptSta
 		return acquired()
 	default:
 	}
-	m.appendAgentLog(s, StdOut, waitingLines(r.blockers(), st.Isolation)...)
+	m.appendAgentLog(s, beforeLaunch(), StdOut, waitingLines(r.blockers(), st.Isolation)...)
 	var deadline <-chan time.Time
 	if limit := st.MutexTimeout; limit > 0 && limit < MaxMutexTimeout {
 		t := time.NewTimer(time.Until(st.Created.Add(limit)))
@@ -104,7 +104,7 @@ func (m *Manager) acquireIsolation(ctx context.Context, s *script, st *scriptSta
 			r.release()
 			return lockClosed
 		case <-tick.C:
-			m.appendAgentLog(s, StdOut, waitingLines(r.blockers(), st.Isolation)...)
+			m.appendAgentLog(s, beforeLaunch(), StdOut, waitingLines(r.blockers(), st.Isolation)...)
 		}
 	}
 }
@@ -304,7 +304,7 @@ func (m *Manager) recordUnknownResult(s *script) {
 		return
 	}
 	m.log.Warn("script supervisor ended without recording a result", "ticket", s.ticket)
-	m.appendAgentLog(s, StdErr, "The process supervising this script ended without recording the script's result; its outcome is unknown.")
+	m.appendAgentLog(s, survivesPowerLoss, StdErr, "The process supervising this script ended without recording the script's result; its outcome is unknown.")
 	st.complete(ExitCodeUnknownResult, false)
 	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		m.log.Error("cannot record script result", "ticket", s.ticket, "error", err)
@@ -313,7 +313,7 @@ func (m *Manager) recordUnknownResult(s *script) {
 
 // finishUnlaunched records the end of a script that never reached a supervisor.
 func (m *Manager) finishUnlaunched(s *script, st *scriptState, code int, message string) {
-	m.appendAgentLog(s, StdErr, message)
+	m.appendAgentLog(s, survivesPowerLoss, StdErr, message)
 	st.complete(code, false)
 	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		m.log.Error("cannot record script result", "ticket", s.ticket, "error", err)
@@ -335,13 +335,13 @@ func (m *Manager) settle(s *script) {
 
 // appendAgentLog writes lines the agent itself adds to a script's log; see the ownership
 // rules at the top of this file.
-func (m *Manager) appendAgentLog(s *script, src Source, texts ...string) {
+func (m *Manager) appendAgentLog(s *script, d durability, src Source, texts ...string) {
 	now := time.Now().UTC()
 	lines := make([]logLine, len(texts))
 	for i, t := range texts {
 		lines[i] = logLine{source: src, at: now, text: t}
 	}
-	if err := appendLogLines(filepath.Join(s.dir, logFileName), lines...); err != nil {
+	if err := appendLogLines(filepath.Join(s.dir, logFileName), d, lines...); err != nil {
 		m.log.Error("cannot write script log", "ticket", s.ticket, "error", err)
 	}
 }

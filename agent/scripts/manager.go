@@ -25,8 +25,9 @@ type Manager struct {
 	locks  *isolationLocks
 	log    *slog.Logger
 
-	closing chan struct{}
-	wg      sync.WaitGroup // goroutines that may write to workspaces
+	closing  chan struct{}
+	wg       sync.WaitGroup // goroutines that may write to workspaces
+	removals sync.WaitGroup // tombstones being deleted (removeAside)
 
 	mu      sync.Mutex
 	closed  bool
@@ -115,6 +116,7 @@ func (m *Manager) Close() error {
 		close(m.closing)
 	}
 	m.wg.Wait()
+	m.removals.Wait()
 	return nil
 }
 
@@ -434,14 +436,18 @@ func (m *Manager) moveWorkspaceAside(ticket string) string {
 	return ""
 }
 
-// removeAside deletes a tombstone; one left by a crash is deleted by the next NewManager.
+// removeAside deletes a tombstone in the background: the ticket's workspace is already
+// gone, and the caller (CompleteScript) need not wait for the files. One left by a crash
+// is deleted by the next NewManager.
 func (m *Manager) removeAside(tomb string) {
 	if tomb == "" {
 		return
 	}
-	if err := removeTree(tomb); err != nil {
-		m.log.Warn("cannot delete script workspace", "dir", tomb, "error", err)
-	}
+	m.removals.Go(func() {
+		if err := removeTree(tomb); err != nil {
+			m.log.Warn("cannot delete script workspace", "dir", tomb, "error", err)
+		}
+	})
 }
 
 // adoptWorkspaces takes over the workspaces left by earlier agent processes.

@@ -278,9 +278,9 @@ func (w *logWriter) close() error {
 	return err
 }
 
-// appendLogLines opens the log, appends, syncs and closes: for the agent's few lines
-// before a supervisor exists and after one died.
-func appendLogLines(path string, lines ...logLine) error {
+// appendLogLines opens the log, appends, syncs (as d says) and closes: for the agent's few
+// lines before a supervisor exists and after one died.
+func appendLogLines(path string, d durability, lines ...logLine) error {
 	w, err := openLogWriter(path)
 	if err != nil {
 		return err
@@ -288,6 +288,9 @@ func appendLogLines(path string, lines ...logLine) error {
 	if err := w.append(lines...); err != nil {
 		w.f.Close()
 		return err
+	}
+	if d == survivesProcessCrash {
+		w.unsynced = false
 	}
 	return w.close()
 }

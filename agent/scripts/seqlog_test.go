@@ -36,7 +36,7 @@ func TestLogRoundTrip(t *testing.T) {
 		{StdOut, at, "bad utf8 \xff here"},
 		{StdOut, at, "embedded\r\nbreaks\nare flattened"},
 	}
-	if err := appendLogLines(path, lines...); err != nil {
+	if err := appendLogLines(path, survivesPowerLoss, lines...); err != nil {
 		t.Fatal(err)
 	}
 	page, err := readLog(path, nil, 0, -1)
@@ -109,7 +109,7 @@ func TestLogReadLimit(t *testing.T) {
 	checkRecords(t, got, 100)
 	// One record larger than the limit still comes back, alone.
 	big := filepath.Join(t.TempDir(), logFileName)
-	if err := appendLogLines(big, logLine{StdOut, time.Now(), strings.Repeat("x", 100)}, logLine{StdOut, time.Now(), "y"}); err != nil {
+	if err := appendLogLines(big, survivesPowerLoss, logLine{StdOut, time.Now(), strings.Repeat("x", 100)}, logLine{StdOut, time.Now(), "y"}); err != nil {
 		t.Fatal(err)
 	}
 	page, _ := readLog(big, nil, 0, 10)
