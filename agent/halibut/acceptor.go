@@ -2,6 +2,7 @@ package halibut
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -18,6 +19,16 @@ type acceptor struct {
 	shutdown bool
 	wg       sync.WaitGroup
 	accepted int64 // identified connections ever tracked
+
+	// tlsConfig is made once: the session ticket keys live in it, so a
+	// client can resume a session on a later connection (TicketFiles).
+	tlsOnce   sync.Once
+	tlsConfig *tls.Config
+}
+
+func (a *acceptor) serverTLS(cert *tls.Certificate) *tls.Config {
+	a.tlsOnce.Do(func() { a.tlsConfig = serverTLSConfig(cert) })
+	return a.tlsConfig
 }
 
 // Connections reports the open identified connections and how many have

@@ -49,6 +49,8 @@ type Client struct {
 	Limits      Limits
 	// Proxy chooses an HTTP proxy per destination; nil connects directly.
 	Proxy ProxyFunc
+	// Tickets, when set, resumes TLS sessions across processes (TicketFiles).
+	Tickets *TicketFiles
 
 	mu      sync.Mutex
 	pools   map[string][]*pooledConn
@@ -181,7 +183,7 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 		p := ep.Proxy
 		proxy = func(string) (*url.URL, error) { return p, nil }
 	}
-	c, err := dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), []string{ep.Thumbprint}, cl.Certificate, proxy, cl.Limits)
+	c, err := dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), []string{ep.Thumbprint}, cl.Certificate, proxy, cl.Tickets, cl.Limits)
 	if err != nil {
 		var uc *UnexpectedCertificateError
 		if errors.As(err, &uc) {

@@ -90,12 +90,12 @@ func connectThroughProxy(ctx context.Context, c net.Conn, addr string, proxyURL 
 
 // dialHalibut connects to a Halibut peer and completes TLS and the preamble:
 // it returns a connection ready for the identity line.
-func dialHalibut(ctx context.Context, addr, serverName string, expectedThumbprints []string, cert *tls.Certificate, proxy ProxyFunc, lim Limits) (*conn, error) {
+func dialHalibut(ctx context.Context, addr, serverName string, expectedThumbprints []string, cert *tls.Certificate, proxy ProxyFunc, tickets *TicketFiles, lim Limits) (*conn, error) {
 	raw, err := dialTCP(ctx, addr, proxy, lim)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, clientTLSConfig(cert, serverName, expectedThumbprints))
+	tc := tls.Client(raw, clientTLSConfig(cert, serverName, expectedThumbprints, tickets.cache(addr, expectedThumbprints, cert)))
 	hsCtx, cancel := context.WithTimeout(ctx, lim.SendTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hsCtx); err != nil {

@@ -54,7 +54,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 
 func (l *Listener) handle(raw net.Conn) {
 	log := l.logger().With("remote", raw.RemoteAddr().String())
-	c, id, peer, err := acceptHalibut(raw, l.Certificate, l.Trust, l.Limits, l.FriendlyPage, log)
+	c, id, peer, err := acceptHalibut(raw, l.serverTLS(l.Certificate), l.Trust, l.Limits, l.FriendlyPage, log)
 	if err != nil {
 		if !errors.Is(err, errNotHalibut) {
 			log.Debug("connection closed before identification", "err", err)
@@ -128,8 +128,8 @@ var errNotHalibut = errors.New("not a Halibut peer")
 // conversation: TLS, the preamble (browsers get the friendly page), the
 // trust check (an untrusted peer is closed without a reply, as upstream) and
 // reading the peer's identity.
-func acceptHalibut(raw net.Conn, cert *tls.Certificate, trust *TrustStore, lim Limits, page []byte, log *slog.Logger) (*conn, identity, string, error) {
-	tc := tls.Server(raw, serverTLSConfig(cert))
+func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits, page []byte, log *slog.Logger) (*conn, identity, string, error) {
+	tc := tls.Server(raw, cfg)
 	_ = tc.SetDeadline(time.Now().Add(lim.ReceiveTimeout))
 	if err := tc.Handshake(); err != nil {
 		return nil, identity{}, "", fmt.Errorf("TLS handshake: %w", err)

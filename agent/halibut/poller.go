@@ -140,7 +140,7 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 		if port == "" {
 			port = "443"
 		}
-		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.expected(), p.Certificate, p.Proxy, p.Limits)
+		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.expected(), p.Certificate, p.Proxy, nil, p.Limits)
 	}
 	if err != nil {
 		return err

@@ -194,7 +194,7 @@ func (s *PollingServer) Shutdown(ctx context.Context) error {
 
 func (s *PollingServer) handle(raw net.Conn) {
 	log := s.logger().With("remote", raw.RemoteAddr().String())
-	c, id, peer, err := acceptHalibut(raw, s.Certificate, s.Trust, s.Limits, nil, log)
+	c, id, peer, err := acceptHalibut(raw, s.serverTLS(s.Certificate), s.Trust, s.Limits, nil, log)
 	if err != nil {
 		raw.Close()
 		return

@@ -50,7 +50,7 @@ func TestDialSendsTheServerNameForSNI(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := dialHalibut(ctx, ln.Addr().String(), "polling.octopus.example", []string{Thumbprint(srv.Leaf)}, cli, nil, testLimits())
+	c, err := dialHalibut(ctx, ln.Addr().String(), "polling.octopus.example", []string{Thumbprint(srv.Leaf)}, cli, nil, nil, testLimits())
 	if err == nil {
 		c.Close()
 	}

@@ -111,11 +111,12 @@ func serverTLSConfig(cert *tls.Certificate) *tls.Config {
 //
 // More than one thumbprint may be expected: a server's current certificate
 // and its next one, trusted ahead of a rotation.
-func clientTLSConfig(cert *tls.Certificate, serverName string, expected []string) *tls.Config {
+func clientTLSConfig(cert *tls.Certificate, serverName string, expected []string, sessions tls.ClientSessionCache) *tls.Config {
 	want := strings.Join(expected, " or ")
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         serverName,
+		ClientSessionCache: sessions,
 		InsecureSkipVerify: true, // replaced by the thumbprint check below
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return cert, nil

@@ -242,7 +242,7 @@ func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprints [
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, clientTLSConfig(cert, u.Hostname(), expectedThumbprints))
+	tc := tls.Client(raw, clientTLSConfig(cert, u.Hostname(), expectedThumbprints, nil))
 	tc.SetDeadline(time.Now().Add(lim.SendTimeout))
 	fail := func(err error) (*conn, error) { raw.Close(); return nil, err }
 	if err := tc.HandshakeContext(ctx); err != nil {

@@ -59,6 +59,13 @@ func defaultOperatorPFX(e *Env) string {
 	return filepath.Join(dir, "tentacle", "operator.pfx")
 }
 
+// operatorTickets keeps TLS session tickets beside the default operator
+// certificate, so that the next command resumes its session with the same
+// Tentacle instead of a full handshake (halibut.TicketFiles).
+func operatorTickets(e *Env) *halibut.TicketFiles {
+	return &halibut.TicketFiles{Dir: filepath.Join(filepath.Dir(defaultOperatorPFX(e)), "sessions")}
+}
+
 // operatorCertificate loads --cert, or the default one (made on first use).
 func (t *remoteTarget) operatorCertificate(e *Env) (*config.Certificate, error) {
 	if t.Cert != "" {
@@ -114,8 +121,9 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 	}
 	tlsCert := cert.TLS()
 	lim := halibut.DefaultLimits()
+	tickets := operatorTickets(e)
 	if t.Endpoint != "" {
-		client := &halibut.Client{Certificate: &tlsCert, Limits: lim, Proxy: halibut.EnvironmentProxy}
+		client := &halibut.Client{Certificate: &tlsCert, Limits: lim, Proxy: halibut.EnvironmentProxy, Tickets: tickets}
 		caller, err := contracts.NewCaller(t.Endpoint, thumb, client, nil)
 		if err != nil {
 			return nil, nil, config.Userf("%v", err)
@@ -129,7 +137,7 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 	if t.Via != "" {
 		// remote serve holds the polling connection; it runs with the same
 		// operator certificate, so that is the thumbprint it presents.
-		client := &halibut.Client{Certificate: &tlsCert, Limits: lim}
+		client := &halibut.Client{Certificate: &tlsCert, Limits: lim, Tickets: tickets}
 		ep := halibut.Endpoint{BaseURI: t.Via, Thumbprint: cert.Thumbprint(), RelayTo: sub}
 		return contracts.ListeningCaller{Client: client, Endpoint: ep}, client.Close, nil
 	}
