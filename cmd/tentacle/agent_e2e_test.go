@@ -387,6 +387,22 @@ func TestRemoteCommandsAgainstTheRealAgent(t *testing.T) {
 	if out != "out\n" || errs != "err\n" || code != 3 {
 		t.Errorf("listening exec: stdout %q stderr %q exit %d", out, errs, code)
 	}
+	// The default operator identity keeps a TLS session ticket, which the next command
+	// resumes; with --cert none is kept (it would stand in for the PFX's password).
+	sessions := filepath.Join(a.dir, "sessions")
+	if tickets, _ := filepath.Glob(filepath.Join(sessions, "*.ticket")); len(tickets) != 1 {
+		t.Errorf("session tickets after one command: %v", tickets)
+	}
+	if out, errs, code = run("remote", "exec", "--endpoint", fmt.Sprintf("https://127.0.0.1:%d/", a.port), "--thumbprint", a.thumb, "--", "echo again"); out != "again\n" || code != 0 {
+		t.Errorf("exec with a stored session: stdout %q stderr %q exit %d", out, errs, code)
+	}
+	os.RemoveAll(sessions)
+	if out, errs, code = run("remote", "exec", "--cert", opPFX, "--endpoint", fmt.Sprintf("https://127.0.0.1:%d/", a.port), "--thumbprint", a.thumb, "--", "echo cert"); out != "cert\n" || code != 0 {
+		t.Errorf("exec with --cert: stdout %q stderr %q exit %d", out, errs, code)
+	}
+	if _, err := os.Stat(sessions); err == nil {
+		t.Error("a session ticket was kept for an explicit --cert")
+	}
 	s, _ := config.LoadSettings(filepath.Join(a.home(), "tentacle.config"))
 	servers, _ := s.TrustedServers()
 	sub := servers[len(servers)-1].SubscriptionID

@@ -59,10 +59,15 @@ func defaultOperatorPFX(e *Env) string {
 	return filepath.Join(dir, "tentacle", "operator.pfx")
 }
 
-// operatorTickets keeps TLS session tickets beside the default operator
-// certificate, so that the next command resumes its session with the same
-// Tentacle instead of a full handshake (halibut.TicketFiles).
-func operatorTickets(e *Env) *halibut.TicketFiles {
+// tickets keeps TLS session tickets beside the default operator certificate,
+// so that the next command resumes its session with the same Tentacle
+// instead of a full handshake (halibut.TicketFiles). Not with --cert: a
+// ticket lets its reader act as the operator without the key, which would
+// undo the password of a protected PFX.
+func (t *remoteTarget) tickets(e *Env) *halibut.TicketFiles {
+	if t.Cert != "" {
+		return nil
+	}
 	return &halibut.TicketFiles{Dir: filepath.Join(filepath.Dir(defaultOperatorPFX(e)), "sessions")}
 }
 
@@ -121,7 +126,7 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 	}
 	tlsCert := cert.TLS()
 	lim := halibut.DefaultLimits()
-	tickets := operatorTickets(e)
+	tickets := t.tickets(e)
 	if t.Endpoint != "" {
 		client := &halibut.Client{Certificate: &tlsCert, Limits: lim, Proxy: halibut.EnvironmentProxy, Tickets: tickets}
 		caller, err := contracts.NewCaller(t.Endpoint, thumb, client, nil)
