@@ -34,6 +34,7 @@ type realAgent struct {
 	operator *config.Certificate
 	thumb    string
 	client   *halibut.Client
+	bin      string // the agent's binary; builtBinary unless a test sets it
 }
 
 func freePort(t *testing.T) int {
@@ -81,7 +82,11 @@ func (a *realAgent) home() string { return filepath.Join(a.dir, "home") }
 
 func (a *realAgent) start() {
 	a.t.Helper()
-	a.cmd = exec.Command(builtBinary, "agent", "--instance", "E2E")
+	bin := a.bin
+	if bin == "" {
+		bin = builtBinary
+	}
+	a.cmd = exec.Command(bin, "agent", "--instance", "E2E")
 	a.cmd.Env = a.env
 	a.cmd.Stdout, a.cmd.Stderr = io.Discard, io.Discard
 	if err := a.cmd.Start(); err != nil {
