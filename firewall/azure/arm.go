@@ -86,9 +86,15 @@ func newARMClient(endpoint string, cred TokenSource, hc *http.Client, poll time.
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("the Azure Resource Manager endpoint %q is not an http(s) URL", endpoint)
 	}
+	// Bearer tokens go there: plain http only to this machine (tests,
+	// local emulators), never across a network.
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return nil, fmt.Errorf("the Azure Resource Manager endpoint %q is plain http, which would send access tokens unencrypted; use https", endpoint)
+	}
 	if hc == nil {
 		hc = &http.Client{Transport: http.DefaultTransport}
 	}
+	hc = noRedirects(hc)
 	return &armClient{
 		endpoint: &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path},
 		scope:    u.Scheme + "://" + u.Host + u.Path + "/.default",
@@ -195,22 +201,51 @@ func retriable(status int) bool {
 	return false
 }
 
-// retryAfter reads Retry-After (seconds or an HTTP date), capped.
+// retryAfter reads the server's wait: retry-after-ms or x-ms-retry-after-ms
+// (milliseconds, which ARM sends and its SDK prefers), else Retry-After
+// (seconds or an HTTP date), capped. A wait of zero or less (Retry-After: 0,
+// a date in the past) is no wait at all and is not taken: ok is false, so
+// that the caller keeps its own back-off or poll frequency rather than
+// asking again at once.
 func retryAfter(h http.Header) (time.Duration, bool) {
+	for _, name := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
+		if n, err := strconv.ParseInt(strings.TrimSpace(h.Get(name)), 10, 64); err == nil && n > 0 {
+			return min(time.Duration(min(n, int64(maxRetryAfter/time.Millisecond)))*time.Millisecond, maxRetryAfter), true
+		}
+	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
 	var d time.Duration
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		d = time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = time.Until(t)
 	} else {
 		return 0, false
 	}
-	return min(max(d, 0), maxRetryAfter), true
+	if d <= 0 {
+		return 0, false
+	}
+	return min(d, maxRetryAfter), true
 }
+
+// noRedirects is hc, or a copy of it, that does not follow redirects: Go's
+// default policy would forward custom secret headers (X-IDENTITY-HEADER,
+// Metadata) and request bodies to whatever host a redirect names. Neither
+// ARM nor the token endpoints redirect, so a redirect surfaces as the
+// error answer it is. A client that already has its own policy is kept.
+func noRedirects(hc *http.Client) *http.Client {
+	if hc.CheckRedirect != nil {
+		return hc
+	}
+	c := *hc
+	c.CheckRedirect = stopRedirect
+	return &c
+}
+
+func stopRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -364,8 +399,8 @@ func (c *armClient) pollURL(raw string) (string, error) {
 	return u.String(), nil
 }
 
-// pause waits before the next poll: the server's Retry-After if given,
-// else the poll frequency.
+// pause waits before the next poll: the server's Retry-After if given
+// and positive, else the poll frequency.
 func (c *armClient) pause(ctx context.Context, h http.Header) error {
 	d := c.poll
 	if ra, ok := retryAfter(h); ok {

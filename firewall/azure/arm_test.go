@@ -139,13 +139,34 @@ func TestARMRetries(t *testing.T) {
 }
 
 func TestRetryAfter(t *testing.T) {
-	for v, want := range map[string]time.Duration{"3": 3 * time.Second, "0": 0, "86400": maxRetryAfter, "-5": 0} {
+	for v, want := range map[string]time.Duration{"3": 3 * time.Second, "86400": maxRetryAfter, "99999999999999999": maxRetryAfter} {
 		if got, ok := retryAfter(http.Header{"Retry-After": {v}}); !ok || got != want {
 			t.Errorf("Retry-After %s: %s %v", v, got, ok)
 		}
 	}
-	if _, ok := retryAfter(http.Header{"Retry-After": {"soon"}}); ok {
-		t.Error("took a bad Retry-After")
+	// No wait at all is not taken: the caller keeps its own pace.
+	for _, v := range []string{"soon", "0", "-5", time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)} {
+		if d, ok := retryAfter(http.Header{"Retry-After": {v}}); ok {
+			t.Errorf("took Retry-After %s: %s", v, d)
+		}
+	}
+	// ARM's millisecond headers come first.
+	for _, c := range []struct {
+		h    http.Header
+		want time.Duration
+	}{
+		{http.Header{"Retry-After-Ms": {"250"}, "Retry-After": {"7"}}, 250 * time.Millisecond},
+		{http.Header{"X-Ms-Retry-After-Ms": {"1500"}, "Retry-After": {"7"}}, 1500 * time.Millisecond},
+		{http.Header{"Retry-After-Ms": {"40"}, "X-Ms-Retry-After-Ms": {"1500"}}, 40 * time.Millisecond},
+		{http.Header{"Retry-After-Ms": {"0"}, "X-Ms-Retry-After-Ms": {"x"}, "Retry-After": {"7"}}, 7 * time.Second},
+		{http.Header{"Retry-After-Ms": {"99999999999"}}, maxRetryAfter},
+	} {
+		if got, ok := retryAfter(c.h); !ok || got != c.want {
+			t.Errorf("%v: %s %v", c.h, got, ok)
+		}
+	}
+	if d, ok := retryAfter(http.Header{"Retry-After-Ms": {"0"}, "Retry-After": {"0"}}); ok {
+		t.Errorf("took zero: %s", d)
 	}
 	if d, ok := retryAfter(http.Header{"Retry-After": {time.Now().Add(10 * time.Second).UTC().Format(http.TimeFormat)}}); !ok || d < 8*time.Second || d > 10*time.Second {
 		t.Errorf("date: %s", d)
@@ -312,4 +333,115 @@ type scopeRecorder struct{ scope *string }
 func (s scopeRecorder) Token(_ context.Context, scope string) (string, time.Time, error) {
 	*s.scope = scope
 	return "t", time.Now().Add(time.Hour), nil
+}
+
+// "Retry-After: 0" (or a date gone by) is not a licence to hammer ARM:
+// retries keep their back-off and polls their frequency.
+func TestZeroRetryAfterKeepsPace(t *testing.T) {
+	const pace = 60 * time.Millisecond
+	retried := newARMServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "0")
+			armError(w, http.StatusTooManyRequests, "TooManyRequests", "slow down")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": "nsg"})
+	})
+	c := testClient(t, retried.URL)
+	c.backoff = pace
+	start := time.Now()
+	var g securityGroup
+	if err := c.get(context.Background(), c.resourceURL("x"), &g); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < pace {
+		t.Fatalf("retried after %s", d)
+	}
+
+	var srv *armServer
+	srv = newARMServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		w.Header().Set("Azure-AsyncOperation", srv.URL+"/operations/op-3?api-version="+apiVersion)
+		w.Header().Set("Retry-After", time.Now().Add(-time.Minute).UTC().Format(http.TimeFormat))
+		if r.Method == http.MethodPut {
+			writeJSON(w, http.StatusCreated, map[string]any{})
+			return
+		}
+		w.Header().Set("Retry-After", "0")
+		writeJSON(w, http.StatusOK, map[string]any{"status": map[bool]string{true: "Succeeded", false: "InProgress"}[n >= 4]})
+	})
+	c = testClient(t, srv.URL)
+	c.poll = pace
+	start = time.Now()
+	if err := c.put(context.Background(), c.resourceURL("rules", "r"), map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv.requests()); got != 4 {
+		t.Fatalf("%d requests", got)
+	}
+	if d := time.Since(start); d < 3*pace {
+		t.Fatalf("3 polls in %s", d)
+	}
+}
+
+// retry-after-ms is honoured, before a longer Retry-After.
+func TestRetryAfterMs(t *testing.T) {
+	srv := newARMServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "20")
+			w.Header().Set("x-ms-retry-after-ms", "50")
+			armError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"name": "nsg"})
+	})
+	c := testClient(t, srv.URL)
+	start := time.Now()
+	var g securityGroup
+	if err := c.get(context.Background(), c.resourceURL("x"), &g); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > 10*time.Second {
+		t.Fatalf("retried after %s", d)
+	}
+}
+
+// A redirect is an answer, not something to follow: the request, with its
+// headers and token, never reaches the other host.
+func TestARMDoesNotFollowRedirects(t *testing.T) {
+	other := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("redirect followed: %s %v", r.URL, r.Header)
+	})
+	srv := newARMServer(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	})
+	for _, hc := range []*http.Client{nil, {Transport: http.DefaultTransport}} {
+		c, err := newARMClient(srv.URL, staticToken("fake-token"), hc, time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.put(context.Background(), c.resourceURL("rules", "r"), map[string]any{})
+		var re *ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusTemporaryRedirect {
+			t.Fatalf("got %v", err)
+		}
+	}
+	if n := other.hits.Load(); n != 0 {
+		t.Fatalf("%d requests reached the other host", n)
+	}
+}
+
+// Tokens do not go over plain http, except to this machine.
+func TestPlainHTTPEndpoint(t *testing.T) {
+	for _, ep := range []string{"http://management.azure.com", "http://10.0.0.4:8080/", "http://[::ffff:10.0.0.1]"} {
+		t.Setenv("AZURE_RESOURCE_MANAGER_ENDPOINT", ep)
+		_, err := New(context.Background(), Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Credential: staticToken("t")})
+		userError(t, err, "is plain http, which would send access tokens unencrypted")
+		userError(t, err, "AZURE_RESOURCE_MANAGER_ENDPOINT")
+	}
+	for _, ep := range []string{"http://127.0.0.1:1234", "http://localhost:8080", "http://[::1]:80", "https://management.azure.com"} {
+		t.Setenv("AZURE_RESOURCE_MANAGER_ENDPOINT", ep)
+		if _, err := New(context.Background(), Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Credential: staticToken("t")}); err != nil {
+			t.Errorf("%s: %v", ep, err)
+		}
+	}
 }

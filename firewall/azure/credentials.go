@@ -246,7 +246,7 @@ func fetchOnce(ctx context.Context, hc *http.Client, newReq func(context.Context
 		case len(bytes.TrimSpace(body)) > 0 && len(body) < 300:
 			msg += ": " + string(bytes.TrimSpace(body))
 		}
-		return accessToken{}, resp.StatusCode, resp.Header, errors.New(msg)
+		return accessToken{}, resp.StatusCode, resp.Header, &statusError{msg: msg, header: resp.Header, oauthError: jerr == nil && a.Error != ""}
 	}
 	if jerr != nil {
 		return accessToken{}, resp.StatusCode, resp.Header, fmt.Errorf("%s: the answer is not a token: %v", what, jerr)
@@ -258,8 +258,23 @@ func fetchOnce(ctx context.Context, hc *http.Client, newReq func(context.Context
 	return t, resp.StatusCode, resp.Header, nil
 }
 
+// statusError is a token endpoint's answer other than 200.
+type statusError struct {
+	msg        string
+	header     http.Header
+	oauthError bool // the body is JSON with an "error" field
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// azureIMDS says whether the answer looks like Azure's instance metadata
+// service's own rather than another cloud's at the same address.
+func (e *statusError) azureIMDS() bool {
+	return e.oauthError || strings.HasPrefix(strings.ToUpper(e.header.Get("Server")), "IMDS")
+}
+
 // loginClient talks to Entra ID (through HTTPS_PROXY if set).
-var loginClient = &http.Client{Transport: http.DefaultTransport}
+var loginClient = &http.Client{Transport: http.DefaultTransport, CheckRedirect: stopRedirect}
 
 // authority is Entra ID's token endpoint for tenant: AZURE_AUTHORITY_HOST
 // or the public cloud's. Secrets go there, so plain http is allowed only to
@@ -440,6 +455,15 @@ const (
 	// Azure, nothing may answer at all, and the chain should move on
 	// quickly to the Azure CLI.
 	imdsConnectTimeout = time.Second
+	// imdsBackoff is the first wait before asking IMDS again after a 404
+	// or 410; it doubles, up to 10 times itself.
+	imdsBackoff = time.Second
+	// imdsNotFoundRetries: a 404 is asked again this many times (waits of
+	// 1, 2 and 4 s), as MSAL does.
+	imdsNotFoundRetries = 3
+	// imdsGoneFor bounds the waits for IMDS to stop answering 410, which
+	// Azure's guidance puts at 70 s.
+	imdsGoneFor = 70 * time.Second
 )
 
 // managedIdentitySource is the identity of the Azure resource this runs
@@ -450,6 +474,8 @@ type managedIdentitySource struct {
 	endpoint, header string // App Service
 	imds             string
 	http             *http.Client
+	// IMDS's 404 and 410 retries (see imdsToken); tests shorten them.
+	imdsBackoff, imdsGoneFor time.Duration
 }
 
 func newManagedIdentitySource(clientID string) *managedIdentitySource {
@@ -470,7 +496,8 @@ func newManagedIdentitySource(clientID string) *managedIdentitySource {
 	m.http = &http.Client{Transport: &http.Transport{
 		Proxy:       nil,
 		DialContext: (&net.Dialer{Timeout: imdsConnectTimeout}).DialContext,
-	}}
+	}, CheckRedirect: stopRedirect}
+	m.imdsBackoff, m.imdsGoneFor = imdsBackoff, imdsGoneFor
 	return m
 }
 
@@ -498,13 +525,7 @@ func (m *managedIdentitySource) token(ctx context.Context, scope string) (access
 		q.Set("client_id", m.clientID)
 	}
 	u := m.imds + imdsPath + "?" + q.Encode()
-	t, status, err := fetchToken(ctx, m.http, func(ctx context.Context) (*http.Request, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		if err == nil {
-			req.Header.Set("Metadata", "true")
-		}
-		return req, err
-	}, "the instance metadata service")
+	t, status, err := m.imdsToken(ctx, u)
 	switch {
 	case err == nil:
 		return t, nil
@@ -519,6 +540,56 @@ func (m *managedIdentitySource) token(ctx context.Context, scope string) (access
 	// Something answered that is not a usable identity (none assigned, or
 	// another cloud's metadata service at the same address): move on.
 	return accessToken{}, notSetUp("%s", oneLine(err.Error()))
+}
+
+// imdsToken asks IMDS for a token at u. Besides fetchToken's retries of
+// 429 and 5xx, it waits out the 404 and 410 that Azure's IMDS answers for
+// a while after the VM boots or an identity is assigned to it (as MSAL
+// does: 410 for up to imdsGoneFor in all, 404 imdsNotFoundRetries times,
+// with doubling waits).
+//
+// Other clouds answer at the same address, and AWS's answers the Azure
+// path 404: that must not stall the chain on its way to the Azure CLI. So
+// a 404 is retried only if it looks like Azure IMDS's own: a JSON body with
+// an "error" field (IMDS's error answers all have one; AWS and GCP answer
+// HTML or plain text), or a "Server: IMDS/..." header. A 410 is retried
+// whatever its body: it is IMDS's "being updated" answer, not what other
+// metadata services say for a path they do not know.
+func (m *managedIdentitySource) imdsToken(ctx context.Context, u string) (accessToken, int, error) {
+	newReq := func(ctx context.Context) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err == nil {
+			req.Header.Set("Metadata", "true")
+		}
+		return req, err
+	}
+	var notFound int
+	var waited time.Duration
+	for attempt := 0; ; attempt++ {
+		t, status, err := fetchToken(ctx, m.http, newReq, "the instance metadata service")
+		if err == nil || ctx.Err() != nil {
+			return t, status, err
+		}
+		delay := min(m.imdsBackoff<<min(attempt, 16), 10*m.imdsBackoff)
+		var se *statusError
+		switch {
+		case status == http.StatusGone:
+			if waited+delay > m.imdsGoneFor {
+				return t, status, err
+			}
+		case status == http.StatusNotFound && errors.As(err, &se) && se.azureIMDS():
+			if notFound == imdsNotFoundRetries {
+				return t, status, err
+			}
+			notFound++
+		default:
+			return t, status, err
+		}
+		if serr := sleep(ctx, delay); serr != nil {
+			return accessToken{}, status, err
+		}
+		waited += delay
+	}
 }
 
 // cliTimeout bounds `az`, which starts Python and may refresh its token

@@ -528,3 +528,168 @@ func TestManagedIdentityUnreachableIsQuick(t *testing.T) {
 		t.Fatalf("took %s", d)
 	}
 }
+
+// quickIMDS is the managed identity source for IMDS at srv, with waits
+// short enough for tests.
+func quickIMDS(t *testing.T, srv *tokenServer) *managedIdentitySource {
+	t.Helper()
+	t.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", srv.URL)
+	m := newManagedIdentitySource("")
+	m.imdsBackoff, m.imdsGoneFor = 2*time.Millisecond, 100*time.Millisecond
+	return m
+}
+
+func imdsToken(w http.ResponseWriter) {
+	writeJSON(w, http.StatusOK, map[string]any{"access_token": "tok-imds", "expires_in": "86399",
+		"expires_on": fmt.Sprint(time.Now().Add(24 * time.Hour).Unix()), "token_type": "Bearer"})
+}
+
+// Right after boot, or after an identity is assigned, IMDS answers 410 and
+// 404 for a while: they are waited out rather than taken as "no identity".
+func TestManagedIdentityIMDSNotReadyYet(t *testing.T) {
+	noAzure(t)
+	var n atomic.Int32
+	var answer atomic.Value // func(http.ResponseWriter)
+	srv := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) { answer.Load().(func(http.ResponseWriter))(w) })
+	answer.Store(func(w http.ResponseWriter) {
+		switch n.Add(1) {
+		case 1, 2, 3:
+			writeJSON(w, http.StatusGone, map[string]any{"error": "service_unavailable", "error_description": "IMDS is being updated"})
+		case 4, 5:
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found", "error_description": "Identity not found"})
+		default:
+			imdsToken(w)
+		}
+	})
+	m := quickIMDS(t, srv)
+	c := &chain{sources: []source{m, &cliSource{timeout: cliTimeout}}, now: time.Now}
+	mustToken(t, c, "tok-imds")
+	if got := srv.hits.Load(); got != 6 {
+		t.Fatalf("%d requests", got)
+	}
+
+	// Not for ever: 404 a few times, 410 for imdsGoneFor.
+	for _, c := range []struct {
+		status   int
+		min, max int32
+	}{{http.StatusNotFound, imdsNotFoundRetries + 1, imdsNotFoundRetries + 1}, {http.StatusGone, 5, 20}} {
+		srv.hits.Store(0)
+		answer.Store(func(w http.ResponseWriter) {
+			writeJSON(w, c.status, map[string]any{"error": "x", "error_description": "not yet"})
+		})
+		start := time.Now()
+		_, err := m.token(context.Background(), armScope)
+		var u *unavailable
+		if !errors.As(err, &u) || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", c.status)) {
+			t.Fatalf("%d: got %v", c.status, err)
+		}
+		if got := srv.hits.Load(); got < c.min || got > c.max {
+			t.Fatalf("%d: %d requests", c.status, got)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("%d: took %s", c.status, d)
+		}
+	}
+
+	// The context ends the waiting.
+	m.imdsBackoff, m.imdsGoneFor = time.Hour, 100*time.Hour
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.token(ctx, armScope); err == nil || ctx.Err() == nil {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Another cloud's metadata service at IMDS's address (AWS answers the
+// Azure path 404 in plain text or HTML) is passed over at once, even with
+// the real waits; an IMDS-looking answer by its Server header is retried.
+func TestManagedIdentityForeign404IsQuick(t *testing.T) {
+	noAzure(t)
+	var server atomic.Value
+	server.Store("EC2ws")
+	srv := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Server", server.Load().(string))
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, "<?xml version=\"1.0\"?><html><title>404 - Not Found</title></html>")
+	})
+	t.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", srv.URL)
+	start := time.Now()
+	_, _, err := DefaultCredential().Token(context.Background(), armScope)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "az is not on PATH") {
+		t.Fatalf("got %v", err)
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("%d requests", n)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("took %s", d)
+	}
+
+	server.Store("IMDS/150.870.65.1325")
+	srv.hits.Store(0)
+	m := quickIMDS(t, srv)
+	if _, err := m.token(context.Background(), armScope); err == nil {
+		t.Fatal("no error")
+	}
+	if n := srv.hits.Load(); n != imdsNotFoundRetries+1 {
+		t.Fatalf("%d requests", n)
+	}
+}
+
+// App Service's endpoint is not IMDS: its 404 is not waited out.
+func TestManagedIdentityAppServiceNotRetried(t *testing.T) {
+	noAzure(t)
+	srv := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found", "error_description": "no identity"})
+	})
+	t.Setenv("IDENTITY_ENDPOINT", srv.URL+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", "header-secret")
+	if _, _, err := DefaultCredential().Token(context.Background(), armScope); err == nil {
+		t.Fatal("no error")
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("%d requests", n)
+	}
+}
+
+// Redirects are not followed by any token client: the secret headers
+// (X-IDENTITY-HEADER, Metadata) and the client secret never reach another
+// host.
+func TestTokenClientsDoNotFollowRedirects(t *testing.T) {
+	noAzure(t)
+	other := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("redirect followed: %s %v", r.URL, r.Header)
+		imdsToken(w)
+	})
+	redirect := newTokenServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	})
+	check := func(what string) {
+		t.Helper()
+		_, _, err := DefaultCredential().Token(context.Background(), armScope)
+		if err == nil || !strings.Contains(err.Error(), "HTTP 307") {
+			t.Errorf("%s: got %v", what, err)
+		}
+	}
+
+	t.Setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", redirect.URL)
+	check("IMDS")
+
+	t.Setenv("IDENTITY_ENDPOINT", redirect.URL+"/msi/token")
+	t.Setenv("IDENTITY_HEADER", "header-secret")
+	check("App Service")
+
+	t.Setenv("AZURE_AUTHORITY_HOST", redirect.URL)
+	t.Setenv("AZURE_TENANT_ID", "tenant")
+	t.Setenv("AZURE_CLIENT_ID", "client")
+	t.Setenv("AZURE_CLIENT_SECRET", "secret")
+	check("Entra ID")
+
+	if n := other.hits.Load(); n != 0 {
+		t.Fatalf("%d requests reached the other host", n)
+	}
+	if n := redirect.hits.Load(); n != 3 {
+		t.Fatalf("%d requests to the redirecting host", n)
+	}
+}
