@@ -116,6 +116,10 @@ func (c *chain) fromProfile(ctx context.Context, name string, seen []string) (cr
 		base, err = c.sso(ctx, name, p)
 	case p["credential_process"] != "":
 		base, err = credentialProcess(ctx, name, p["credential_process"])
+	case role != "":
+		// The SDK refuses this too: which credentials assume the role is not
+		// guessed from the machine.
+		return credentials{}, firewall.Userf("The AWS profile %q has role_arn but nothing to assume it with: add source_profile, credential_source (Environment, Ec2InstanceMetadata or EcsContainer) or web_identity_token_file to it.", name)
 	case containerConfigured():
 		base, err = containerCredentials(ctx)
 	default:

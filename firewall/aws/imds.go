@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -56,7 +57,11 @@ func (c *imdsClient) session(ctx context.Context) (token string, err error) {
 	if c.token != "" || c.v1 {
 		return c.token, nil
 	}
-	resp, body, err := exchange(ctx, c.http, func() (*http.Request, error) {
+	// The token's answer gets the connect timeout: where it never comes, IMDSv1
+	// is tried (below), and waiting longer would only delay that.
+	tokenCtx, cancel := context.WithTimeout(ctx, imdsConnectTimeout)
+	defer cancel()
+	resp, body, err := exchange(tokenCtx, c.http, func() (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPut, c.endpoint+"/latest/api/token", nil)
 		if err == nil {
 			req.Header.Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", imdsTokenTTL)
@@ -64,6 +69,13 @@ func (c *imdsClient) session(ctx context.Context) (token string, err error) {
 		return req, err
 	}, maxSmallResponse, false)
 	if err != nil {
+		// A token answer that never comes (a container on EC2 behind one hop
+		// too many: the PUT's reply has a hop limit of 1) is what the SDK
+		// falls back to IMDSv1 for; so do we, unless IMDSv1 is ruled out.
+		if isTimeout(err) && !envTrue("AWS_EC2_METADATA_V1_DISABLED") {
+			c.v1 = true
+			return "", nil
+		}
 		return "", err
 	}
 	switch resp.StatusCode {
@@ -71,6 +83,9 @@ func (c *imdsClient) session(ctx context.Context) (token string, err error) {
 		c.token = strings.TrimSpace(string(body))
 		return c.token, nil
 	case http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
+		if envTrue("AWS_EC2_METADATA_V1_DISABLED") {
+			return "", fmt.Errorf("%s refused the IMDSv2 token request (%s) and AWS_EC2_METADATA_V1_DISABLED rules out IMDSv1", c.endpoint, resp.Status)
+		}
 		c.v1 = true
 		return "", nil
 	}
@@ -151,4 +166,10 @@ func (c *imdsClient) instanceCredentials(ctx context.Context) (credentials, erro
 		return credentials{}, fmt.Errorf("instance profile %s: %s: %s", role, v.Code, v.Message)
 	}
 	return credentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, SessionToken: v.Token, Source: "the instance profile " + role}.check()
+}
+
+// isTimeout reports whether err is a request that got no answer in time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 )
@@ -47,6 +48,9 @@ func loadSharedConfig() (*sharedConfig, error) {
 		path     string
 		isConfig bool
 	}{{cfg.configFile, true}, {cfg.credentialsFile, false}} {
+		if f.path == "" {
+			continue
+		}
 		data, err := os.ReadFile(f.path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -96,20 +100,38 @@ func (c *sharedConfig) sectionOf(header string) (map[string]section, string, boo
 func awsFile(env, name string) (string, error) {
 	if p := os.Getenv(env); p != "" {
 		if rest, ok := strings.CutPrefix(p, "~"); ok && (rest == "" || os.IsPathSeparator(rest[0])) {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return "", err
+			home := homeDir()
+			if home == "" {
+				return "", fmt.Errorf("%s=%s starts with ~, but there is no home directory", env, p)
 			}
 			p = home + rest
 		}
 		return p, nil
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no home directory to find ~/.aws/%s in (set %s): %w", name, env, err)
+	home := homeDir()
+	if home == "" {
+		// No home (cloud-init and some services run without HOME): no
+		// default files, as in the SDK; the instance profile needs none.
+		return "", nil
 	}
 	return filepath.Join(home, ".aws", name), nil
 }
+
+// homeDir is $HOME, else the account's home from the user database, as the
+// SDK finds it; "" if neither.
+func homeDir() string {
+	if h, err := os.UserHomeDir(); err == nil {
+		return h
+	}
+	if u, err := currentUser(); err == nil {
+		return u.HomeDir
+	}
+	return ""
+}
+
+// currentUser is user.Current; tests replace it so that the machine's own
+// home is never read.
+var currentUser = user.Current
 
 // parseINI reads sections of key = value lines. Full-line comments start
 // with # or ;, and so do inline ones after a space. Indented lines (nested

@@ -41,12 +41,13 @@ const (
 
 // apiHTTP talks to AWS's public endpoints, through a proxy if the
 // environment names one (HTTPS_PROXY, NO_PROXY), as the SDK does.
-var apiHTTP = &http.Client{Timeout: apiTimeout}
+var apiHTTP = &http.Client{Timeout: apiTimeout, CheckRedirect: noRedirects}
 
 // localHTTP talks to the link-local metadata and container endpoints: never
 // through a proxy, and quick to give up when nothing is there.
 var localHTTP = &http.Client{
-	Timeout: imdsTimeout,
+	Timeout:       imdsTimeout,
+	CheckRedirect: noRedirects,
 	Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: imdsConnectTimeout}).DialContext,
@@ -55,6 +56,12 @@ var localHTTP = &http.Client{
 		IdleConnTimeout:       30 * time.Second,
 	},
 }
+
+// noRedirects: no AWS API this package calls redirects, and following one
+// would carry the session token or SSO bearer token (headers Go does not
+// strip) to another host, and replay a signed POST on a 307. The redirect
+// answer is returned as it is, and fails as any unexpected status does.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 const userAgent = "tentacle-firewall-aws"
 
