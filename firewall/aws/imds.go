@@ -69,14 +69,21 @@ func (c *imdsClient) session(ctx context.Context) (token string, err error) {
 		return req, err
 	}, maxSmallResponse, false)
 	if err != nil {
-		// A token answer that never comes (a container on EC2 behind one hop
-		// too many: the PUT's reply has a hop limit of 1) is what the SDK
-		// falls back to IMDSv1 for; so do we, unless IMDSv1 is ruled out.
-		if isTimeout(err) && !envTrue("AWS_EC2_METADATA_V1_DISABLED") {
-			c.v1 = true
-			return "", nil
+		// A token request that fails to send or whose answer never comes (a
+		// container on EC2 behind one hop too many: the PUT's reply has a hop
+		// limit of 1) is what the SDK falls back to IMDSv1 for; so do we,
+		// unless IMDSv1 is ruled out or the caller gave up. Where nothing
+		// listens, the IMDSv1 GET fails as fast as the PUT did.
+		if envTrue("AWS_EC2_METADATA_V1_DISABLED") || ctx.Err() != nil {
+			return "", err
 		}
-		return "", err
+		// A lost answer is not waited for again in this run; another failure
+		// (a reset connection) may be passing, so the next call tries IMDSv2
+		// again, as the SDK does.
+		if isTimeout(err) {
+			c.v1 = true
+		}
+		return "", nil
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:

@@ -44,9 +44,9 @@ func (c *chain) sso(ctx context.Context, profile string, p section) (credentials
 	}
 	login := firewall.Userf("The AWS SSO session of profile %q has expired or was never started: run `aws sso login --profile %s`, then try again.", profile, profile)
 
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return credentials{}, err
+	home := homeDir()
+	if home == "" {
+		return credentials{}, firewall.Userf("The AWS SSO profile %q needs the SSO token cache in ~/.aws/sso/cache, but there is no home directory (HOME is not set): set HOME, or use another kind of credentials.", profile)
 	}
 	sum := sha1.Sum([]byte(cacheKey))
 	file := filepath.Join(home, ".aws", "sso", "cache", hex.EncodeToString(sum[:])+".json")
