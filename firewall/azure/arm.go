@@ -409,11 +409,10 @@ func (c *armClient) pause(ctx context.Context, h http.Header) error {
 	return sleep(ctx, d)
 }
 
-func (c *armClient) pollAsync(ctx context.Context, raw string, h http.Header) error {
-	u, err := c.pollURL(raw)
-	if err != nil {
-		return err
-	}
+// pollUntil GETs u, after each pause, until over reports the operation
+// finished (with its error, if it failed). over may name the URL to poll
+// next (Location moves on); it is kept to ARM's own host.
+func (c *armClient) pollUntil(ctx context.Context, u string, h http.Header, over func(*armResponse) (done bool, next string, err error)) error {
 	for {
 		if err := c.pause(ctx, h); err != nil {
 			return err
@@ -425,50 +424,12 @@ func (c *armClient) pollAsync(ctx context.Context, raw string, h http.Header) er
 		if err := resp.err(); err != nil {
 			return err
 		}
-		var op struct {
-			Status string `json:"status"`
-			Error  *struct {
-				Code, Message string
-			} `json:"error"`
-		}
-		if err := json.Unmarshal(resp.body, &op); err != nil {
-			return fmt.Errorf("Azure Resource Manager: GET %s: %w", resp.url, err)
-		}
-		switch {
-		case strings.EqualFold(op.Status, "Succeeded"):
-			return nil
-		case failed(op.Status):
-			re := &ResponseError{StatusCode: resp.status, Code: op.Status, Message: "the operation ended " + op.Status, Method: http.MethodGet, URL: resp.url}
-			if op.Error != nil {
-				re.Code, re.Message = op.Error.Code, op.Error.Message
-			}
-			return re
+		done, next, err := over(resp)
+		if done || err != nil {
+			return err
 		}
 		h = resp.header
-	}
-}
-
-func (c *armClient) pollLocation(ctx context.Context, raw string, h http.Header) error {
-	u, err := c.pollURL(raw)
-	if err != nil {
-		return err
-	}
-	for {
-		if err := c.pause(ctx, h); err != nil {
-			return err
-		}
-		resp, err := c.send(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		if err := resp.err(); err != nil {
-			return err
-		}
-		if resp.status != http.StatusAccepted {
-			return nil
-		}
-		h = resp.header
-		if next := h.Get("Location"); next != "" {
+		if next != "" {
 			if u, err = c.pollURL(next); err != nil {
 				return err
 			}
@@ -476,25 +437,60 @@ func (c *armClient) pollLocation(ctx context.Context, raw string, h http.Header)
 	}
 }
 
+// pollAsync follows Azure-AsyncOperation: a status document.
+func (c *armClient) pollAsync(ctx context.Context, raw string, h http.Header) error {
+	u, err := c.pollURL(raw)
+	if err != nil {
+		return err
+	}
+	return c.pollUntil(ctx, u, h, func(resp *armResponse) (bool, string, error) {
+		var op struct {
+			Status string `json:"status"`
+			Error  *struct {
+				Code, Message string
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(resp.body, &op); err != nil {
+			return true, "", fmt.Errorf("Azure Resource Manager: GET %s: %w", resp.url, err)
+		}
+		switch {
+		case strings.EqualFold(op.Status, "Succeeded"):
+			return true, "", nil
+		case failed(op.Status):
+			re := &ResponseError{StatusCode: resp.status, Code: op.Status, Message: "the operation ended " + op.Status, Method: http.MethodGet, URL: resp.url}
+			if op.Error != nil {
+				re.Code, re.Message = op.Error.Code, op.Error.Message
+			}
+			return true, "", re
+		}
+		return false, "", nil
+	})
+}
+
+// pollLocation follows Location: 202 until the operation is over.
+func (c *armClient) pollLocation(ctx context.Context, raw string, h http.Header) error {
+	u, err := c.pollURL(raw)
+	if err != nil {
+		return err
+	}
+	return c.pollUntil(ctx, u, h, func(resp *armResponse) (bool, string, error) {
+		if resp.status != http.StatusAccepted {
+			return true, "", nil
+		}
+		return false, resp.header.Get("Location"), nil
+	})
+}
+
+// pollResource watches the resource's own provisioningState.
 func (c *armClient) pollResource(ctx context.Context, u string, h http.Header) error {
-	for {
-		if err := c.pause(ctx, h); err != nil {
-			return err
-		}
-		resp, err := c.send(ctx, http.MethodGet, u, nil)
-		if err != nil {
-			return err
-		}
-		if err := resp.err(); err != nil {
-			return err
-		}
+	return c.pollUntil(ctx, u, h, func(resp *armResponse) (bool, string, error) {
 		state := provisioningState(resp.body)
 		switch {
 		case state == "" || strings.EqualFold(state, "Succeeded"):
-			return nil
+			return true, "", nil
 		case failed(state):
-			return &ResponseError{StatusCode: resp.status, Code: state, Message: "the change ended " + state, Method: http.MethodGet, URL: resp.url}
+			return true, "", &ResponseError{StatusCode: resp.status, Code: state, Message: "the change ended " + state, Method: http.MethodGet, URL: resp.url}
 		}
-		h = resp.header
-	}
+		return false, "", nil
+	})
 }
