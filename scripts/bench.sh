@@ -118,22 +118,31 @@ wait_port() {
 now_us() { printf -v "$1" '%s' "${EPOCHREALTIME/[.,]/}"; }
 
 # time_runs NAME N CMD...: runs CMD 3 times to warm up (page cache, the
-# agent's first script), then N times, one duration in µs per line in $work/NAME.us. Any
-# failure stops the benchmark: a failed run must not count as a fast one.
+# agent's first script), then N times, one duration in µs per line in $work/NAME.us.
 time_runs() {
-  local name=$1 n=$2 i s e
+  local name=$1 n=$2 i
   shift 2
   : >"$work/$name.us"
   for ((i = -3; i < n; i++)); do
-    now_us s
-    if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-      log "bench: $name failed: $*"
-      cat "$work/$name.err" >&2
-      exit 1
-    fi
-    now_us e
-    ((i < 0)) || echo $((e - s)) >>"$work/$name.us"
+    timed "$name" "$@"
+    ((i < 0)) || echo "$ELAPSED_US" >>"$work/$name.us"
   done
+}
+
+# timed NAME CMD...: runs CMD once, its output in $work/NAME.out and .err, and
+# sets ELAPSED_US. Any failure stops the benchmark: a failed run must not
+# count as a fast one.
+timed() {
+  local name=$1 s e
+  shift
+  now_us s
+  if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
+    log "bench: $name failed: $*"
+    cat "$work/$name.err" >&2
+    exit 1
+  fi
+  now_us e
+  ELAPSED_US=$((e - s))
 }
 
 # stats NAME: "p50 p99 mean" in ms; nearest-rank percentiles (p99 of 100
@@ -155,20 +164,14 @@ expect_hi() {
 # does not land in the next one's time. Prints "median (low–high)" MB/s
 # (10^6 B/s): on a shared VM one run in five can be half as fast as the rest.
 xfer_runs() {
-  local name=$1 check=$2 i s e rates=()
+  local name=$1 check=$2 i rates=()
   shift 2
   for ((i = 0; i < XFER_RUNS; i++)); do
     sync
-    now_us s
-    if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-      log "bench: $name failed: $*"
-      cat "$work/$name.err" >&2
-      exit 1
-    fi
-    now_us e
+    timed "$name" "$@"
     $check || die "$name: the transferred file differs from the original"
     # bytes per µs is MB/s.
-    rates+=("$(awk -v b="$size_bytes" -v us=$((e - s)) 'BEGIN { printf "%.0f", b / us }')")
+    rates+=("$(awk -v b="$size_bytes" -v us="$ELAPSED_US" 'BEGIN { printf "%.0f", b / us }')")
   done
   printf '%s\n' "${rates[@]}" | sort -n | awk '{ r[NR] = $1 } END { m = r[int((NR + 1) / 2)]; print (NR == 1 ? m : m " (" r[1] "–" r[NR] ")") }'
 }

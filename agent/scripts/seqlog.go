@@ -285,14 +285,14 @@ func appendLogLines(path string, d durability, lines ...logLine) error {
 	if err != nil {
 		return err
 	}
-	if err := w.append(lines...); err != nil {
-		w.f.Close()
-		return err
+	err = w.append(lines...)
+	if err == nil && d == survivesPowerLoss {
+		err = w.sync()
 	}
-	if d == survivesProcessCrash {
-		w.unsynced = false
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
 	}
-	return w.close()
+	return err
 }
 
 // logIndex remembers where every indexEvery-th record starts, so paging through a long log

@@ -182,7 +182,8 @@ func upperFirst(s string) string {
 func parseModel(cli *CLI, e *Env, args []string) (*kong.Kong, []string, error) {
 	if f, ok := selectedCommand(args); ok {
 		cmd := reflect.ValueOf(cli).Elem().FieldByIndex(f.Index).Addr().Interface()
-		parser, err := newParser(&cli.Globals, e, kong.DynamicCommand(f.Tag.Get("name"), f.Tag.Get("help"), f.Tag.Get("group"), cmd, string(f.Tag)))
+		one := kong.DynamicCommand(f.Tag.Get("name"), f.Tag.Get("help"), f.Tag.Get("group"), cmd, string(f.Tag))
+		parser, err := kong.New(&cli.Globals, append(parserOptions(cli, e), one)...)
 		if err != nil {
 			return nil, nil, &modelError{err}
 		}
@@ -232,22 +233,20 @@ func selectedCommand(args []string) (reflect.StructField, bool) {
 	return reflect.StructField{}, false
 }
 
-// newParser builds kong over grammar (the whole CLI, or its Globals with one
-// command added by extra).
-func newParser[G any](grammar *G, e *Env, extra ...kong.Option) (*kong.Kong, error) {
-	var globals *Globals
-	switch g := any(grammar).(type) {
-	case *CLI:
-		globals = &g.Globals
-	case *Globals:
-		globals = g
-	}
-	return kong.New(grammar, append([]kong.Option{
+// newParser builds kong over the whole CLI.
+func newParser(cli *CLI, e *Env) (*kong.Kong, error) {
+	return kong.New(cli, parserOptions(cli, e)...)
+}
+
+// parserOptions are kong's options for cli, built whole or one command at a
+// time (parseModel).
+func parserOptions(cli *CLI, e *Env) []kong.Option {
+	return []kong.Option{
 		kong.Name("tentacle"),
 		kong.Description("A wire-compatible Octopus Deploy Tentacle agent, and the toolkit to set up a fleet of them."),
 		kong.Writers(e.Stdout, e.Stderr),
 		kong.NoDefaultHelp(),
 		kong.Exit(func(int) {}), // we own exit codes
-		kong.Bind(e, globals),
-	}, extra...)...)
+		kong.Bind(e, &cli.Globals),
+	}
 }

@@ -34,21 +34,9 @@ func TestNoHomeDirectory(t *testing.T) {
 func TestIMDSv1WhenTheTokenNeverComes(t *testing.T) {
 	f := newFakeAWS(t)
 	fakeEnv(t, f)
-	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodPut:
-			<-r.Context().Done() // the answer is lost on the way
-		case r.Header.Get("X-Aws-Ec2-Metadata-Token") != "":
-			http.Error(w, "unexpected token", http.StatusBadRequest)
-		case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
-			fmt.Fprint(w, "v1-role")
-		case r.URL.Path == "/latest/meta-data/iam/security-credentials/v1-role":
-			fmt.Fprint(w, `{"Code":"Success","AccessKeyId":"ASIAV1","SecretAccessKey":"s","Token":"t"}`)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(imds.Close)
+	imds := imdsV1Only(t, "ASIAV1", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // the answer is lost on the way
+	})
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
 	start := time.Now()
 	wantKey(t, f, Options{}, "ASIAV1")
@@ -128,25 +116,13 @@ func TestIMDSv1WhenTheTokenRequestFails(t *testing.T) {
 	f := newFakeAWS(t)
 	fakeEnv(t, f)
 	var puts atomic.Int32
-	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodPut:
-			puts.Add(1)
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				conn.Close()
-			}
-		case r.Header.Get("X-Aws-Ec2-Metadata-Token") != "":
-			http.Error(w, "unexpected token", http.StatusBadRequest)
-		case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
-			fmt.Fprint(w, "v1-role")
-		case r.URL.Path == "/latest/meta-data/iam/security-credentials/v1-role":
-			fmt.Fprint(w, `{"Code":"Success","AccessKeyId":"ASIAV1RESET","SecretAccessKey":"s","Token":"t"}`)
-		default:
-			http.NotFound(w, r)
+	imds := imdsV1Only(t, "ASIAV1RESET", func(w http.ResponseWriter, r *http.Request) {
+		puts.Add(1)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
 		}
-	}))
-	t.Cleanup(imds.Close)
+	})
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
 	wantKey(t, f, Options{}, "ASIAV1RESET")
 	if puts.Load() == 0 {
@@ -194,4 +170,26 @@ func TestContainerRedirectNotFollowed(t *testing.T) {
 	if n := reached.Load(); n != 0 {
 		t.Errorf("the redirect was followed %d times (Authorization %v)", n, leaked.Load())
 	}
+}
+
+// imdsV1Only is a metadata service that answers the IMDSv2 token request with
+// put, and the instance profile's credentials (access key key) only to
+// requests that carry no token.
+func imdsV1Only(t *testing.T, key string, put http.HandlerFunc) *httptest.Server {
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut:
+			put(w, r)
+		case r.Header.Get("X-Aws-Ec2-Metadata-Token") != "":
+			http.Error(w, "unexpected token", http.StatusBadRequest)
+		case r.URL.Path == "/latest/meta-data/iam/security-credentials/":
+			fmt.Fprint(w, "v1-role")
+		case r.URL.Path == "/latest/meta-data/iam/security-credentials/v1-role":
+			fmt.Fprintf(w, `{"Code":"Success","AccessKeyId":%q,"SecretAccessKey":"s","Token":"t"}`, key)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(imds.Close)
+	return imds
 }
