@@ -42,6 +42,7 @@ func main() {
 		Getenv: os.Getenv,
 		Cwd:    cwd,
 	}
+	e.StdinTTY = isatty.IsTerminal(os.Stdin.Fd())
 	e.StdoutTTY = isatty.IsTerminal(os.Stdout.Fd())
 	e.StderrTTY = isatty.IsTerminal(os.Stderr.Fd())
 	os.Exit(run(os.Args[1:], e))
@@ -54,8 +55,9 @@ type Env struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 	Cwd            string
-	// StdoutTTY and StderrTTY enable colour (never with NO_COLOR).
-	StdoutTTY, StderrTTY bool
+	// StdoutTTY and StderrTTY enable colour (never with NO_COLOR); StdinTTY
+	// says someone may answer a question.
+	StdinTTY, StdoutTTY, StderrTTY bool
 
 	root string // machine config root, from Getenv
 }

@@ -17,17 +17,21 @@ import (
 type PollServerCmd struct {
 	InstanceFlags
 	apiFlags
-	ServerCommsAddress    string `name:"server-comms-address" help:"The address of the Octopus Server's polling endpoint, e.g. https://octopus.example:10943/ (only host and port are used)" placeholder:"URL"`
-	ServerCommsPort       string `name:"server-comms-port" help:"The polling port of the Octopus Server; default 10943, wins over a port in --server-comms-address" placeholder:"PORT"`
-	ServerWebSocket       string `name:"server-web-socket" help:"Poll over WebSockets at this address, e.g. wss://octopus.example/OctopusComms" placeholder:"URL"`
-	ReuseServerThumbprint bool   `name:"reuse-server-thumbprint" help:"Trust the new address with the thumbprint (and subscription id) of the server already trusted"`
-	Thumbprint            string `name:"thumbprint" help:"The Octopus Server's certificate thumbprint (for a WebSocket address: the thumbprint of its HTTPS certificate)" placeholder:"THUMBPRINT"`
+	ServerCommsAddress                   string `name:"server-comms-address" help:"The address of the Octopus Server's polling endpoint, e.g. https://octopus.example:10943/ (only host and port are used)" placeholder:"URL"`
+	ServerCommsPort                      string `name:"server-comms-port" help:"The polling port of the Octopus Server; default 10943, wins over a port in --server-comms-address" placeholder:"PORT"`
+	ServerWebSocket                      string `name:"server-web-socket" help:"Poll over WebSockets at this address, e.g. wss://octopus.example/OctopusComms" placeholder:"URL"`
+	ReuseServerThumbprint                bool   `name:"reuse-server-thumbprint" help:"Trust the new address with the thumbprint (and subscription id) of the server already trusted"`
+	Thumbprint                           string `name:"thumbprint" aliases:"server-web-socket-thumbprint" help:"The Octopus Server's certificate thumbprint (for a WebSocket address: the thumbprint of its HTTPS certificate, pinned without a probe)" placeholder:"THUMBPRINT"`
+	DangerouslySkipCertificateValidation bool   `name:"dangerously-skip-certificate-validation" help:"WebSocket polling with --server: trust the endpoint's certificate even if it does not validate and nobody confirmed its thumbprint"`
 }
 
 func (c *PollServerCmd) Run(e *Env) error {
 	address, err := c.address()
 	if err != nil {
 		return err
+	}
+	if c.DangerouslySkipCertificateValidation && c.ServerWebSocket == "" {
+		return config.Userf("--dangerously-skip-certificate-validation is for --server-web-socket addresses only; the polling port's certificate is always pinned by the server's thumbprint.")
 	}
 	var thumb string
 	if c.Thumbprint != "" {
@@ -145,7 +149,11 @@ func (c *PollServerCmd) serverThumbprint(e *Env, address string) (string, error)
 		return "", err
 	}
 	if strings.HasPrefix(address, "wss://") {
-		return octopus.Handshake(ctx, address, nil, proxy)
+		seen, err := octopus.Handshake(ctx, address, octopus.HandshakeOptions{Proxy: proxy})
+		if err != nil {
+			return "", err
+		}
+		return webSocketTrustFlags{DangerouslySkipCertificateValidation: c.DangerouslySkipCertificateValidation}.trust(e, address, seen)
 	}
 	client, err := c.connect(ctx, proxy)
 	if err != nil {

@@ -70,6 +70,36 @@ type registerFlags struct {
 	ServerCommsAddress   string `name:"server-comms-address" help:"Polling: the polling endpoint, e.g. https://polling.octopus.example:443/ (only host and port are used)" placeholder:"URL"`
 	ServerWebSocket      string `name:"server-web-socket" help:"Polling over WebSockets: e.g. wss://octopus.example/OctopusComms" placeholder:"URL"`
 	ServerSubscriptionID string `name:"server-subscription-id" help:"Polling: reuse this subscription id (poll://...)" placeholder:"ID"`
+	webSocketTrustFlags
+}
+
+// webSocketTrustFlags say how to trust a WebSocket endpoint's certificate
+// that fails standard validation (register-with, register-worker, poll-server).
+type webSocketTrustFlags struct {
+	ServerWebSocketThumbprint            string `name:"server-web-socket-thumbprint" help:"WebSocket polling: the thumbprint of the endpoint's HTTPS certificate; it must match, and is trusted even if the certificate does not validate" placeholder:"THUMBPRINT"`
+	DangerouslySkipCertificateValidation bool   `name:"dangerously-skip-certificate-validation" help:"WebSocket polling: trust the endpoint's certificate even if it does not validate and nobody confirmed its thumbprint"`
+}
+
+// trust decides which thumbprint to pin for a WebSocket endpoint, asking at
+// the terminal when its certificate does not validate.
+func (f webSocketTrustFlags) trust(e *Env, address string, seen octopus.HandshakeResult) (string, error) {
+	expected := ""
+	if f.ServerWebSocketThumbprint != "" {
+		var err error
+		if expected, err = config.NormalizeThumbprint(f.ServerWebSocketThumbprint); err != nil {
+			return "", err
+		}
+	}
+	t := octopus.WebSocketTrust{Expected: expected, SkipValidation: f.DangerouslySkipCertificateValidation, Prompt: terminalPrompt{e}, Warn: func(s string) { e.Warnf("%s", s) }}
+	return t.Thumbprint(address, seen)
+}
+
+// check refuses the options where they mean nothing: without a WebSocket address.
+func (f webSocketTrustFlags) check(webSocket string) error {
+	if webSocket == "" && (f.ServerWebSocketThumbprint != "" || f.DangerouslySkipCertificateValidation) {
+		return config.Userf("--server-web-socket-thumbprint and --dangerously-skip-certificate-validation are for --server-web-socket addresses only; the polling port's certificate is always pinned by the server's thumbprint.")
+	}
+	return nil
 }
 
 // RegisterWithCmd is register-with: a deployment target.
@@ -114,6 +144,9 @@ func (c *registerFlags) register(e *Env, r octopus.Registration) error {
 	if c.ServerWebSocket != "" && c.ServerCommsAddress != "" {
 		return config.Userf("--server-web-socket and --server-comms-address cannot be used together.")
 	}
+	if err := c.webSocketTrustFlags.check(c.ServerWebSocket); err != nil {
+		return err
+	}
 	sel, s, err := c.load(e)
 	if err != nil {
 		return err
@@ -152,8 +185,14 @@ func (c *registerFlags) register(e *Env, r octopus.Registration) error {
 			return err
 		}
 		tlsCert := cert.TLS()
-		if wsThumbprint, err = octopus.Handshake(ctx, address, &tlsCert, proxy); err != nil {
+		seen, err := octopus.Handshake(ctx, address, octopus.HandshakeOptions{ClientCert: &tlsCert, Proxy: proxy})
+		if err != nil {
 			return err
+		}
+		if c.ServerWebSocket != "" {
+			if wsThumbprint, err = c.webSocketTrustFlags.trust(e, address, seen); err != nil {
+				return err
+			}
 		}
 		sub := c.ServerSubscriptionID
 		if sub != "" {

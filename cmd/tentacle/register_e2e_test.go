@@ -247,12 +247,73 @@ func TestRegisterPollingThroughAProxyAndOverWebSocket(t *testing.T) {
 	// A polling target over WebSocket, which upstream supports on Windows only.
 	ws := newInstance(t, "WS")
 	ws.must("configure", "--instance", "WS", "--noListen", "True")
-	ws.must("register-with", "--instance", "WS", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Test", "--role", "app",
+	// Its self-signed certificate does not validate, and nobody is at a
+	// terminal to confirm it: refused, naming the thumbprint, nothing changed.
+	cfgBefore, _ := os.ReadFile(ws.configPath())
+	machines := len(srv.Machines())
+	out, exit := ws.run("register-with", "--instance", "WS", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Test", "--role", "app",
 		"--name", "ws01", "--comms-style", "TentacleActive", "--server-web-socket", srv.WebSocketAddress)
+	if exit != 1 || !strings.Contains(out, "could not be validated") || !strings.Contains(out, "--server-web-socket-thumbprint "+srv.Thumbprint()) {
+		t.Errorf("an unvalidated WebSocket certificate was not refused: exit %d\n%s", exit, out)
+	}
+	if after, _ := os.ReadFile(ws.configPath()); string(after) != string(cfgBefore) || len(srv.Machines()) != machines {
+		t.Error("a refused registration changed the configuration or registered the machine")
+	}
+	// A wrong thumbprint given up front is refused too.
+	if out, code := ws.run("register-with", "--instance", "WS", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Test", "--role", "app",
+		"--name", "ws01", "--comms-style", "TentacleActive", "--server-web-socket", srv.WebSocketAddress,
+		"--server-web-socket-thumbprint", strings.Repeat("AB", 20)); code != 1 || !strings.Contains(out, "does not match") {
+		t.Errorf("a wrong --server-web-socket-thumbprint: exit %d\n%s", code, out)
+	}
+	ws.must("register-with", "--instance", "WS", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Test", "--role", "app",
+		"--name", "ws01", "--comms-style", "TentacleActive", "--server-web-socket", srv.WebSocketAddress,
+		"--server-web-socket-thumbprint", strings.ToLower(srv.Thumbprint()))
 	ws.startAgent()
 	lines, code = runScript(t, srv, "ws01", "echo over websocket")
 	if code != 0 || len(lines) != 1 || lines[0] != "over websocket" {
 		t.Errorf("websocket: exit %d %q", code, lines)
+	}
+}
+
+// A WebSocket endpoint whose certificate validates (a CA in SSL_CERT_FILE,
+// the host in the certificate) is trusted without a question, as upstream;
+// poll-server with --server learns it the same way, and --thumbprint pins
+// without a probe.
+func TestRegisterOverWebSocketWithAValidCertificate(t *testing.T) {
+	public := octopustest.NewPublicCertificate(t)
+	srv := octopustest.NewServer(t, octopustest.WithWebSocketCertificate(public.TLS))
+	roots := filepath.Join(t.TempDir(), "roots.pem")
+	if err := os.WriteFile(roots, public.RootsPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws := newInstance(t, "WSV")
+	ws.env = append(ws.env, "SSL_CERT_FILE="+roots)
+	ws.must("configure", "--instance", "WSV", "--noListen", "True")
+	out := ws.must("register-with", "--instance", "WSV", "--server", srv.URL, "--apiKey", srv.APIKey, "--environment", "Test", "--role", "app",
+		"--name", "wsv01", "--comms-style", "TentacleActive", "--server-web-socket", srv.WebSocketAddress)
+	if strings.Contains(out, "could not be validated") || !strings.Contains(out, public.Thumbprint) {
+		t.Errorf("%s", out)
+	}
+	ws.startAgent()
+	if lines, code := runScript(t, srv, "wsv01", "echo validated"); code != 0 || len(lines) != 1 || lines[0] != "validated" {
+		t.Errorf("websocket: exit %d %q", code, lines)
+	}
+
+	// Without the CA the same endpoint is refused by poll-server, unless told.
+	ps := newInstance(t, "PS")
+	args := []string{"poll-server", "--instance", "PS", "--server", srv.URL, "--apiKey", srv.APIKey, "--server-web-socket", srv.WebSocketAddress}
+	if out, code := ps.run(args...); code != 1 || !strings.Contains(out, public.Thumbprint) {
+		t.Errorf("poll-server trusted an unvalidated certificate: exit %d\n%s", code, out)
+	}
+	if out := ps.must(append(args, "--dangerously-skip-certificate-validation")...); !strings.Contains(out, public.Thumbprint) {
+		t.Errorf("%s", out)
+	}
+	// A thumbprint given pins without a probe: no server is needed.
+	ps.must("poll-server", "--instance", "PS", "--server-web-socket", "wss://127.0.0.1:1/OctopusComms", "--server-web-socket-thumbprint", public.Thumbprint)
+	// The WebSocket options mean nothing for the TCP polling port.
+	if out, code := ps.run("poll-server", "--instance", "PS", "--server-comms-address", srv.PollingAddress, "--thumbprint", srv.Thumbprint(),
+		"--dangerously-skip-certificate-validation"); code != 1 {
+		t.Errorf("exit %d\n%s", code, out)
 	}
 }
 

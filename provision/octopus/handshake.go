@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -19,16 +20,38 @@ var (
 	HandshakeBackoff  = 200 * time.Millisecond
 )
 
+// HandshakeOptions are what the polling port check presents and trusts.
+type HandshakeOptions struct {
+	// ClientCert is presented when the endpoint asks for one (nil: none).
+	ClientCert *tls.Certificate
+	// Proxy is the polling proxy (nil: direct).
+	Proxy func(*http.Request) (*url.URL, error)
+	// Roots validate the endpoint's certificate; nil means the system's
+	// (which honour SSL_CERT_FILE and SSL_CERT_DIR).
+	Roots *x509.CertPool
+}
+
+// HandshakeResult is what the check saw of the endpoint's certificate.
+type HandshakeResult struct {
+	// Thumbprint is the SHA-1 thumbprint of the certificate presented: for
+	// WebSocket polling, the one the Tentacle pins.
+	Thumbprint string
+	// ValidationErr says why the certificate failed standard validation
+	// (chain of trust to the roots, host name, dates); nil when it passed.
+	ValidationErr error
+}
+
 // Handshake checks that a polling endpoint answers (https://host:port/ or
 // wss://host/path) by POSTing to its /handshake, as upstream does before
 // registering a polling Tentacle. HTTP 200, or 400 (the server wanted a
-// client certificate), counts as open. It returns the thumbprint of the TLS
-// certificate the endpoint presented: for WebSocket polling, the one to
-// trust.
-func Handshake(ctx context.Context, address string, clientCert *tls.Certificate, proxy func(*http.Request) (*url.URL, error)) (string, error) {
+// client certificate), counts as open. The TLS connection accepts any
+// certificate, since the point is to learn which one is there; the result
+// says whether it would also have passed standard validation, so a caller
+// pinning a WebSocket endpoint's thumbprint can refuse or ask first.
+func Handshake(ctx context.Context, address string, opts HandshakeOptions) (HandshakeResult, error) {
 	u, err := url.Parse(address)
 	if err != nil || u.Host == "" {
-		return "", userErrorf("%q is not a polling address such as https://octopus.example:10943/.", address)
+		return HandshakeResult{}, userErrorf("%q is not a polling address such as https://octopus.example:10943/.", address)
 	}
 	target := *u
 	target.Scheme = "https"
@@ -36,24 +59,26 @@ func Handshake(ctx context.Context, address string, clientCert *tls.Certificate,
 		target.Path = "/handshake"
 	}
 	var mu sync.Mutex
-	var thumb string
+	var seen HandshakeResult
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = proxy
+	tr.Proxy = opts.Proxy
 	tr.TLSClientConfig = &tls.Config{
-		InsecureSkipVerify: true, // identity is the thumbprint, checked by the caller
+		InsecureSkipVerify: true, // learned here; validated below, pinned by the caller
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if clientCert == nil {
+			if opts.ClientCert == nil {
 				return &tls.Certificate{}, nil
 			}
-			return clientCert, nil
+			return opts.ClientCert, nil
 		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) > 0 {
-				sum := sha1.Sum(cs.PeerCertificates[0].Raw)
-				mu.Lock()
-				thumb = strings.ToUpper(hex.EncodeToString(sum[:]))
-				mu.Unlock()
+			if len(cs.PeerCertificates) == 0 {
+				return nil
 			}
+			r := HandshakeResult{Thumbprint: thumbprintOf(cs.PeerCertificates[0].Raw)}
+			r.ValidationErr = validateServerCertificate(cs, u.Hostname(), opts.Roots)
+			mu.Lock()
+			seen = r
+			mu.Unlock()
 			return nil
 		},
 	}
@@ -65,7 +90,7 @@ func Handshake(ctx context.Context, address string, clientCert *tls.Certificate,
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
-				return "", ctx.Err()
+				return HandshakeResult{}, ctx.Err()
 			case <-time.After(delay):
 			}
 			delay *= 2
@@ -80,9 +105,26 @@ func Handshake(ctx context.Context, address string, clientCert *tls.Certificate,
 		if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusBadRequest {
 			mu.Lock()
 			defer mu.Unlock()
-			return thumb, nil
+			return seen, nil
 		}
 		lastErr = fmt.Errorf("it answered %s", resp.Status)
 	}
-	return "", userErrorf("The Octopus Server's polling endpoint %s cannot be reached (%v). Check --server-comms-address or --server-web-socket, the firewall, and the polling proxy.", u.Host, lastErr)
+	return HandshakeResult{}, userErrorf("The Octopus Server's polling endpoint %s cannot be reached (%v). Check --server-comms-address or --server-web-socket, the firewall, and the polling proxy.", u.Host, lastErr)
+}
+
+// validateServerCertificate is the check a browser would make: a chain to
+// the roots through the intermediates the server sent, valid today, for
+// host (a name or an IP address).
+func validateServerCertificate(cs tls.ConnectionState, host string, roots *x509.CertPool) error {
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: host, Roots: roots, Intermediates: inter})
+	return err
+}
+
+func thumbprintOf(der []byte) string {
+	sum := sha1.Sum(der)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }

@@ -2,6 +2,7 @@ package octopus_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"slices"
 	"strings"
@@ -196,13 +197,43 @@ func TestHandshake(t *testing.T) {
 	srv := octopustest.NewServer(t)
 	ctx := context.Background()
 	for _, addr := range []string{srv.PollingAddress, srv.WebSocketAddress} {
-		thumb, err := octopus.Handshake(ctx, addr, nil, nil)
-		if err != nil || thumb != srv.Thumbprint() {
-			t.Errorf("%s: %s %v", addr, thumb, err)
+		seen, err := octopus.Handshake(ctx, addr, octopus.HandshakeOptions{})
+		if err != nil || seen.Thumbprint != srv.Thumbprint() {
+			t.Errorf("%s: %+v %v", addr, seen, err)
+		}
+		// Halibut's self-signed certificate names no host and chains to nothing.
+		if seen.ValidationErr == nil {
+			t.Errorf("%s: a self-signed certificate passed validation: %v", addr, seen.ValidationErr)
 		}
 	}
 	octopus.HandshakeAttempts = 2
-	if _, err := octopus.Handshake(ctx, "https://127.0.0.1:1/", nil, nil); err == nil || !strings.Contains(err.Error(), "cannot be reached") {
+	if _, err := octopus.Handshake(ctx, "https://127.0.0.1:1/", octopus.HandshakeOptions{}); err == nil || !strings.Contains(err.Error(), "cannot be reached") {
 		t.Errorf("closed port: %v", err)
+	}
+}
+
+// A WebSocket endpoint behind a certificate that chains to a trusted root
+// and names the host passes validation; the same certificate reached by a
+// name it does not carry, or checked against other roots, does not.
+func TestHandshakeValidatesTheWebSocketCertificate(t *testing.T) {
+	public := octopustest.NewPublicCertificate(t)
+	srv := octopustest.NewServer(t, octopustest.WithWebSocketCertificate(public.TLS))
+	ctx := context.Background()
+	seen, err := octopus.Handshake(ctx, srv.WebSocketAddress, octopus.HandshakeOptions{Roots: public.Roots})
+	if err != nil || seen.Thumbprint != public.Thumbprint || seen.ValidationErr != nil {
+		t.Fatalf("%+v %v", seen, err)
+	}
+	other := octopustest.NewPublicCertificate(t)
+	seen, _ = octopus.Handshake(ctx, srv.WebSocketAddress, octopus.HandshakeOptions{Roots: other.Roots})
+	if seen.ValidationErr == nil {
+		t.Error("a certificate from an untrusted CA passed validation")
+	}
+	// A certificate for another name, from a trusted CA.
+	elsewhere := octopustest.NewPublicCertificate(t, "octopus.example")
+	srv = octopustest.NewServer(t, octopustest.WithWebSocketCertificate(elsewhere.TLS))
+	seen, err = octopus.Handshake(ctx, srv.WebSocketAddress, octopus.HandshakeOptions{Roots: elsewhere.Roots})
+	var wrongHost x509.HostnameError
+	if err != nil || !errors.As(seen.ValidationErr, &wrongHost) {
+		t.Errorf("wrong host: %+v %v", seen, err)
 	}
 }

@@ -99,6 +99,7 @@ type Server struct {
 	polling   *halibut.PollingServer
 	client    *halibut.Client
 	wsServer  *http.Server
+	wsCert    *tls.Certificate
 	listeners []net.Listener
 }
 
@@ -120,6 +121,12 @@ func WithVersion(v string) Option { return func(s *Server) { s.Version = v } }
 
 // WithTLS serves the REST API over HTTPS with a self-signed certificate.
 func WithTLS() Option { return func(s *Server) { s.rest = httptest.NewUnstartedServer(nil) } }
+
+// WithWebSocketCertificate makes the WebSocket endpoint present cert, as
+// TLS ended at a reverse proxy would, instead of the server's own.
+func WithWebSocketCertificate(cert tls.Certificate) Option {
+	return func(s *Server) { s.wsCert = &cert }
+}
 
 // DefaultSpace is the library every new server starts with.
 func DefaultSpace() *Space {
@@ -167,7 +174,11 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/OctopusComms", s.polling.WebSocketHandler())
-	s.wsServer = &http.Server{Handler: mux, TLSConfig: halibut.WebSocketTLSConfig(&tlsCert), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
+	wsCert := &tlsCert
+	if s.wsCert != nil {
+		wsCert = s.wsCert
+	}
+	s.wsServer = &http.Server{Handler: mux, TLSConfig: halibut.WebSocketTLSConfig(wsCert), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
 	go s.wsServer.ServeTLS(wl, "", "")
 	s.WebSocketAddress = "wss://" + wl.Addr().String() + "/OctopusComms"
 
