@@ -29,10 +29,12 @@ func (l ListeningCaller) Call(ctx context.Context, service, method string, param
 type PollingCaller struct {
 	Server       *halibut.PollingServer
 	Subscription string
+	// Thumbprint is the certificate the agent must poll with.
+	Thumbprint string
 }
 
 func (p PollingCaller) Call(ctx context.Context, service, method string, params []any, sink halibut.StreamSink) (any, error) {
-	return p.Server.Call(ctx, p.Subscription, service, method, params, sink)
+	return p.Server.Call(ctx, p.Subscription, p.Thumbprint, service, method, params, sink)
 }
 
 // NewCaller picks the caller for an agent address: https://host:port/ for a
@@ -50,7 +52,7 @@ func NewCaller(address, thumbprint string, client *halibut.Client, server *halib
 		if server == nil {
 			return nil, fmt.Errorf("%s is a polling agent: it must poll this machine", address)
 		}
-		return PollingCaller{Server: server, Subscription: address}, nil
+		return PollingCaller{Server: server, Subscription: address, Thumbprint: thumbprint}, nil
 	}
 	return nil, fmt.Errorf("%q is neither https://host:port/ (listening) nor poll://id/ (polling)", address)
 }

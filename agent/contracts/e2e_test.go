@@ -141,5 +141,5 @@ func TestEveryDTOAnd100MBOverPolling(t *testing.T) {
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	checkEveryDTO(t, PollingCaller{Server: ps, Subscription: p.SubscriptionID}, hundredMB)
+	checkEveryDTO(t, PollingCaller{Server: ps, Subscription: p.SubscriptionID, Thumbprint: halibut.Thumbprint(agentCert.Leaf)}, hundredMB)
 }

@@ -26,6 +26,21 @@ type Endpoint struct {
 	// BaseURI: the connection goes to a relay (a `tentacle remote serve`)
 	// that forwards each request to this poll://id/ agent.
 	RelayTo string
+	// RelayThumbprint, with RelayTo, is the certificate thumbprint that agent
+	// must present; it is sent as the request's RemoteThumbprint, and the
+	// relay hands the request to no other connection.
+	RelayThumbprint string
+}
+
+// requestBaseURI and requestThumbprint are the destination written into a
+// request: the agent relayed to, when there is one.
+func (ep Endpoint) requestBaseURI() string { return cmp.Or(ep.RelayTo, ep.BaseURI) }
+
+func (ep Endpoint) requestThumbprint() string {
+	if ep.RelayTo != "" {
+		return strings.ToUpper(ep.RelayThumbprint)
+	}
+	return strings.ToUpper(ep.Thumbprint)
 }
 
 func (ep Endpoint) key() string {
@@ -84,7 +99,7 @@ func (cl *Client) Call(ctx context.Context, ep Endpoint, service, method string,
 	req := &RequestMessage{
 		ID:         fmt.Sprintf("%s::%sAsync[%d] / %s", service, method, cl.counter.Add(1), activity),
 		ActivityID: activity,
-		Endpoint:   NewServiceEndPoint(cmp.Or(ep.RelayTo, ep.BaseURI), strings.ToUpper(ep.Thumbprint), lim),
+		Endpoint:   NewServiceEndPoint(ep.requestBaseURI(), ep.requestThumbprint(), lim),
 		Service:    service,
 		Method:     method,
 		Params:     params,

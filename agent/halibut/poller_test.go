@@ -2,9 +2,11 @@ package halibut
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,12 +85,12 @@ func TestPollingRoundTripAndConcurrency(t *testing.T) {
 		return "slow done", nil
 	})
 	ps, p, _, _ := startPolling(t, svc, testLimits(), 3)
-	got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Say", []any{"polling"}, nil)
+	got, err := ps.Call(t.Context(), p.SubscriptionID, Thumbprint(p.Certificate.Leaf), "IEchoService", "Say", []any{"polling"}, nil)
 	if err != nil || got != "you said: polling" {
 		t.Fatalf("%v %v", got, err)
 	}
 	// Subscription ids match case-insensitively, as upstream normalises them.
-	if _, err := ps.Call(t.Context(), "POLL://ABCDEFGHJKMNPQRSTUVW/", "IEchoService", "Say", []any{"x"}, nil); err != nil {
+	if _, err := ps.Call(t.Context(), "POLL://ABCDEFGHJKMNPQRSTUVW/", strings.ToLower(Thumbprint(p.Certificate.Leaf)), "IEchoService", "Say", []any{"x"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -96,7 +98,7 @@ func TestPollingRoundTripAndConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Slow", nil, nil); err != nil || got != "slow done" {
+			if got, err := ps.Call(t.Context(), p.SubscriptionID, Thumbprint(p.Certificate.Leaf), "IEchoService", "Slow", nil, nil); err != nil || got != "slow done" {
 				t.Errorf("%v %v", got, err)
 			}
 		}()
@@ -119,7 +121,7 @@ func TestNullRequestsKeepIdleConnectionsAlive(t *testing.T) {
 	if n := cl.accepted.Load(); n != 1 {
 		t.Errorf("%d connections accepted: the idle connection was not kept alive", n)
 	}
-	if got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Say", []any{"still"}, nil); err != nil || got != "you said: still" {
+	if got, err := ps.Call(t.Context(), p.SubscriptionID, Thumbprint(p.Certificate.Leaf), "IEchoService", "Say", []any{"still"}, nil); err != nil || got != "you said: still" {
 		t.Errorf("%v %v", got, err)
 	}
 }
@@ -139,7 +141,7 @@ func TestUncollectedRequestFails(t *testing.T) {
 	lim.PollingRequestQueueTimeout = 100 * time.Millisecond
 	_, server, _ := certs(t)
 	ps := &PollingServer{Certificate: server, Trust: NewTrustStore(), Limits: lim}
-	_, err := ps.Call(t.Context(), "poll://nobodyhome/", "IEchoService", "Say", []any{"x"}, nil)
+	_, err := ps.Call(t.Context(), "poll://nobodyhome/", strings.Repeat("AB", 20), "IEchoService", "Say", []any{"x"}, nil)
 	if !errors.Is(err, ErrRequestNotCollected) {
 		t.Errorf("err = %v", err)
 	}
@@ -156,7 +158,7 @@ func TestPollerFinishesTheRequestInFlightOnShutdown(t *testing.T) {
 	ps, p, _, cancel := startPolling(t, svc, testLimits(), 1)
 	result := make(chan error, 1)
 	go func() {
-		got, err := ps.Call(context.Background(), p.SubscriptionID, "IEchoService", "Slow", nil, nil)
+		got, err := ps.Call(context.Background(), p.SubscriptionID, Thumbprint(p.Certificate.Leaf), "IEchoService", "Slow", nil, nil)
 		if err == nil && got != "finished" {
 			err = fmt.Errorf("got %v", got)
 		}
@@ -187,5 +189,54 @@ func TestReconnectDelayIsJitteredAndBounded(t *testing.T) {
 		if d := reconnectDelay(0, lim); d > lim.PollingReconnectMinDelay {
 			t.Fatalf("first retry waited %v, more than the minimum ceiling", d)
 		}
+	}
+}
+
+// A subscription belongs to the certificate expected for it: a second
+// Tentacle the server also trusts, polling the same subscription id, is
+// handed none of its requests, and a request for it says who is polling.
+func TestPollingSubscriptionIsBoundToItsThumbprint(t *testing.T) {
+	lim := testLimits()
+	lim.PollingRequestQueueTimeout = 300 * time.Millisecond
+	tentacle, server, impostor := certs(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &PollingServer{Certificate: server, Trust: NewTrustStore(Thumbprint(tentacle.Leaf), Thumbprint(impostor.Leaf)), Limits: lim}
+	go ps.Serve(ln)
+	defer ps.Shutdown(context.Background())
+	const sub = "poll://boundabcdefghjkmnpq/"
+	run := func(cert *tls.Certificate, svc *Service) {
+		p := &Poller{Certificate: cert, Service: svc, Limits: lim, ServerAddress: "https://" + ln.Addr().String() + "/",
+			ServerThumbprint: Thumbprint(server.Leaf), SubscriptionID: sub, Connections: 1}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { p.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	var stolen atomic.Int32
+	thief := &Service{}
+	thief.Fallback = func(ctx context.Context, call *Call) (any, error) { stolen.Add(1); return "stolen", nil }
+	run(impostor, thief)
+	waitFor(t, func() bool { return ps.Subscribers(sub) == 1 }, "the impostor to poll")
+
+	_, err = ps.Call(t.Context(), sub, Thumbprint(tentacle.Leaf), "IEchoService", "Say", []any{"secret"}, nil)
+	if !errors.Is(err, ErrRequestNotCollected) || !strings.Contains(err.Error(), Thumbprint(impostor.Leaf)) {
+		t.Errorf("with only the impostor polling: %v", err)
+	}
+	run(tentacle, echoService())
+	waitFor(t, func() bool { return ps.Subscribers(sub) == 2 }, "the owner to poll")
+	for i := range 5 {
+		got, err := ps.Call(t.Context(), sub, strings.ToLower(Thumbprint(tentacle.Leaf)), "IEchoService", "Say", []any{fmt.Sprint(i)}, nil)
+		if err != nil || got != "you said: "+fmt.Sprint(i) {
+			t.Fatalf("%v %v", got, err)
+		}
+	}
+	if n := stolen.Load(); n != 0 {
+		t.Errorf("the impostor was handed %d requests", n)
+	}
+	if _, err := ps.Call(t.Context(), sub, "", "IEchoService", "Say", nil, nil); err == nil {
+		t.Error("a request with no thumbprint to bind to was queued")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +27,7 @@ type PollingServer struct {
 
 	acceptor
 	mu      sync.Mutex // guards queues and stopped
-	queues  map[string]*pendingQueue
+	queues  map[queueKey]*pendingQueue
 	stopped chan struct{} // closed by Shutdown: wakes connections waiting for work
 	counter atomic.Int64
 }
@@ -75,38 +77,69 @@ func (s *PollingServer) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (s *PollingServer) queue(sub string) *pendingQueue {
+// queueKey binds a subscription to the certificate of the Tentacle that
+// owns it: a request is only ever handed to a connection that polls that
+// subscription with that certificate, so one trusted Tentacle claiming
+// another's subscription id gets none of its scripts or files.
+type queueKey struct {
+	subscription string
+	thumbprint   string // upper-case hex
+}
+
+func (s *PollingServer) queue(k queueKey) *pendingQueue {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.queues == nil {
-		s.queues = map[string]*pendingQueue{}
+		s.queues = map[queueKey]*pendingQueue{}
 	}
-	q := s.queues[sub]
+	q := s.queues[k]
 	if q == nil {
 		q = &pendingQueue{ch: make(chan *pendingRequest, 4096)}
-		s.queues[sub] = q
+		s.queues[k] = q
 	}
 	return q
 }
 
-// Subscribers is how many connections are polling subscription right now.
+// Subscribers is how many connections are polling subscription right now,
+// with any certificate.
 func (s *PollingServer) Subscribers(subscription string) int {
 	sub, err := NormalizeSubscriptionID(subscription)
 	if err != nil {
 		return 0
 	}
-	return int(s.queue(sub).subscribed.Load())
+	n := 0
+	for _, thumb := range s.pollingThumbprints(sub) {
+		n += int(s.queue(queueKey{sub, thumb}).subscribed.Load())
+	}
+	return n
 }
 
-// Call queues service.method for the Tentacle polling with subscription
-// and waits for its response. A request not collected within
-// PollingRequestQueueTimeout fails with ErrRequestNotCollected; once
-// collected, it waits for the response (or ctx).
-func (s *PollingServer) Call(ctx context.Context, subscription, service, method string, params []any, sink StreamSink) (any, error) {
+// pollingThumbprints are the certificates of the connections polling sub now.
+func (s *PollingServer) pollingThumbprints(sub string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for k, q := range s.queues {
+		if k.subscription == sub && q.subscribed.Load() > 0 {
+			out = append(out, k.thumbprint)
+		}
+	}
+	return out
+}
+
+// Call queues service.method for the Tentacle polling with subscription and
+// presenting the certificate thumbprint, and waits for its response. A
+// request not collected within PollingRequestQueueTimeout fails with
+// ErrRequestNotCollected; once collected, it waits for the response (or ctx).
+func (s *PollingServer) Call(ctx context.Context, subscription, thumbprint, service, method string, params []any, sink StreamSink) (any, error) {
 	sub, err := NormalizeSubscriptionID(subscription)
 	if err != nil {
 		return nil, err
 	}
+	if thumbprint == "" {
+		return nil, fmt.Errorf("no thumbprint given for %s: a request for a polling Tentacle goes only to the certificate expected for it", sub)
+	}
+	key := queueKey{sub, strings.ToUpper(thumbprint)}
 	if params == nil {
 		params = []any{}
 	}
@@ -114,7 +147,7 @@ func (s *PollingServer) Call(ctx context.Context, subscription, service, method 
 	req := &RequestMessage{
 		ID:         fmt.Sprintf("%s::%sAsync[%d] / %s", service, method, s.counter.Add(1), activity),
 		ActivityID: activity,
-		Endpoint:   NewServiceEndPoint(sub, "", s.Limits),
+		Endpoint:   NewServiceEndPoint(sub, key.thumbprint, s.Limits), // as upstream's server
 		Service:    service,
 		Method:     method,
 		Params:     params,
@@ -124,7 +157,7 @@ func (s *PollingServer) Call(ctx context.Context, subscription, service, method 
 	}
 	pr := &pendingRequest{req: req, sink: sink, taken: make(chan struct{}), done: make(chan pendingResult, 1)}
 	select {
-	case s.queue(sub).ch <- pr:
+	case s.queue(key).ch <- pr:
 	default:
 		return nil, fmt.Errorf("too many requests queued for %s", sub)
 	}
@@ -134,6 +167,9 @@ func (s *PollingServer) Call(ctx context.Context, subscription, service, method 
 	case <-pr.taken:
 	case <-timer.C:
 		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
+			if others := s.pollingThumbprints(sub); len(others) > 0 && !slices.Contains(others, key.thumbprint) {
+				return nil, fmt.Errorf("%w (%s): %s is polled by a Tentacle with thumbprint %s, not the expected %s, so it was given nothing. Check the thumbprint, or whether another Tentacle uses this subscription id", ErrRequestNotCollected, FormatTimeSpan(s.Limits.PollingRequestQueueTimeout), sub, strings.Join(others, ", "), key.thumbprint)
+			}
 			return nil, fmt.Errorf("%w (%s), so the request timed out. Is the Tentacle polling %s running, and does it trust this server?", ErrRequestNotCollected, FormatTimeSpan(s.Limits.PollingRequestQueueTimeout), sub)
 		}
 		<-pr.taken
@@ -224,7 +260,7 @@ func (s *PollingServer) serveSubscriber(c *conn, id identity, peer string, log *
 	if err := c.sendText(identityLine(identityServer), s.Limits.SendTimeout); err != nil {
 		return
 	}
-	q := s.queue(sub)
+	q := s.queue(queueKey{sub, strings.ToUpper(peer)})
 	q.subscribed.Add(1)
 	defer q.subscribed.Add(-1)
 	log = log.With("subscription", sub, "thumbprint", peer)

@@ -8,8 +8,9 @@ import (
 )
 
 // RelayHandler forwards any request it receives to the polling Tentacle
-// named by the request's endpoint BaseUri (poll://id/), and answers with
-// that Tentacle's response. A long-running polling endpoint (`tentacle
+// named by the request's endpoint BaseUri (poll://id/) and presenting the
+// certificate of its RemoteThumbprint, and answers with that Tentacle's
+// response. A long-running polling endpoint (`tentacle
 // remote serve`) mounts it on a loopback listener so that short-lived
 // operator commands can reach the agents connected to it. Data streams are
 // relayed both ways through temporary files.
@@ -18,6 +19,9 @@ func (s *PollingServer) RelayHandler(tempDir string) Handler {
 		req := call.Request
 		if req.Endpoint == nil {
 			return nil, &RemoteError{Message: "the request names no endpoint to relay to"}
+		}
+		if req.Endpoint.RemoteThumbprint == nil || *req.Endpoint.RemoteThumbprint == "" {
+			return nil, &RemoteError{Message: "the request names no thumbprint for the polling Tentacle; give the Tentacle's --thumbprint"}
 		}
 		params := make([]any, len(call.Params))
 		for i, p := range call.Params {
@@ -28,7 +32,7 @@ func (s *PollingServer) RelayHandler(tempDir string) Handler {
 			params[i] = v
 		}
 		var spooled map[Guid]*os.File
-		result, err := s.Call(ctx, req.Endpoint.BaseURI, req.Service, req.Method, params, func(ds DataStream, payload io.Reader) error {
+		result, err := s.Call(ctx, req.Endpoint.BaseURI, *req.Endpoint.RemoteThumbprint, req.Service, req.Method, params, func(ds DataStream, payload io.Reader) error {
 			f, err := os.CreateTemp(tempDir, "halibut-relay-*")
 			if err != nil {
 				return err

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A relay listener forwards requests, with their data streams both ways, to
@@ -23,7 +25,7 @@ func TestRelayToAPollingTentacle(t *testing.T) {
 	go l.Serve(ln)
 	t.Cleanup(func() { l.Shutdown(t.Context()) })
 	c := newClient(t, cli)
-	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID}
+	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID, RelayThumbprint: Thumbprint(p.Certificate.Leaf)}
 
 	if got, err := c.Call(t.Context(), ep, "IEchoService", "Say", []any{"relayed"}, nil); err != nil || got != "you said: relayed" {
 		t.Fatalf("%v %v", got, err)
@@ -44,5 +46,36 @@ func TestRelayToAPollingTentacle(t *testing.T) {
 	}
 	if _, err := c.Call(t.Context(), ep, "IEchoService", "Fail", []any{"x"}, nil); err == nil || err.Error() != "the disk is full" {
 		t.Errorf("errors must pass through the relay unchanged: %v", err)
+	}
+}
+
+// The relay hands a request only to the Tentacle with the thumbprint the
+// operator expects, and wants one.
+func TestRelayOnlyToTheExpectedThumbprint(t *testing.T) {
+	lim := testLimits()
+	lim.PollingRequestQueueTimeout = 300 * time.Millisecond
+	ps, p, _, _ := startPolling(t, echoService(), lim, 1)
+	srv, cli, stranger := certs(t)
+	relay := &Service{}
+	relay.Fallback = ps.RelayHandler(t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Listener{Certificate: srv, Trust: NewTrustStore(Thumbprint(cli.Leaf)), Service: relay, Limits: testLimits()}
+	go l.Serve(ln)
+	t.Cleanup(func() { l.Shutdown(t.Context()) })
+	c := newClient(t, cli)
+	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID}
+
+	wrong := ep
+	wrong.RelayThumbprint = Thumbprint(stranger.Leaf)
+	if _, err := c.Call(t.Context(), wrong, "IEchoService", "Say", []any{"x"}, nil); err == nil || !strings.Contains(err.Error(), "not the expected "+Thumbprint(stranger.Leaf)) {
+		t.Errorf("a request for another thumbprint: %v", err)
+	}
+	none := ep
+	none.RelayThumbprint = ""
+	if _, err := c.Call(t.Context(), none, "IEchoService", "Say", []any{"x"}, nil); err == nil || !strings.Contains(err.Error(), "names no thumbprint") {
+		t.Errorf("a request with no thumbprint: %v", err)
 	}
 }

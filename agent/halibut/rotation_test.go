@@ -23,7 +23,7 @@ func TestPollerAcceptsTheServersNextCertificate(t *testing.T) {
 	go func() { p.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	waitFor(t, func() bool { return ps.Subscribers("poll://rotation/") == 1 }, "the poller to accept the rotated certificate")
-	if got, err := ps.Call(t.Context(), "poll://rotation/", "IEchoService", "Say", []any{"rotated"}, nil); err != nil || got != "you said: rotated" {
+	if got, err := ps.Call(t.Context(), "poll://rotation/", Thumbprint(tentacle.Leaf), "IEchoService", "Say", []any{"rotated"}, nil); err != nil || got != "you said: rotated" {
 		t.Errorf("%v %v", got, err)
 	}
 }

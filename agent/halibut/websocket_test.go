@@ -53,12 +53,12 @@ func TestWebSocketPolling(t *testing.T) {
 	ps, p := startWebSocketPolling(t, echoService(), lim, true)
 	waitFor(t, func() bool { return ps.Subscribers(p.SubscriptionID) == 2 }, "websocket pollers to connect")
 	time.Sleep(200 * time.Millisecond)
-	got, err := ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Say", []any{"over websocket"}, nil)
+	got, err := ps.Call(t.Context(), p.SubscriptionID, Thumbprint(p.Certificate.Leaf), "IEchoService", "Say", []any{"over websocket"}, nil)
 	if err != nil || got != "you said: over websocket" {
 		t.Fatalf("%v %v", got, err)
 	}
 	payload := make([]byte, 3<<20)
-	got, err = ps.Call(t.Context(), p.SubscriptionID, "IEchoService", "Hash", []any{DataStreamFromBytes(payload)}, nil)
+	got, err = ps.Call(t.Context(), p.SubscriptionID, Thumbprint(p.Certificate.Leaf), "IEchoService", "Hash", []any{DataStreamFromBytes(payload)}, nil)
 	sum := sha256.Sum256(payload)
 	if want := fmt.Sprintf("%d %x", len(payload), sum); err != nil || got != want {
 		t.Fatalf("got %v, %v; want %s", got, err, want)

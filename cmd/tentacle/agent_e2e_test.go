@@ -347,7 +347,7 @@ func TestAgentPollsAndServesScripts(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	scripts := contracts.ScriptServiceV2Client{Caller: contracts.PollingCaller{Server: ps, Subscription: sub}}
+	scripts := contracts.ScriptServiceV2Client{Caller: contracts.PollingCaller{Server: ps, Subscription: sub, Thumbprint: a.thumb}}
 	if _, err := scripts.StartScript(context.Background(), startCmd("Polled", "echo polled; exit 4", contracts.NoIsolation)); err != nil {
 		t.Fatal(err)
 	}
@@ -423,6 +423,14 @@ func TestRemoteCommandsAgainstTheRealAgent(t *testing.T) {
 	}
 	if out != "polled\n" || code != 0 {
 		t.Errorf("polling exec via serve: stdout %q stderr %q exit %d (earlier: %s)", out, errs, code, lastErr)
+	}
+	// Without serve, remote exec --poll accepts the agent itself, on the
+	// address it polls.
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+	out, errs, code = run("remote", "exec", "--poll", sub, "--listen", fmt.Sprintf("127.0.0.1:%d", pollPort), "--connect-timeout", "60s", "--thumbprint", a.thumb, "--", "echo direct")
+	if out != "direct\n" || code != 0 {
+		t.Errorf("polling exec without serve: stdout %q stderr %q exit %d", out, errs, code)
 	}
 	_, errs, code = run("remote", "exec", "--endpoint", fmt.Sprintf("https://127.0.0.1:%d/", a.port), "--thumbprint", strings.Repeat("A", 40), "--", "true")
 	if code != 1 || !strings.Contains(errs, "Check --thumbprint") {

@@ -141,9 +141,10 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 	}
 	if t.Via != "" {
 		// remote serve holds the polling connection; it runs with the same
-		// operator certificate, so that is the thumbprint it presents.
+		// operator certificate, so that is the thumbprint it presents. It
+		// hands the request only to a connection with the Tentacle's.
 		client := &halibut.Client{Certificate: &tlsCert, Limits: lim, Tickets: tickets}
-		ep := halibut.Endpoint{BaseURI: t.Via, Thumbprint: cert.Thumbprint(), RelayTo: sub}
+		ep := halibut.Endpoint{BaseURI: t.Via, Thumbprint: cert.Thumbprint(), RelayTo: sub, RelayThumbprint: thumb}
 		return contracts.ListeningCaller{Client: client, Endpoint: ep}, client.Close, nil
 	}
 	ln, err := net.Listen("tcp", t.Listen)
@@ -167,7 +168,7 @@ func (t *remoteTarget) connect(ctx context.Context, e *Env) (contracts.Caller, f
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return contracts.PollingCaller{Server: ps, Subscription: sub}, stop, nil
+	return contracts.PollingCaller{Server: ps, Subscription: sub, Thumbprint: thumb}, stop, nil
 }
 
 // session connects to the target for the length of one command; Ctrl+C
