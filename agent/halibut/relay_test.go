@@ -14,18 +14,7 @@ import (
 // a polling Tentacle connected to the relay's polling server.
 func TestRelayToAPollingTentacle(t *testing.T) {
 	ps, p, _, _ := startPolling(t, echoService(), testLimits(), 1)
-	srv, cli, _ := certs(t)
-	relay := &Service{}
-	relay.Fallback = ps.RelayHandler(t.TempDir())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Listener{Certificate: srv, Trust: NewTrustStore(Thumbprint(cli.Leaf)), Service: relay, Limits: testLimits()}
-	go l.Serve(ln)
-	t.Cleanup(func() { l.Shutdown(t.Context()) })
-	c := newClient(t, cli)
-	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID, RelayThumbprint: Thumbprint(p.Certificate.Leaf)}
+	c, ep := startRelay(t, ps, p)
 
 	if got, err := c.Call(t.Context(), ep, "IEchoService", "Say", []any{"relayed"}, nil); err != nil || got != "you said: relayed" {
 		t.Fatalf("%v %v", got, err)
@@ -36,7 +25,7 @@ func TestRelayToAPollingTentacle(t *testing.T) {
 		t.Fatalf("upload through the relay: %v %v", got, err)
 	}
 	var n int64
-	_, err = c.Call(t.Context(), ep, "IEchoService", "Download", []any{int64(1 << 20)}, func(ds DataStream, r io.Reader) error {
+	_, err := c.Call(t.Context(), ep, "IEchoService", "Download", []any{int64(1 << 20)}, func(ds DataStream, r io.Reader) error {
 		m, err := io.Copy(io.Discard, r)
 		n = m
 		return err
@@ -49,13 +38,11 @@ func TestRelayToAPollingTentacle(t *testing.T) {
 	}
 }
 
-// The relay hands a request only to the Tentacle with the thumbprint the
-// operator expects, and wants one.
-func TestRelayOnlyToTheExpectedThumbprint(t *testing.T) {
-	lim := testLimits()
-	lim.PollingRequestQueueTimeout = 300 * time.Millisecond
-	ps, p, _, _ := startPolling(t, echoService(), lim, 1)
-	srv, cli, stranger := certs(t)
+// startRelay serves ps's relay handler on a loopback listener and returns a
+// client and the endpoint that reaches p through it.
+func startRelay(t *testing.T, ps *PollingServer, p *Poller) (*Client, Endpoint) {
+	t.Helper()
+	srv, cli, _ := certs(t)
 	relay := &Service{}
 	relay.Fallback = ps.RelayHandler(t.TempDir())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +53,18 @@ func TestRelayOnlyToTheExpectedThumbprint(t *testing.T) {
 	go l.Serve(ln)
 	t.Cleanup(func() { l.Shutdown(t.Context()) })
 	c := newClient(t, cli)
-	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID}
+	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID, RelayThumbprint: Thumbprint(p.Certificate.Leaf)}
+	return c, ep
+}
+
+// The relay hands a request only to the Tentacle with the thumbprint the
+// operator expects, and wants one.
+func TestRelayOnlyToTheExpectedThumbprint(t *testing.T) {
+	lim := testLimits()
+	lim.PollingRequestQueueTimeout = 300 * time.Millisecond
+	ps, p, _, _ := startPolling(t, echoService(), lim, 1)
+	_, _, stranger := certs(t)
+	c, ep := startRelay(t, ps, p)
 
 	wrong := ep
 	wrong.RelayThumbprint = Thumbprint(stranger.Leaf)
