@@ -5,7 +5,10 @@
 SHELL          := /bin/bash
 GO             ?= go
 BIN            := bin/tentacle
-VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0-local)
+# VERSION is SemVer, as `tentacle version` must print (x.y.z): a release tag
+# without its v (1.2.3), else 0.0.0-dev+<commit>, with .dirty for uncommitted
+# changes (build metadata: it never sorts above a release).
+VERSION        ?= $(shell v=$$(git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null) && echo "$$v" | sed "s/^v//" || { c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && echo "0.0.0-dev+$$c$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)"; } || echo 0.0.0-dev)
 BRANCH         ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo main)
 LDFLAGS        := -s -w -X main.version=$(VERSION) -X main.branch=$(BRANCH)
 GORELEASER_VER := v2.16.0

@@ -252,6 +252,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.manager.Close()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
+	// Upstream's start-up lines, word for word: its tooling waits for them
+	// and reads the chosen port from "listen://HOST:PORT/ ... Listener started".
+	trusted := a.trust.List()
+	for _, t := range trusted {
+		a.log.Info("Agent will trust Octopus Servers with the thumbprint: " + t)
+	}
+	if len(trusted) == 0 {
+		a.log.Info("The agent is not configured to trust any Octopus Servers.")
+	}
 	if a.listener != nil {
 		ln, err := a.listen()
 		if err != nil {
@@ -261,7 +270,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.addrMu.Lock()
 		a.addr = ln.Addr()
 		a.addrMu.Unlock()
-		a.log.Info("listening", "address", ln.Addr().String(), "thumbprint", a.opts.Certificate.Thumbprint(), "trusted", a.trust.List())
+		a.log.Info(fmt.Sprintf("%-30s  Listener started", "listen://"+ln.Addr().String()+"/"))
+		a.log.Info("Agent listening on: "+ln.Addr().String(), "thumbprint", a.opts.Certificate.Thumbprint())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -281,12 +291,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	debug.FreeOSMemory()
 	pollCtx, stopPolling := context.WithCancel(context.WithoutCancel(ctx))
 	for _, p := range a.pollers {
-		a.log.Info("polling", "server", p.ServerAddress, "subscription", p.SubscriptionID, "connections", p.Connections)
+		a.log.Info(fmt.Sprintf("Agent will poll Octopus Server at %s for subscription %s expecting thumbprint %s", p.ServerAddress, p.SubscriptionID, p.ServerThumbprint))
+		a.log.Info(fmt.Sprintf("Starting %d polling connections", p.Connections))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			p.Run(pollCtx)
 		}()
+	}
+	if a.listener == nil {
+		// Upstream's sign that a polling-only agent has started.
+		a.log.Info("Agent will not listen on any TCP ports")
 	}
 	wg.Add(1)
 	go func() {
@@ -369,8 +384,17 @@ func (a *Agent) beat() {
 func (a *Agent) Describe() string {
 	var parts []string
 	if a.listener != nil {
-		port, _ := a.opts.Settings.Port()
-		parts = append(parts, fmt.Sprintf("listening on port %d", port))
+		a.addrMu.Lock()
+		addr := a.addr // not Addr(): that waits for Run
+		a.addrMu.Unlock()
+		switch port, _ := a.opts.Settings.Port(); {
+		case addr != nil:
+			parts = append(parts, "listening on "+addr.String())
+		case port == 0:
+			parts = append(parts, "listening on a free port the system chooses")
+		default:
+			parts = append(parts, fmt.Sprintf("listening on port %d", port))
+		}
 	}
 	for _, p := range a.pollers {
 		parts = append(parts, "polling "+p.ServerAddress)

@@ -55,8 +55,9 @@ func (s *Settings) Port() (int, error) {
 	if !ok {
 		return DefaultPort, nil
 	}
+	// 0 is any free port, as upstream: the agent logs the one it got.
 	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 1 || n > 65535 {
+	if err != nil || n < 0 || n > 65535 {
 		return 0, Userf("%s in %s is %q, which is not a TCP port. Fix it with `tentacle configure --port 10933`.", KeyPortNumber, s.path, v)
 	}
 	return n, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -57,13 +56,16 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	logFile := &agent.RotatingFile{Path: filepath.Join(s.Home(), "Logs", "OctopusTentacle.txt"), MaxBytes: 10 << 20, Keep: 7}
+	logFile := openInstanceLog(s)
 	defer logFile.Close()
-	var out io.Writer = logFile
-	if e.StderrTTY || g.Console {
-		out = io.MultiWriter(logFile, e.Stderr)
+	// As upstream: the log on the console too (Info and Warn on stdout,
+	// errors on stderr), so containers and foreground runs show it;
+	// --noconsolelogging keeps stdout quiet, errors still reach stderr.
+	logOpts := &agent.LogHandlerOptions{File: logFile, Stderr: e.Stderr, Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}
+	if !g.NoConsoleLogging {
+		logOpts.Stdout = e.Stdout
 	}
-	counter := agent.NewLogCounter(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}))
+	counter := agent.NewLogCounter(agent.NewLogHandler(logOpts))
 	logger := slog.New(counter)
 	if len(overridden) > 0 {
 		logger.Info("settings taken from the environment ("+config.ContributeEnvironmentVariable+")", "keys", overridden)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -20,13 +21,13 @@ func (u *unknownCommandError) Error() string { return "unknown command " + u.nam
 //     (--apiKey, --apikey, /APIKEY), and take their value after =, : or as
 //     the next argument, which is always consumed as the value even when it
 //     starts with a dash;
-//   - --help, -h, -? and /? anywhere become `help <command>`.
-//
-// Anything it does not recognise is passed through for kong to reject with a
-// clear message.
+//   - --help, -h, -? and /? anywhere become `help <command>`, keeping a
+//     --format given with them (`version --help --format=json`);
+//   - anything else shaped like an option, or a word where the command takes
+//     no argument, is upstream's "Unrecognized command line arguments".
 func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 	if len(args) == 0 {
-		return []string{"help"}, nil
+		return nil, errNoCommand
 	}
 	name := strings.ToLower(strings.TrimLeft(args[0], "-/"))
 	cmd := findCommand(app, name)
@@ -35,28 +36,13 @@ func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 	}
 	rest := args[1:]
 	if cmd.Name == "help" {
-		// help takes a command name and --format; other arguments are ignored,
-		// as upstream.
-		out := []string{"help"}
-		var targets []string
-		for i := 0; i < len(rest); i++ {
-			n, v, hasValue, isOption := splitOption(rest[i])
-			switch {
-			case isOption && strings.EqualFold(n, "format"):
-				if !hasValue && i+1 < len(rest) {
-					i++
-					v = rest[i]
-				}
-				out = append(out, "--format="+v)
-			case !isOption:
-				targets = append(targets, rest[i])
-			}
-		}
-		out = append(out, targets...)
-		return out, nil
+		return normalizeHelpArgs(rest), nil
 	}
 	flags := flagIndex(cmd)
 	out := []string{cmd.Name}
+	var unrecognized []string
+	helpWanted, format := false, ""
+	var foreignFormat []string
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -73,17 +59,37 @@ func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 				out = append(out, child.Name)
 				continue
 			}
+			if len(cmd.Positional) == 0 && !hasSubcommands(cmd) {
+				unrecognized = append(unrecognized, a)
+				continue
+			}
 			out = append(out, a)
 			continue
 		}
 		ln := strings.ToLower(n)
 		f, known := flags[ln]
 		if ln == "help" || (ln == "h" || ln == "?") && !known {
-			return append([]string{"help"}, strings.Fields(commandPath(cmd))...), nil
+			helpWanted = true
+			continue
+		}
+		if ln == "format" && !known {
+			// Help's --format, for a command without one of its own: fine
+			// with --help, unrecognized without.
+			if !hasValue && i+1 < len(rest) {
+				i++
+				v = rest[i]
+			}
+			format = v
+			foreignFormat = append(foreignFormat, rest[i-boolToInt(!hasValue):i+1]...)
+			continue
 		}
 		if !known {
-			// kong reports an unknown option; a /path stays positional.
-			out = append(out, a)
+			// A /path is an argument for a command that takes one.
+			if strings.HasPrefix(a, "/") && len(cmd.Positional) > 0 {
+				out = append(out, a)
+				continue
+			}
+			unrecognized = append(unrecognized, a)
 			continue
 		}
 		if f.IsBool() || f.IsCounter() {
@@ -96,14 +102,78 @@ func normalizeArgs(app *kong.Application, args []string) ([]string, error) {
 		}
 		if !hasValue {
 			if i+1 >= len(rest) {
-				return nil, &missingValueError{flag: f.Name, command: cmd.Name}
+				if helpWanted {
+					continue
+				}
+				return nil, &missingValueError{flag: f.Name, command: commandPath(cmd)}
 			}
 			i++
 			v = rest[i]
 		}
+		if ln == "format" {
+			format = v
+		}
 		out = append(out, "--"+f.Name+"="+v)
 	}
+	if helpWanted {
+		// As upstream, help ignores what it does not understand.
+		help := []string{"help"}
+		if format != "" {
+			help = append(help, "--format="+format)
+		}
+		return append(help, strings.Fields(commandPath(cmd))...), nil
+	}
+	if unrecognized = append(unrecognized, foreignFormat...); len(unrecognized) > 0 {
+		return nil, &unrecognizedError{args: unrecognized}
+	}
 	return out, nil
+}
+
+// normalizeHelpArgs: help takes command names and --format; --help among
+// them shows help's own help, as upstream; other arguments are ignored.
+func normalizeHelpArgs(rest []string) []string {
+	out := []string{"help"}
+	var targets []string
+	helpOfHelp := false
+	for i := 0; i < len(rest); i++ {
+		n, v, hasValue, isOption := splitOption(rest[i])
+		switch {
+		case isOption && strings.EqualFold(n, "format"):
+			if !hasValue && i+1 < len(rest) {
+				i++
+				v = rest[i]
+			}
+			out = append(out, "--format="+v)
+		case isOption && (strings.EqualFold(n, "help") || n == "?" || strings.EqualFold(n, "h")):
+			helpOfHelp = true
+		case !isOption:
+			targets = append(targets, rest[i])
+		}
+	}
+	if helpOfHelp {
+		targets = []string{"help"}
+	}
+	return append(out, targets...)
+}
+
+// errNoCommand is a command line with no command: upstream prints the
+// general help and exits 2.
+var errNoCommand = errors.New("no command given")
+
+// unrecognizedError is upstream's exit 1 for arguments a command does not take.
+type unrecognizedError struct{ args []string }
+
+func (u *unrecognizedError) Error() string {
+	return "Unrecognized command line arguments: " + strings.Join(u.args, " ")
+}
+
+func hasSubcommands(n *kong.Node) bool {
+	for _, c := range n.Children {
+		if c.Type == kong.CommandNode {
+			return true
+		}
+	}
+	return false
 }
 
 // splitOption splits "--name=value", "-name:value", "/name" and friends. ok
@@ -185,4 +255,11 @@ func commandPath(n *kong.Node) string {
 		parts = append([]string{n.Name}, parts...)
 	}
 	return strings.Join(parts, " ")
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -17,7 +17,6 @@ func TestNormalizeArgsAcceptsUpstreamSpellings(t *testing.T) {
 	for _, tc := range []struct {
 		in, want []string
 	}{
-		{nil, []string{"help"}},
 		{[]string{"--version"}, []string{"version"}},
 		{[]string{"/?"}, []string{"help"}},
 		{[]string{"-h"}, []string{"help"}},
@@ -34,12 +33,34 @@ func TestNormalizeArgsAcceptsUpstreamSpellings(t *testing.T) {
 		{[]string{"configure", "--help"}, []string{"help", "configure"}},
 		{[]string{"configure", "-?"}, []string{"help", "configure"}},
 		{[]string{"help", "configure", "--format", "json"}, []string{"help", "--format=json", "configure"}},
-		{[]string{"configure", "--unknown=1"}, []string{"configure", "--unknown=1"}},
+		{[]string{"version", "--help", "--format=json"}, []string{"help", "--format=json", "version"}},
+		{[]string{"version", "--format", "json", "--help"}, []string{"help", "--format=json", "version"}},
+		{[]string{"show-thumbprint", "--help", "--format=json"}, []string{"help", "--format=json", "show-thumbprint"}},
+		{[]string{"help", "--help"}, []string{"help", "help"}},
+		{[]string{"help", "--format=json", "--help"}, []string{"help", "--format=json", "help"}},
 		{[]string{"configure", "--", "--port"}, []string{"configure", "--", "--port"}},
 	} {
 		got, err := normalizeArgs(parser.Model, tc.in)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q -> %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := normalizeArgs(parser.Model, nil); !errors.Is(err, errNoCommand) {
+		t.Errorf("no arguments: %v, want errNoCommand (general help, exit 2)", err)
+	}
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"version", "--unknown=argument"}, "Unrecognized command line arguments: --unknown=argument"},
+		{[]string{"configure", "--unknown", "1", "-x"}, "Unrecognized command line arguments: --unknown 1 -x"},
+		{[]string{"list-instances", "extra"}, "Unrecognized command line arguments: extra"},
+		{[]string{"show-thumbprint", "--format=json", "--help-me"}, "Unrecognized command line arguments: --help-me"},
+		{[]string{"configure", "--format", "json"}, "Unrecognized command line arguments: --format json"},
+	} {
+		var unrecognized *unrecognizedError
+		if _, err := normalizeArgs(parser.Model, tc.in); !errors.As(err, &unrecognized) || err.Error() != tc.want {
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
 		}
 	}
 	var unknown *unknownCommandError

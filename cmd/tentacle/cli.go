@@ -43,7 +43,7 @@ type CLI struct {
 // that existing scripts keep working; most are deprecated upstream too.
 type Globals struct {
 	NoLogo           bool   `name:"nologo" hidden:"" help:"Deprecated, no effect"`
-	NoConsoleLogging bool   `name:"noconsolelogging" hidden:"" help:"Deprecated, no effect"`
+	NoConsoleLogging bool   `name:"noconsolelogging" hidden:"" help:"Don't log informational messages to the console (stdout); errors still go to stderr (agent only)"`
 	Console          bool   `name:"console" hidden:"" help:"Run in the foreground (agent only)"`
 	NonInteractive   bool   `name:"noninteractive" hidden:"" help:"Do not prompt; wait for a signal to stop (agent only)"`
 	MonitorMutex     string `name:"monitorMutex" hidden:"" help:"Windows Tentacle Manager only; ignored"`

@@ -84,12 +84,17 @@ func (h *harness) fail(code int, args ...string) string {
 	return errs
 }
 
-// snapshot lists every file under the temp machine with its mode and hash.
+// snapshot lists every file under the temp machine with its mode and hash,
+// except instance logs: every command, failed or not, writes its start-up
+// diagnostics there, as upstream.
 func (h *harness) snapshot() string {
 	var b strings.Builder
 	filepath.WalkDir(h.tmp, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
+		}
+		if d.IsDir() && d.Name() == "Logs" {
+			return filepath.SkipDir
 		}
 		info, _ := d.Info()
 		rel, _ := filepath.Rel(h.tmp, p)

@@ -38,7 +38,9 @@ func (c *ConfigureCmd) Run(e *Env) error {
 		return err
 	}
 	var port, count int
-	if c.Port != "" {
+	portSet := c.Port != ""
+	// 0 is any free port, as upstream (the agent logs the one it gets).
+	if portSet && strings.TrimSpace(c.Port) != "0" {
 		if port, err = parsePort(c.Port, "--port"); err != nil {
 			return err
 		}
@@ -119,7 +121,7 @@ func (c *ConfigureCmd) Run(e *Env) error {
 			s.Set(config.KeyApplicationDirectory, app)
 			e.Infof("Application directory set to: %s", app)
 		}
-		if port != 0 {
+		if portSet {
 			s.Set(config.KeyPortNumber, strconv.Itoa(port))
 			e.Infof("Services listen port: %d", port)
 		}

@@ -81,7 +81,8 @@ func TestExitCodesOfTheRealBinary(t *testing.T) {
 	}{
 		{[]string{"version"}, 0, ""},
 		{[]string{"no-such-command"}, 2, "not supported"},
-		{[]string{"configure", "--no-such-option"}, 1, "Unknown flag"},
+		{[]string{"configure", "--no-such-option"}, 1, "Unrecognized command line arguments: --no-such-option"},
+		{nil, 2, "Usage: Tentacle <command> [<options>]"},
 		{[]string{"configure", "--instance", "Missing"}, 1, "has not been configured"},
 	} {
 		c := exec.Command(builtBinary, tc.args...)

@@ -83,6 +83,9 @@ func (f *firewallRuleFlags) ports(e *Env) (firewall.PortRange, error) {
 	if err != nil {
 		return firewall.PortRange{}, err
 	}
+	if port == 0 {
+		return firewall.PortRange{}, config.Userf("Instance %s listens on any free port (port 0), which changes at every start, so there is no port to open. Fix one with `tentacle configure --port 10933`, or give --port.", name)
+	}
 	e.Infof("Using port %d, the listening port of instance %s.", port, name)
 	return firewall.SinglePort(uint16(port)), nil
 }

@@ -105,8 +105,12 @@ func commandFlags(n *kong.Node) []*kong.Flag {
 	return out
 }
 
+// programName is how help spells the program, as upstream's Linux build
+// (its binary is Tentacle): "Usage: Tentacle <command> [<options>]".
+const programName = "Tentacle"
+
 func printGeneralHelp(w io.Writer, app *kong.Application) {
-	fmt.Fprintln(w, "Usage: tentacle <command> [<options>]")
+	fmt.Fprintf(w, "Usage: %s <command> [<options>]\n", programName)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, app.Help)
 	// Commands by group, groups in order of first appearance.
@@ -139,61 +143,146 @@ func printGeneralHelp(w io.Writer, app *kong.Application) {
 	fmt.Fprintln(w, "may be written --name=value, --name value, -name:value or /name=value.")
 }
 
+// printCommandHelp is upstream's layout for one command, to the byte: its
+// integration tests compare `version --help` and `help --help` exactly, and
+// every `<command> --help` must start "Usage: Tentacle <command> [<options>]".
+// Options are listed as upstream's option parser lists them (optionColumn).
 func printCommandHelp(w io.Writer, n *kong.Node) {
+	fmt.Fprintf(w, "Usage: %s %s [<options>]\n\n", programName, commandPath(n))
 	if subs := subcommands(n); len(subs) > 0 {
-		fmt.Fprintf(w, "Usage: tentacle %s <command> [<options>]\n\n%s\n\nCommands:\n", commandPath(n), n.Help)
+		fmt.Fprintln(w, "Where [<options>] starts with one of these commands: ")
+		fmt.Fprintln(w)
 		for _, c := range subs {
-			fmt.Fprintf(w, "  %-34s %s\n", c.Name, c.Help)
+			writeHelpEntry(w, "      "+c.Name, c.Help)
 		}
-		fmt.Fprintf(w, "\nRun `tentacle help %s <command>` for a command's options.\n", commandPath(n))
+		fmt.Fprintf(w, "\nRun '%s help %s <command>' for a command's options.\n", programName, commandPath(n))
 		return
 	}
-	fmt.Fprintf(w, "Usage: tentacle %s [<options>]\n\n", commandPath(n))
-	fmt.Fprintln(w, n.Help)
-	if len(n.Aliases) > 0 {
-		fmt.Fprintf(w, "Aliases: %s\n", strings.Join(n.Aliases, ", "))
+	fmt.Fprintln(w, "Where [<options>] is any of: ")
+	fmt.Fprintln(w)
+	for _, f := range commandFlags(n) {
+		writeHelpEntry(w, flagPrototype(f), f.Help)
 	}
-	if fl := commandFlags(n); len(fl) > 0 {
-		fmt.Fprintln(w, "\nWhere [<options>] is any of:")
+	// help's argument is the command it describes, said by every hint.
+	if n.Name != "help" && len(n.Positional) > 0 {
 		fmt.Fprintln(w)
-		for _, f := range fl {
-			syn := flagSynopsis(f)
-			if len(syn) > 34 {
-				fmt.Fprintf(w, "  %s\n  %-34s %s\n", syn, "", f.Help)
-				continue
-			}
-			fmt.Fprintf(w, "  %-34s %s\n", syn, f.Help)
+		fmt.Fprintln(w, "And the arguments: ")
+		fmt.Fprintln(w)
+		for _, a := range n.Positional {
+			writeHelpEntry(w, "      <"+a.Name+">", a.Help)
 		}
 	}
-	for _, a := range n.Positional {
-		fmt.Fprintf(w, "\nArgument:\n  %-34s %s\n", "<"+a.Name+">", a.Help)
-	}
-	fmt.Fprintln(w, "\nOr one of the common options:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Or one of the common options: ")
 	fmt.Fprintln(w)
 	for _, o := range commonOptions {
-		fmt.Fprintf(w, "  %-34s %s\n", "--"+o.Name, o.Description)
+		writeHelpEntry(w, "      --"+o.Name, o.Description)
 	}
 }
 
-func flagSynopsis(f *kong.Flag) string {
-	s := "--" + f.Name
-	if f.Short != 0 {
-		s = fmt.Sprintf("-%c, %s", f.Short, s)
+// Upstream's option table: the prototype in a 29-column field (or on its
+// own line when longer), the description wrapped to 49 columns, continuation
+// lines indented by 31.
+const (
+	optionColumn     = 29
+	descriptionWidth = 80 - optionColumn - 2
+)
+
+func writeHelpEntry(w io.Writer, prototype, description string) {
+	if len(prototype) < optionColumn {
+		fmt.Fprintf(w, "%-*s", optionColumn, prototype)
+	} else {
+		fmt.Fprintf(w, "%s\n%s", prototype, strings.Repeat(" ", optionColumn))
 	}
-	for _, a := range f.Aliases {
-		s += ", --" + a
-	}
-	if !f.IsBool() {
-		ph := f.PlaceHolder
-		if ph == "" {
-			ph = "VALUE"
+	for i, line := range wrapDescription(description, descriptionWidth) {
+		if i > 0 {
+			fmt.Fprint(w, strings.Repeat(" ", optionColumn+2))
 		}
-		s += "=" + ph
+		fmt.Fprintln(w, line)
 	}
-	if f.IsSlice() {
-		s += " ..."
+}
+
+// flagPrototype is "      --name, --alias=VALUE", or "  -s, --name=VALUE"
+// with a one-letter name, as upstream's option parser writes it.
+func flagPrototype(f *kong.Flag) string {
+	names := []string{f.Name}
+	if f.Short != 0 {
+		names = append([]string{string(f.Short)}, names...)
 	}
-	return s
+	names = append(names, f.Aliases...)
+	var b strings.Builder
+	for i, name := range names {
+		switch {
+		case i == 0 && len(name) == 1:
+			b.WriteString("  -")
+		case i == 0:
+			b.WriteString("      --")
+		case len(name) == 1:
+			b.WriteString(", -")
+		default:
+			b.WriteString(", --")
+		}
+		b.WriteString(name)
+	}
+	if !f.IsBool() && !f.IsCounter() {
+		b.WriteString("=VALUE")
+	}
+	return b.String()
+}
+
+// wrapDescription breaks s into lines of at most width characters the way
+// upstream's option parser does, so long descriptions look the same: a
+// line ends after the last space, tab or hyphen that fits (the break
+// character stays on the line), or before the last ',', '.' or ';' that
+// fits, with a hyphen added; a word longer than a line is split with a
+// hyphen; a newline always ends a line.
+func wrapDescription(s string, width int) []string {
+	if s == "" {
+		return []string{""}
+	}
+	var lines []string
+	start := 0
+	for {
+		end := min(start+width, len(s))
+		brk := -1
+		for i := start; i < end; i++ {
+			if s[i] == '\n' {
+				brk, end = i, i
+				break
+			}
+			if strings.IndexByte(" \t\v-,.;", s[i]) >= 0 {
+				brk = i
+			}
+		}
+		if brk >= 0 && end < len(s) {
+			end = brk
+		}
+		hyphen := false
+		if end < len(s) {
+			switch c := s[end]; {
+			case c == '-' || c == ' ' || c == '\t' || c == '\v':
+				end++
+			case c != '\n':
+				hyphen = true
+				end--
+			}
+		}
+		if end <= start { // a ',' first on a line: never go backwards
+			end, hyphen = min(start+width, len(s)), false
+		}
+		line := s[start:end]
+		if hyphen {
+			line += "-"
+		}
+		lines = append(lines, line)
+		start = end
+		if start < len(s) && s[start] == '\n' {
+			start++
+		}
+		if end >= len(s) {
+			return lines
+		}
+	}
 }
 
 func subcommands(n *kong.Node) []*kong.Node {

@@ -107,13 +107,24 @@ func run(args []string, e *Env) int {
 		e.Getenv = func(string) string { return "" }
 	}
 	var cli CLI
+	commandLine := args
 	parser, args, err := parseModel(&cli, e, args)
 	if err != nil {
+		if errors.Is(err, errNoCommand) {
+			printGeneralHelp(e.Stdout, parser.Model)
+			return exitUnknownCommand
+		}
 		var unknown *unknownCommandError
 		if errors.As(err, &unknown) {
-			e.Errorf("Command '%s' is not supported. Run `tentacle help` to see the commands.", unknown.name)
-			printGeneralHelp(e.Stderr, parser.Model)
+			// Upstream's exact split: the error on stderr, the hint on stdout.
+			e.Errorf("Command '%s' is not supported", unknown.name)
+			fmt.Fprintf(e.Stdout, "See '%s help'\n", programName)
 			return exitUnknownCommand
+		}
+		var unrecognized *unrecognizedError
+		if errors.As(err, &unrecognized) {
+			e.Errorf("%s", unrecognized.Error())
+			return exitUserError
 		}
 		var internal *modelError
 		if errors.As(err, &internal) {
@@ -137,6 +148,7 @@ func run(args []string, e *Env) int {
 		e.Errorf("%v", err)
 		return exitUserError
 	}
+	logStartup(e, ctx, commandLine)
 	if err := ctx.Run(e); err != nil {
 		return reportError(e, err)
 	}

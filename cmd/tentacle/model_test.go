@@ -67,7 +67,7 @@ func TestHelpInsideACommandUsesTheWholeModel(t *testing.T) {
 	for _, args := range [][]string{{"configure", "--help"}, {"remote", "exec", "/?"}, {"firewall", "aws", "open", "-h"}} {
 		a := runCLI(t, args...)
 		b := runCLI(t, append([]string{"help"}, args[:len(args)-1]...)...)
-		if a != b || !strings.Contains(a, "Usage: tentacle "+strings.Join(args[:len(args)-1], " ")) {
+		if a != b || !strings.Contains(a, "Usage: Tentacle "+strings.Join(args[:len(args)-1], " ")) {
 			t.Errorf("%q printed:\n%s\nwant:\n%s", args, a, b)
 		}
 	}

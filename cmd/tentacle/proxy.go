@@ -14,7 +14,7 @@ type proxyFlags struct {
 	InstanceFlags
 	ProxyEnable   string  `name:"proxyEnable" help:"Whether to use a proxy: True or False" placeholder:"BOOL"`
 	ProxyUsername *string `name:"proxyUsername" help:"Username to use when authenticating with the proxy" placeholder:"USER"`
-	ProxyPassword *string `name:"proxyPassword" help:"Password to use when authenticating with the proxy (stored encrypted with the machine key)" placeholder:"PASSWORD"`
+	ProxyPassword *string `name:"proxyPassword" help:"Password to use when authenticating with the proxy (stored encrypted with the machine key)" placeholder:"PASSWORD" sensitive:""`
 	ProxyHost     string  `name:"proxyHost" help:"The proxy host to use. Leave empty to use the system proxy (HTTPS_PROXY and NO_PROXY on Linux)" placeholder:"HOST"`
 	ProxyPort     *string `name:"proxyPort" help:"The proxy port to use in conjunction with the Host set with proxyHost (default 80)" placeholder:"PORT"`
 }

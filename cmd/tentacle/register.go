@@ -17,10 +17,10 @@ import (
 // apiFlags are upstream's shared Octopus API options (tentacle-surface §4.1).
 type apiFlags struct {
 	Server          string `name:"server" help:"The Octopus Server, e.g. https://octopus.example" placeholder:"URL"`
-	APIKey          string `name:"apiKey" help:"An API key of a user allowed to register machines" placeholder:"API-KEY"`
-	BearerToken     string `name:"bearerToken" help:"A bearer token instead of an API key" placeholder:"TOKEN"`
+	APIKey          string `name:"apiKey" help:"An API key of a user allowed to register machines" placeholder:"API-KEY" sensitive:""`
+	BearerToken     string `name:"bearerToken" help:"A bearer token instead of an API key" placeholder:"TOKEN" sensitive:""`
 	Username        string `name:"username" short:"u" aliases:"user" help:"Sign in with this user name (with --password)" placeholder:"USER"`
-	Password        string `name:"password" short:"p" help:"The password for --username" placeholder:"PASSWORD"`
+	Password        string `name:"password" short:"p" help:"The password for --username" placeholder:"PASSWORD" sensitive:""`
 	IgnoreSslErrors bool   `name:"ignoreSslErrors" help:"Accept any TLS certificate from the Octopus Server (not recommended)"`
 	Space           string `name:"space" help:"The space, by name; default: the user's default space" placeholder:"NAME"`
 }
@@ -225,6 +225,9 @@ func (c *registerFlags) register(e *Env, r octopus.Registration) error {
 			if port, err = parsePort(c.TentacleCommsPort, "--tentacle-comms-port"); err != nil {
 				return err
 			}
+		}
+		if port == 0 {
+			return config.Userf("This Tentacle listens on any free port (port 0), which changes at every start, so the Octopus Server could not reach it. Give the port the server should use with --tentacle-comms-port, or fix one with `tentacle configure --port 10933`.")
 		}
 		r.Endpoint.Listening = "https://" + net.JoinHostPort(strings.ToLower(host), strconv.Itoa(port)) + "/"
 	}

@@ -43,7 +43,7 @@ type remoteTarget struct {
 	Via        string        `name:"via" help:"With --poll: reach the Tentacle through a running remote serve, e.g. https://127.0.0.1:10944/" placeholder:"URL"`
 	Thumbprint string        `name:"thumbprint" help:"The Tentacle's certificate thumbprint (tentacle show-thumbprint)" placeholder:"THUMBPRINT"`
 	Cert       string        `name:"cert" help:"The operator certificate (PFX); default: the one remote new-certificate made" placeholder:"PFX"`
-	Password   string        `name:"password" help:"Password of --cert" placeholder:"PASSWORD"`
+	Password   string        `name:"password" help:"Password of --cert" placeholder:"PASSWORD" sensitive:""`
 	Timeout    time.Duration `name:"connect-timeout" default:"2m" help:"With --poll: how long to wait for the Tentacle to connect"`
 }
 
@@ -475,7 +475,7 @@ func (c *RemoteCapabilitiesCmd) Run(e *Env) error {
 // RemoteNewCertificateCmd creates or shows the operator identity.
 type RemoteNewCertificateCmd struct {
 	ExportPfx string `name:"export-pfx" help:"Also write it, password protected, to this PFX file" placeholder:"PATH"`
-	Password  string `name:"password" help:"Password for --export-pfx" placeholder:"PASSWORD"`
+	Password  string `name:"password" help:"Password for --export-pfx" placeholder:"PASSWORD" sensitive:""`
 }
 
 func (c *RemoteNewCertificateCmd) Run(e *Env) error {

@@ -22,7 +22,7 @@ type RemoteServeCmd struct {
 	Control  string   `name:"control" default:"127.0.0.1:10944" help:"Where remote commands connect (--via); keep it on loopback" placeholder:"ADDR"`
 	Trust    []string `name:"trust" sep:"none" help:"Thumbprint of a Tentacle allowed to poll (repeatable)" placeholder:"THUMBPRINT"`
 	Cert     string   `name:"cert" help:"The operator certificate (PFX); default: the one remote new-certificate made" placeholder:"PFX"`
-	Password string   `name:"password" help:"Password of --cert" placeholder:"PASSWORD"`
+	Password string   `name:"password" help:"Password of --cert" placeholder:"PASSWORD" sensitive:""`
 }
 
 func (c *RemoteServeCmd) Run(e *Env) error {

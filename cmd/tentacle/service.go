@@ -26,7 +26,7 @@ type ServiceCmd struct {
 	Uninstall   bool   `name:"uninstall" help:"Stop and uninstall the service"`
 	Reconfigure bool   `name:"reconfigure" help:"Rewrite the service definition from the current settings"`
 	Username    string `name:"username" aliases:"user" help:"Account the service runs as (default: root on Linux, LocalSystem on Windows); also OCTOPUS_SERVICE_USERNAME" placeholder:"USER"`
-	Password    string `name:"password" help:"Password of the account (Windows only); also OCTOPUS_SERVICE_PASSWORD" placeholder:"PASSWORD"`
+	Password    string `name:"password" help:"Password of the account (Windows only); also OCTOPUS_SERVICE_PASSWORD" placeholder:"PASSWORD" sensitive:""`
 	DependOn    string `name:"dependOn" help:"Another service this one depends on" placeholder:"SERVICE"`
 }
 
