@@ -54,6 +54,8 @@ type Options struct {
 	SupervisorCommand []string
 	// LogCounter, when set, is the handler under Logger; metrics report it.
 	LogCounter *LogCounter
+	// WorkspaceCleanerClock is the workspace cleaner's time; nil is the real time.
+	WorkspaceCleanerClock scripts.Clock
 }
 
 // Agent is one running Tentacle instance.
@@ -66,6 +68,7 @@ type Agent struct {
 	manager  *scripts.Manager
 	listener *halibut.Listener
 	pollers  []*halibut.Poller
+	cleaner  scripts.CleanerConfig
 
 	addrMu sync.Mutex
 	addr   net.Addr
@@ -108,6 +111,11 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	cleaning, problems := s.WorkspaceCleaner(opts.Getenv)
+	for _, p := range problems {
+		a.log.Warn(p)
+	}
+	a.cleaner = scripts.CleanerConfig{Interval: cleaning.Delay, DeleteOlderThan: cleaning.DeleteOlderThan, Clock: opts.WorkspaceCleanerClock}
 	spool := filepath.Join(home, ".spool") // data streams land on the home's disk, not a small /tmp
 	if _, err := config.EnsurePrivateDir(spool); err != nil {
 		return nil, err
@@ -308,6 +316,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		a.heartbeat(pollCtx)
 	}()
+	wg.Go(func() {
+		// Workspaces of scripts the server never completed; the first pass runs at once.
+		if err := a.manager.RunWorkspaceCleaner(pollCtx, a.cleaner); err != nil {
+			a.log.Error("the workspace cleaner could not start", "err", err)
+		}
+	})
 	if addr, ok := a.opts.Settings.Get(KeyMetricsListenAddress); ok {
 		wg.Add(1)
 		go func() {

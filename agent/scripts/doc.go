@@ -65,6 +65,11 @@
 //     them into one unquoted string).
 //   - A script killed by a signal reports 128+signal, as shells do.
 //   - Status responses are bounded (Config.MaxStatusLogBytes); a client pages on.
-//   - Encrypted script files, PowerShell startup detection, masking of sensitive values,
-//     the free-disk-space check and the workspace cleaner are not implemented here.
+//   - Encrypted script files, PowerShell startup detection, masking of sensitive values
+//     and the free-disk-space check are not implemented here.
+//
+// # Workspace cleaner
+//
+// RunWorkspaceCleaner deletes the workspaces of scripts that finished but were never
+// completed by the server, once their log is old; see cleaner.go.
 package scripts

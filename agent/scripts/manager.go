@@ -420,20 +420,29 @@ func (m *Manager) forget(s *script) {
 
 // moveWorkspaceAside renames the workspace to a tombstone name, so that a new Start with
 // the same ticket starts clean at once, and returns the new path ("" if there is nothing
-// to delete). Where the rename fails it deletes in place. Called with m.mu held.
+// left to delete). Where the rename fails it deletes in place, logging a failure. Called
+// with m.mu held.
 func (m *Manager) moveWorkspaceAside(ticket string) string {
+	tomb, err := m.takeWorkspaceAway(ticket)
+	if err != nil {
+		m.log.Warn("cannot delete script workspace", "dir", m.workspace(ticket), "error", err)
+	}
+	return tomb
+}
+
+// takeWorkspaceAway is moveWorkspaceAside returning the failure to delete in place
+// instead of logging it. Called with m.mu held.
+func (m *Manager) takeWorkspaceAway(ticket string) (tomb string, err error) {
 	dir := m.workspace(ticket)
-	tomb := filepath.Join(m.work, tombstonePrefix+ticket+"-"+randomToken()[:8])
-	err := os.Rename(dir, tomb)
+	tomb = filepath.Join(m.work, tombstonePrefix+ticket+"-"+randomToken()[:8])
+	err = os.Rename(dir, tomb)
 	if err == nil {
-		return tomb
+		return tomb, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		if err := removeTree(dir); err != nil {
-			m.log.Warn("cannot delete script workspace", "dir", dir, "error", err)
-		}
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
 	}
-	return ""
+	return "", removeTree(dir)
 }
 
 // removeAside deletes a tombstone in the background: the ticket's workspace is already

@@ -44,6 +44,10 @@ const (
 	completeRequestName     = "Complete.request"
 )
 
+// upstreamLogFileName is the log upstream Tentacle keeps in a workspace; this package
+// never writes it, but the workspace cleaner reads its age in workspaces upstream left.
+const upstreamLogFileName = "Output.log"
+
 var reservedWorkspaceNames = []string{
 	bashBootstrapName, powerShellBootstrapName, logFileName, stateFileName,
 	supervisorLockName, supervisorErrName, cancelRequestName, completeRequestName,
