@@ -125,7 +125,7 @@ func TestAgentWarnsOfUnusableCleanerSettings(t *testing.T) {
 	if a.cleaner.Interval != 2*time.Hour {
 		t.Errorf("interval %v, want the default 2h", a.cleaner.Interval)
 	}
-	if want := `level=WARN msg="The environment variable TENTACLE_WORKSPACE_CLEANER_DELAY is ignored: \"2h\" is not a time interval;`; !strings.Contains(logs.String(), want) {
+	if want := `level=WARN msg="The environment variable TENTACLE_WORKSPACE_CLEANER_DELAY is ignored: invalid TimeSpan \"2h\"`; !strings.Contains(logs.String(), want) {
 		t.Errorf("the log lacks %q:\n%s", want, logs.String())
 	}
 }

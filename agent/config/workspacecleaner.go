@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/tentacle-go/tentacle/agent/timespan"
+
 	"fmt"
 	"strings"
 	"time"
@@ -30,7 +32,7 @@ type WorkspaceCleanerSettings struct {
 
 // WorkspaceCleaner reads the cleaner's settings: each from its environment variable,
 // else the configuration file, else the default, all written as .NET time intervals
-// (ParseTimeSpan). A value that cannot be used is skipped, as upstream skips one it
+// (timespan.Parse). A value that cannot be used is skipped, as upstream skips one it
 // cannot parse; problems says which and why, for the log.
 func (s *Settings) WorkspaceCleaner(getenv func(string) string) (settings WorkspaceCleanerSettings, problems []string) {
 	settings.Delay = s.timeSpanSetting(getenv, EnvWorkspaceCleanerDelay, KeyWorkspaceCleanerDelay, DefaultWorkspaceCleanerDelay, false, &problems)
@@ -48,9 +50,10 @@ func (s *Settings) timeSpanSetting(getenv func(string) string, env, key string, 
 		sources = append(sources, source{key + " in the configuration file " + s.path, v})
 	}
 	for i, src := range sources {
-		d, err := ParseTimeSpan(src.value)
+		d, err := timespan.Parse(src.value)
 		switch {
 		case err != nil:
+			err = fmt.Errorf("%w; for example 02:00:00 is two hours and 1.00:00:00 one day", err)
 		case d < 0:
 			err = fmt.Errorf("%q is negative", src.value)
 		case d == 0 && !zeroAllowed:
@@ -58,7 +61,7 @@ func (s *Settings) timeSpanSetting(getenv func(string) string, env, key string, 
 		default:
 			return d
 		}
-		instead := "the default " + FormatTimeSpan(def)
+		instead := "the default " + timespan.Format(def)
 		if i+1 < len(sources) {
 			instead = sources[i+1].name
 		}

@@ -1,6 +1,8 @@
 package halibut
 
 import (
+	"github.com/tentacle-go/tentacle/agent/timespan"
+
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -228,7 +230,7 @@ func (e *encoder) element(key string, v reflect.Value, s slot) error {
 		if err := e.header(bsonString, key); err != nil {
 			return err
 		}
-		e.buf = appendString(e.buf, FormatTimeSpan(time.Duration(v.Int())))
+		e.buf = appendString(e.buf, timespan.Format(time.Duration(v.Int())))
 		return nil
 	case typeTime:
 		if err := e.header(bsonDateTime, key); err != nil {

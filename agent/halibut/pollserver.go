@@ -1,6 +1,8 @@
 package halibut
 
 import (
+	"github.com/tentacle-go/tentacle/agent/timespan"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -168,9 +170,9 @@ func (s *PollingServer) Call(ctx context.Context, subscription, thumbprint, serv
 	case <-timer.C:
 		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
 			if others := s.pollingThumbprints(sub); len(others) > 0 && !slices.Contains(others, key.thumbprint) {
-				return nil, fmt.Errorf("%w (%s): %s is polled by a Tentacle with thumbprint %s, not the expected %s, so it was given nothing. Check the thumbprint, or whether another Tentacle uses this subscription id", ErrRequestNotCollected, FormatTimeSpan(s.Limits.PollingRequestQueueTimeout), sub, strings.Join(others, ", "), key.thumbprint)
+				return nil, fmt.Errorf("%w (%s): %s is polled by a Tentacle with thumbprint %s, not the expected %s, so it was given nothing. Check the thumbprint, or whether another Tentacle uses this subscription id", ErrRequestNotCollected, timespan.Format(s.Limits.PollingRequestQueueTimeout), sub, strings.Join(others, ", "), key.thumbprint)
 			}
-			return nil, fmt.Errorf("%w (%s), so the request timed out. Is the Tentacle polling %s running, and does it trust this server?", ErrRequestNotCollected, FormatTimeSpan(s.Limits.PollingRequestQueueTimeout), sub)
+			return nil, fmt.Errorf("%w (%s), so the request timed out. Is the Tentacle polling %s running, and does it trust this server?", ErrRequestNotCollected, timespan.Format(s.Limits.PollingRequestQueueTimeout), sub)
 		}
 		<-pr.taken
 	case <-ctx.Done():

@@ -1,6 +1,8 @@
 package halibut
 
 import (
+	"github.com/tentacle-go/tentacle/agent/timespan"
+
 	"fmt"
 	"math"
 	"reflect"
@@ -80,7 +82,7 @@ func bind(src any, dst reflect.Value) error {
 		if !ok {
 			return mismatch(src, "a TimeSpan string")
 		}
-		d, err := ParseTimeSpan(s)
+		d, err := timespan.Parse(s)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,7 @@
-package halibut
+// Package timespan reads and writes .NET TimeSpan text: what Halibut puts on
+// the wire for a TimeSpan and what upstream Tentacle reads from its TimeSpan
+// settings (TENTACLE_WORKSPACE_CLEANER_DELAY and the like).
+package timespan
 
 import (
 	"fmt"
@@ -17,10 +20,10 @@ const (
 	nanosPerTick   = 100
 )
 
-// FormatTimeSpan renders d the way Newtonsoft writes a TimeSpan: .NET's invariant "c" format
+// Format renders d the way Newtonsoft writes a TimeSpan: .NET's invariant "c" format
 // [-][d.]hh:mm:ss[.fffffff], e.g. "00:00:05", "24.20:31:23.6470000". Sub-tick nanoseconds
 // are truncated toward zero, as converting to ticks does in .NET.
-func FormatTimeSpan(d time.Duration) string {
+func Format(d time.Duration) string {
 	ticks := int64(d) / nanosPerTick
 	var b strings.Builder
 	if ticks < 0 {
@@ -40,7 +43,7 @@ func FormatTimeSpan(d time.Duration) string {
 	return b.String()
 }
 
-// ParseTimeSpan reads the TimeSpan forms .NET's invariant TimeSpan.Parse accepts and a peer
+// Parse reads the TimeSpan forms .NET's invariant TimeSpan.Parse accepts and a peer
 // may plausibly send: "d", "[d.]h:m", "[d.]h:m:s[.f]" and "d:h:m:s[.f]" with an optional
 // leading '-', 1 to 7 fraction digits, hours < 24, minutes and seconds < 60.
 //
@@ -48,7 +51,7 @@ func FormatTimeSpan(d time.Duration) string {
 // (TimeSpan.MaxValue is sometimes used to mean "forever") are clamped to the largest
 // Duration of the same sign rather than refused, because refusing would fail a whole RPC
 // over a "no timeout" setting.
-func ParseTimeSpan(s string) (time.Duration, error) {
+func Parse(s string) (time.Duration, error) {
 	bad := func(why string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid TimeSpan %q: %s (want [-][d.]hh:mm:ss[.fffffff])", s, why)
 	}
