@@ -52,7 +52,10 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		return err
 	}
 	exe, _ := os.Executable()
-	overridden := config.ApplyEnvironment(s, e.Getenv, filepath.Dir(exe))
+	overridden, dotEnv, err := config.ApplyEnvironment(s, e.Getenv, config.DotEnvPath(exe))
+	if err != nil {
+		return err
+	}
 	cert, err := s.Certificate(e.MachineKey())
 	if err != nil {
 		return err
@@ -65,6 +68,9 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 	}
 	counter := agent.NewLogCounter(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel(e.Getenv("OCTOPUS__TENTACLE__LOGLEVEL"))}))
 	logger := slog.New(counter)
+	if dotEnv != "" {
+		logger.Info("read settings from "+dotEnv, "file", dotEnv)
+	}
 	if len(overridden) > 0 {
 		logger.Info("settings taken from the environment ("+config.ContributeEnvironmentVariable+")", "keys", overridden)
 	}
@@ -79,6 +85,8 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		Version:      currentVersion().InformationalVersion,
 		Executable:   exe,
 		LogCounter:   counter,
+		// The machine key and the instance index are checked with the configuration.
+		MachineConfigRoot: e.Root(),
 	})
 	if err != nil {
 		return err
