@@ -214,7 +214,8 @@ func restrictSecretFile(f *os.File, replacedPath string, replaced os.FileInfo) e
 	if err != nil {
 		return err
 	}
-	return windows.SetSecurityInfo(windows.Handle(f.Fd()), windows.SE_FILE_OBJECT,
+	// By name: the handle os.CreateTemp returns was not opened with WRITE_DAC.
+	return windows.SetNamedSecurityInfo(f.Name(), windows.SE_FILE_OBJECT,
 		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, acl, nil)
 }
 
