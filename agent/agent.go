@@ -56,6 +56,10 @@ type Options struct {
 	LogCounter *LogCounter
 	// WorkspaceCleanerClock is the workspace cleaner's time; nil is the real time.
 	WorkspaceCleanerClock scripts.Clock
+	// MachineConfigRoot, when set, is where the machine key and the instance
+	// index live (/etc/octopus): their permissions are checked at start with
+	// the configuration file's.
+	MachineConfigRoot string
 }
 
 // Agent is one running Tentacle instance.
@@ -84,6 +88,9 @@ func New(opts Options) (*Agent, error) {
 		opts.Logger = slog.Default()
 	}
 	s := opts.Settings
+	if err := checkPermissions(s.Path(), opts.MachineConfigRoot, opts.Logger); err != nil {
+		return nil, err
+	}
 	home := s.Home()
 	if _, err := config.EnsurePrivateDirAll(home); err != nil {
 		return nil, err
@@ -169,6 +176,20 @@ func New(opts Options) (*Agent, error) {
 		return nil, config.Userf("This Tentacle has nothing to do: listening is off (NoListen) and no polling server is configured. Use `tentacle configure --noListen False` or `tentacle poll-server`.")
 	}
 	return a, nil
+}
+
+// checkPermissions warns about the configuration (which holds the private
+// key), its folder, the machine key and the instance index when others can
+// read them, and refuses to start when others can change them: whoever can
+// would choose the servers this agent trusts.
+func checkPermissions(configPath, machineConfigRoot string, log *slog.Logger) error {
+	findings := config.CheckPermissions(configPath, machineConfigRoot)
+	for _, f := range findings {
+		if !f.Fatal {
+			log.Warn("file permissions: "+f.Path+" "+f.Problem, "path", f.Path, "fix", f.Fix)
+		}
+	}
+	return config.RefusePermissions(findings)
 }
 
 // pollingConnectionCount: TentaclePollingConnectionCount, else the setting,

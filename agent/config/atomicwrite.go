@@ -16,11 +16,29 @@ const (
 // WriteFileAtomic replaces path with data so that a reader sees either the
 // old file or the new one, never a torn write, and a crash leaves no
 // half-written file behind: write a temp file beside it, fsync, rename, fsync
-// the directory. An existing file's mode is kept; a new one gets perm.
+// the directory. An existing file's mode is kept; a new one gets perm. Use
+// WriteSecretFileAtomic for anything that holds a secret.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, data, perm, false)
+}
+
+// WriteSecretFileAtomic is WriteFileAtomic for a file that holds (or will
+// hold) a secret: the configuration with the certificate, the machine key, a
+// PFX. The new file is owner-only from its creation, before a byte is
+// written, whatever the mode of the file it replaces: 0600 (keeping the old
+// file's owner when root rewrites it), on Windows a protected ACL for its
+// owner, SYSTEM and Administrators.
+func WriteSecretFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, data, privateFileMode, true)
+}
+
+func writeAtomic(path string, data []byte, perm os.FileMode, secret bool) error {
 	dir := filepath.Dir(path)
-	if st, err := os.Stat(path); err == nil {
-		perm = st.Mode().Perm()
+	replaced, err := os.Stat(path)
+	if err != nil {
+		replaced = nil
+	} else if !secret {
+		perm = replaced.Mode().Perm()
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -34,7 +52,12 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 			os.Remove(tmpName)
 		}
 	}()
-	if err := tmp.Chmod(perm); err != nil {
+	if secret {
+		err = restrictSecretFile(tmp, path, replaced)
+	} else {
+		err = tmp.Chmod(perm)
+	}
+	if err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	if _, err := tmp.Write(data); err != nil {

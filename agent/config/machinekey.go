@@ -71,7 +71,7 @@ func (m *UnixMachineKey) generatedKey(create bool) (keyIV, error) {
 			return keyIV{}, err
 		}
 		text := base64.StdEncoding.EncodeToString(key) + "." + base64.StdEncoding.EncodeToString(iv)
-		if err := WriteFileAtomic(m.GeneratedKeyPath, []byte(text), privateFileMode); err != nil {
+		if err := WriteSecretFileAtomic(m.GeneratedKeyPath, []byte(text)); err != nil {
 			return keyIV{}, err
 		}
 		return keyIV{key, iv}, nil

@@ -223,10 +223,10 @@ func escapeXML(s string, attr bool) string {
 	return b.String()
 }
 
-// Save writes the document atomically with mode 0600 (an existing file keeps
-// its mode).
+// Save writes the document atomically, owner-only (0600) whatever the mode
+// of the file it replaces: it holds, or will hold, the certificate.
 func (s *Settings) Save() error {
-	if err := WriteFileAtomic(s.path, s.Marshal(), privateFileMode); err != nil {
+	if err := WriteSecretFileAtomic(s.path, s.Marshal()); err != nil {
 		return err
 	}
 	s.changed = false

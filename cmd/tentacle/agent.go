@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -51,7 +50,10 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		return err
 	}
 	exe, _ := os.Executable()
-	overridden := config.ApplyEnvironment(s, e.Getenv, filepath.Dir(exe))
+	overridden, dotEnv, err := config.ApplyEnvironment(s, e.Getenv, config.DotEnvPath(exe))
+	if err != nil {
+		return err
+	}
 	cert, err := s.Certificate(e.MachineKey())
 	if err != nil {
 		return err
@@ -67,6 +69,9 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 	}
 	counter := agent.NewLogCounter(agent.NewLogHandler(logOpts))
 	logger := slog.New(counter)
+	if dotEnv != "" {
+		logger.Info("read settings from "+dotEnv, "file", dotEnv)
+	}
 	if len(overridden) > 0 {
 		logger.Info("settings taken from the environment ("+config.ContributeEnvironmentVariable+")", "keys", overridden)
 	}
@@ -81,6 +86,8 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		Version:      currentVersion().InformationalVersion,
 		Executable:   exe,
 		LogCounter:   counter,
+		// The machine key and the instance index are checked with the configuration.
+		MachineConfigRoot: e.Root(),
 	})
 	if err != nil {
 		return err

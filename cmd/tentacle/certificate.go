@@ -50,7 +50,7 @@ func (c *NewCertificateCmd) Run(e *Env) error {
 			data = []byte(base64.StdEncoding.EncodeToString(pfx))
 		}
 		path = absPath(e, path)
-		if err := config.WriteFileAtomic(path, data, 0o600); err != nil {
+		if err := config.WriteSecretFileAtomic(path, data); err != nil {
 			return config.Userf("Cannot write %s: %v.", path, errors.Unwrap(err))
 		}
 		e.Infof("A new certificate has been generated and written to %s. Thumbprint:", path)

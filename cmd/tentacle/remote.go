@@ -101,7 +101,7 @@ func loadOrCreateOperatorCert(e *Env) (*config.Certificate, bool, error) {
 	if _, err := config.EnsurePrivateDirAll(filepath.Dir(path)); err != nil {
 		return nil, false, err
 	}
-	if err := config.WriteFileAtomic(path, pfx, 0o600); err != nil {
+	if err := config.WriteSecretFileAtomic(path, pfx); err != nil {
 		return nil, false, err
 	}
 	fmt.Fprintf(e.Stderr, "Created the operator certificate %s (thumbprint %s). Tentacles must trust it: tentacle configure --trust %s\n", path, cert.Thumbprint(), cert.Thumbprint())
@@ -494,7 +494,7 @@ func (c *RemoteNewCertificateCmd) Run(e *Env) error {
 		if err != nil {
 			return err
 		}
-		if err := config.WriteFileAtomic(absPath(e, c.ExportPfx), pfx, 0o600); err != nil {
+		if err := config.WriteSecretFileAtomic(absPath(e, c.ExportPfx), pfx); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/tentacle-go/tentacle/agent/config"
@@ -26,7 +25,9 @@ func (c *ShowConfigurationCmd) Run(e *Env) error {
 		return err
 	}
 	exe, _ := os.Executable()
-	config.ApplyEnvironment(s, e.Getenv, filepath.Dir(exe)) // show what the agent would run with
+	if _, _, err := config.ApplyEnvironment(s, e.Getenv, config.DotEnvPath(exe)); err != nil { // show what the agent would run with
+		return err
+	}
 	flat, err := showConfiguration(s)
 	if err != nil {
 		return err
