@@ -33,6 +33,13 @@ type Limits struct {
 	// Nagle plus delayed ACKs then stalls the small control lines (NEXT, PROCEED) by tens of
 	// milliseconds per round trip, a known upstream bug; we turn it on.
 	TCPNoDelay bool
+	// TCPQuickAck acknowledges received data at once instead of delaying the ACK (Linux
+	// TCP_QUICKACK re-armed after every read; a per-socket ACK frequency of 1 on Windows; see
+	// tcpack_*.go). Our own Nagle setting only shapes what we send: a peer that leaves Nagle on
+	// (an Octopus Server, whose Halibut default is TcpNoDelay = false) holds its next small write
+	// until we ACK the last one, and a delayed ACK makes that 40 ms per polling request.
+	// Upstream has no such setting; we turn it on.
+	TCPQuickAck bool
 
 	// --- conversation ---
 
@@ -130,7 +137,8 @@ func DefaultLimits() Limits {
 			Interval: 5 * time.Second,
 			Count:    10,
 		},
-		TCPNoDelay: true,
+		TCPNoDelay:  true,
+		TCPQuickAck: true,
 
 		ReceiveResponseTimeout:          5 * time.Minute,
 		PollingReceiveRequestTimeout:    60 * time.Second,

@@ -199,15 +199,19 @@ func sendFriendlyPage(c *conn, page []byte) {
 	_ = c.sendText(b.String(), c.lim.SendTimeout)
 }
 
-// configureTCP applies keep-alive and Nagle settings to an accepted or dialed
-// TCP connection.
-func configureTCP(c net.Conn, lim Limits) {
+// configureTCP applies keep-alive, Nagle and immediate-ACK settings to an
+// accepted or dialed TCP connection and returns the connection to use.
+func configureTCP(c net.Conn, lim Limits) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return
+		return c
 	}
 	_ = tc.SetKeepAliveConfig(lim.TCPKeepAlive)
 	_ = tc.SetNoDelay(lim.TCPNoDelay)
+	if lim.TCPQuickAck {
+		return ackAtOnce(tc)
+	}
+	return tc
 }
 
 func isClosedOrEOF(err error) bool {
