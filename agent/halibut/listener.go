@@ -99,6 +99,10 @@ func (l *Listener) handle(raw net.Conn) {
 		}
 		err = l.Service.serve(context.Background(), c, msg, peer)
 		keepGoing := l.setBusy(c, false)
+		if errors.Is(err, ErrPeerHungUp) {
+			log.Info("the client closed the connection while its request was executing (a cancelled call)", "err", err)
+			return
+		}
 		if err != nil {
 			log.Warn("request failed on the wire", "err", err)
 			return
