@@ -26,11 +26,12 @@ func loopbackTCPPair(tb testing.TB) (dialed, accepted *net.TCPConn) {
 	return d.(*net.TCPConn), a.(*net.TCPConn)
 }
 
-// TestQuickAckIsRearmedAfterEveryRead checks the mechanism itself: the kernel
+// TestQuickAckIsRearmedAfterReads checks the mechanism itself: the kernel
 // drops TCP_QUICKACK by itself once the connection looks interactive (a read
 // followed by a write), and the wrapped connection sets it again after each
-// read. TCP_QUICKACK reads back as 1 only while quick-ACK mode is on.
-func TestQuickAckIsRearmedAfterEveryRead(t *testing.T) {
+// read that empties the socket (every read of a small message, as PROCEED).
+// TCP_QUICKACK reads back as 1 only while quick-ACK mode is on.
+func TestQuickAckIsRearmedAfterReads(t *testing.T) {
 	for _, quickAck := range []bool{true, false} {
 		dialed, accepted := loopbackTCPPair(t)
 		lim := DefaultLimits()
@@ -79,7 +80,7 @@ func TestQuickAckIsRearmedAfterEveryRead(t *testing.T) {
 	}
 }
 
-// BenchmarkQuickAckRearm is the cost added to every read that returns data.
+// BenchmarkQuickAckRearm is the cost added to a read that empties the socket.
 func BenchmarkQuickAckRearm(b *testing.B) {
 	dialed, _ := loopbackTCPPair(b)
 	raw, err := dialed.SyscallConn()
