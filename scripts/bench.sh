@@ -203,6 +203,8 @@ bin_bytes=$(stat -c %s "$bin")
 free_port; listen_port=$REPLY
 free_port; poll_port=$REPLY
 free_port; control_port=$REPLY
+free_port; nagle_poll_port=$REPLY
+free_port; nagle_control_port=$REPLY
 operator=$("$bin" remote new-certificate 2>/dev/null | awk '/Thumbprint/ { print $2 }')
 [ -n "$operator" ] || die "remote new-certificate printed no thumbprint"
 
@@ -214,21 +216,35 @@ operator=$("$bin" remote new-certificate 2>/dev/null | awk '/Thumbprint/ { print
 "$bin" new-certificate --instance BenchPoll --if-blank >/dev/null
 "$bin" configure --instance BenchPoll --noListen True >/dev/null
 "$bin" poll-server --instance BenchPoll --server-comms-address "https://127.0.0.1:$poll_port" --thumbprint "$operator" >/dev/null
+# A second polling agent, for a polling endpoint that leaves Nagle on as an
+# Octopus Server does (remote serve --nagle).
+"$bin" create-instance --instance BenchPollNagle --config "$work/poll-nagle/tentacle.config" >/dev/null
+"$bin" new-certificate --instance BenchPollNagle --if-blank >/dev/null
+"$bin" configure --instance BenchPollNagle --noListen True >/dev/null
+"$bin" poll-server --instance BenchPollNagle --server-comms-address "https://127.0.0.1:$nagle_poll_port" --thumbprint "$operator" >/dev/null
 listen_tp=$("$bin" show-thumbprint --instance BenchListen)
 poll_tp=$("$bin" show-thumbprint --instance BenchPoll)
 subscription=$(grep -o 'poll://[a-z2-9]*/' "$work/poll/tentacle.config" | head -n 1)
 [ -n "$subscription" ] || die "no polling subscription in $work/poll/tentacle.config"
+nagle_tp=$("$bin" show-thumbprint --instance BenchPollNagle)
+nagle_subscription=$(grep -o 'poll://[a-z2-9]*/' "$work/poll-nagle/tentacle.config" | head -n 1)
+[ -n "$nagle_subscription" ] || die "no polling subscription in $work/poll-nagle/tentacle.config"
 
 "$bin" remote serve --listen "127.0.0.1:$poll_port" --control "127.0.0.1:$control_port" --trust "$poll_tp" >"$work/serve.log" 2>&1 &
 serve_pid=$!
 pids+=("$serve_pid")
 wait_port "$control_port"
+"$bin" remote serve --nagle --listen "127.0.0.1:$nagle_poll_port" --control "127.0.0.1:$nagle_control_port" --trust "$nagle_tp" >"$work/serve-nagle.log" 2>&1 &
+pids+=($!)
+wait_port "$nagle_control_port"
 "$bin" agent --instance BenchListen >"$work/agent-listen.log" 2>&1 &
 listen_pid=$!
 pids+=("$listen_pid")
 "$bin" agent --instance BenchPoll >"$work/agent-poll.log" 2>&1 &
 poll_pid=$!
 pids+=("$poll_pid")
+"$bin" agent --instance BenchPollNagle >"$work/agent-poll-nagle.log" 2>&1 &
+pids+=($!)
 wait_port "$listen_port"
 
 L=(--endpoint "https://127.0.0.1:$listen_port/" --thumbprint "$listen_tp")
@@ -237,6 +253,8 @@ P=(--poll "$subscription" --via "https://127.0.0.1:$control_port/" --thumbprint 
 # connected, so one call both waits for the polling agent and proves it works.
 timeout 30 "$bin" remote capabilities "${P[@]}" >/dev/null || die "the polling agent did not connect within 30 s (see $work/agent-poll.log)"
 "$bin" remote capabilities "${L[@]}" >/dev/null
+PN=(--poll "$nagle_subscription" --via "https://127.0.0.1:$nagle_control_port/" --thumbprint "$nagle_tp")
+timeout 30 "$bin" remote capabilities "${PN[@]}" >/dev/null || die "the second polling agent did not connect within 30 s (see $work/agent-poll-nagle.log)"
 
 # --- idle footprint (before anything else has run in them) ---------------------
 
@@ -330,6 +348,8 @@ time_runs exec_listen "$RUNS" "$bin" remote exec "${L[@]}" -- 'echo hi'
 expect_hi exec_listen
 time_runs exec_poll "$RUNS" "$bin" remote exec "${P[@]}" -- 'echo hi'
 expect_hi exec_poll
+time_runs exec_poll_nagle "$RUNS" "$bin" remote exec "${PN[@]}" -- 'echo hi'
+expect_hi exec_poll_nagle
 # Where the time goes: a bare process start, and start + mTLS handshake + one RPC.
 time_runs version "$RUNS" "$bin" version
 time_runs caps_listen "$RUNS" "$bin" remote capabilities "${L[@]}"
@@ -561,6 +581,7 @@ other_pct=$(awk -v b=$((box_busy1 - box_busy0)) -v t=$((box_total1 - box_total0)
 
 read -r el50 el99 elmean < <(stats exec_listen)
 read -r ep50 ep99 epmean < <(stats exec_poll)
+read -r en50 en99 enmean < <(stats exec_poll_nagle)
 read -r v50 v99 vmean < <(stats version)
 read -r cl50 cl99 clmean < <(stats caps_listen)
 read -r cp50 cp99 cpmean < <(stats caps_poll)
@@ -594,6 +615,7 @@ nearest-rank percentiles.
 | --- | --- | --- | --- | --- | --- |
 | \`tentacle remote exec\`, listening agent | **$el50 ms** | $el99 ms | $elmean ms | p50 ≤ 20 ms | $(verdict ms_le "$el50" 20) |
 | \`tentacle remote exec --poll --via\`, polling agent through \`remote serve\` | **$ep50 ms** | $ep99 ms | $epmean ms | p50 ≤ 50 ms | $(verdict ms_le "$ep50" 50) |
+| same, \`remote serve --nagle\` (Nagle on, as Octopus Server) | **$en50 ms** | $en99 ms | $enmean ms | | |
 EOF
 if have_ssh; then
   cat <<EOF

@@ -147,7 +147,7 @@ func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() b
 			return err
 		}
 		backoff = 0
-		configureTCP(c, lim)
+		c = configureTCP(c, lim)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

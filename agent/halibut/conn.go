@@ -2,6 +2,9 @@ package halibut
 
 import (
 	"bufio"
+	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
@@ -122,4 +125,38 @@ func (c *conn) closeWithEnd() {
 	c.setWriteTimeout(time.Second)
 	_ = c.sendControl(controlEnd)
 	_ = c.Close()
+}
+
+// ErrPeerHungUp is a peer that closed or reset the connection while one of
+// its requests was being executed, i.e. it abandoned the request. An Octopus
+// Server does this to a polling connection when it cancels the request in
+// flight (a cancelled deployment step).
+var ErrPeerHungUp = errors.New("the peer closed the connection while its request was being executed")
+
+// watchForHangUp reads the connection while a request is executed, when the
+// protocol has the peer send nothing: an end of stream or a reset then
+// means it abandoned the request, and hungUp is called with ErrPeerHungUp,
+// at once rather than when the response cannot be written. Bytes that do
+// arrive stay buffered for the next read. The returned stop ends the watch;
+// the caller must call it before reading c again.
+func (c *conn) watchForHangUp(hungUp context.CancelCauseFunc) (stop func()) {
+	// Set here, not in the goroutine, so that stop's deadline comes after it.
+	c.setReadTimeout(0)
+	_ = c.Conn.SetReadDeadline(time.Time{})
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := c.r.Peek(1); err != nil && !stopping.Load() {
+			hungUp(fmt.Errorf("%w (%v)", ErrPeerHungUp, err))
+		}
+	}()
+	return func() {
+		stopping.Store(true)
+		// A read interrupted by its deadline leaves TLS and the buffered
+		// reader usable (a timeout is a temporary error to both).
+		_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		c.setReadTimeout(c.lim.ReceiveTimeout)
+	}
 }

@@ -44,7 +44,7 @@ func dialTCP(ctx context.Context, addr string, proxy ProxyFunc, lim Limits) (net
 		}
 		return nil, err
 	}
-	configureTCP(c, lim)
+	c = configureTCP(c, lim)
 	if proxyURL == nil {
 		return c, nil
 	}

@@ -33,6 +33,13 @@ type Limits struct {
 	// Nagle plus delayed ACKs then stalls the small control lines (NEXT, PROCEED) by tens of
 	// milliseconds per round trip, a known upstream bug; we turn it on.
 	TCPNoDelay bool
+	// TCPQuickAck acknowledges received data at once instead of delaying the ACK (Linux
+	// TCP_QUICKACK re-armed after every read; a per-socket ACK frequency of 1 on Windows; see
+	// tcpack_*.go). Our own Nagle setting only shapes what we send: a peer that leaves Nagle on
+	// (an Octopus Server, whose Halibut default is TcpNoDelay = false) holds its next small write
+	// until we ACK the last one, and a delayed ACK makes that 40 ms per polling request.
+	// Upstream has no such setting; we turn it on.
+	TCPQuickAck bool
 
 	// --- conversation ---
 
@@ -80,10 +87,20 @@ type Limits struct {
 	// PollingRequestQueueTimeout bounds how long a queued request may wait to be collected by
 	// a poller before it fails (PollingRequestQueueTimeout, 2 min).
 	PollingRequestQueueTimeout time.Duration
-	// PollingReconnectMinDelay is the lower clamp of the polling reconnect back-off
-	// (RetryPolicy.Create, 5 s).
+	// The polling reconnect policy (reconnectPolicy in poller.go) is these three numbers.
+	//
+	// PollingReconnectAfterDisconnectDelay bounds the pause before connecting again after a
+	// connection that had identified itself ends: uniform in [half, all] of it. A server drops
+	// a polling connection when it cancels the request in flight (a cancelled deployment step)
+	// and then queues CancelScript, so the agent must be back at once. Upstream resets its
+	// back-off once identified and comes back after its 5 s minimum; we take about a second.
+	PollingReconnectAfterDisconnectDelay time.Duration
+	// PollingReconnectMinDelay is the ceiling of the first pause while connecting fails (refused,
+	// TLS, no identification); each further failure doubles the ceiling (full jitter, never
+	// below a tenth of this), so a fleet that lost its server does not retry in lock-step
+	// (RetryPolicy.Create's 5 s minimum).
 	PollingReconnectMinDelay time.Duration
-	// PollingReconnectMaxDelay is the upper clamp of the polling reconnect back-off (2 min).
+	// PollingReconnectMaxDelay caps the pause while connecting keeps failing (2 min).
 	PollingReconnectMaxDelay time.Duration
 
 	// --- framing sizes (our hardening; upstream has no such bounds unless noted) ---
@@ -130,7 +147,8 @@ func DefaultLimits() Limits {
 			Interval: 5 * time.Second,
 			Count:    10,
 		},
-		TCPNoDelay: true,
+		TCPNoDelay:  true,
+		TCPQuickAck: true,
 
 		ReceiveResponseTimeout:          5 * time.Minute,
 		PollingReceiveRequestTimeout:    60 * time.Second,
@@ -145,10 +163,11 @@ func DefaultLimits() Limits {
 		RetryListeningSleepInterval:     1 * time.Second,
 		ConnectionErrorRetryTimeout:     5 * time.Minute,
 
-		PollingQueueWaitTimeout:    30 * time.Second,
-		PollingRequestQueueTimeout: 2 * time.Minute,
-		PollingReconnectMinDelay:   5 * time.Second,
-		PollingReconnectMaxDelay:   2 * time.Minute,
+		PollingQueueWaitTimeout:              30 * time.Second,
+		PollingRequestQueueTimeout:           2 * time.Minute,
+		PollingReconnectAfterDisconnectDelay: 1 * time.Second,
+		PollingReconnectMinDelay:             5 * time.Second,
+		PollingReconnectMaxDelay:             2 * time.Minute,
 
 		MaxPreambleBytes:    20000,
 		MaxControlLineBytes: 8 << 10,
@@ -193,6 +212,7 @@ func (l Limits) Validate() error {
 	positiveDuration("ConnectionErrorRetryTimeout", l.ConnectionErrorRetryTimeout)
 	positiveDuration("PollingQueueWaitTimeout", l.PollingQueueWaitTimeout)
 	positiveDuration("PollingRequestQueueTimeout", l.PollingRequestQueueTimeout)
+	positiveDuration("PollingReconnectAfterDisconnectDelay", l.PollingReconnectAfterDisconnectDelay)
 	positiveDuration("PollingReconnectMinDelay", l.PollingReconnectMinDelay)
 	positiveDuration("PollingReconnectMaxDelay", l.PollingReconnectMaxDelay)
 	positive("MaxPooledConnectionsPerEndpoint", int64(l.MaxPooledConnectionsPerEndpoint))

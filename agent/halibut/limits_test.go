@@ -27,6 +27,7 @@ func TestDefaultLimitsMatchSpec(t *testing.T) {
 		{"PollingRequestQueueTimeout", l.PollingRequestQueueTimeout, 2 * time.Minute},
 		{"RetryListeningSleepInterval", l.RetryListeningSleepInterval, time.Second},
 		{"ConnectionErrorRetryTimeout", l.ConnectionErrorRetryTimeout, 5 * time.Minute},
+		{"PollingReconnectAfterDisconnectDelay", l.PollingReconnectAfterDisconnectDelay, time.Second},
 		{"PollingReconnectMinDelay", l.PollingReconnectMinDelay, 5 * time.Second},
 		{"PollingReconnectMaxDelay", l.PollingReconnectMaxDelay, 2 * time.Minute},
 		{"TCPKeepAlive.Idle", l.TCPKeepAlive.Idle, 15 * time.Second},

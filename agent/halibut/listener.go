@@ -99,6 +99,10 @@ func (l *Listener) handle(raw net.Conn) {
 		}
 		err = l.Service.serve(context.Background(), c, msg, peer)
 		keepGoing := l.setBusy(c, false)
+		if errors.Is(err, ErrPeerHungUp) {
+			log.Info("the client closed the connection while its request was executing (a cancelled call)", "err", err)
+			return
+		}
 		if err != nil {
 			log.Warn("request failed on the wire", "err", err)
 			return
@@ -199,15 +203,19 @@ func sendFriendlyPage(c *conn, page []byte) {
 	_ = c.sendText(b.String(), c.lim.SendTimeout)
 }
 
-// configureTCP applies keep-alive and Nagle settings to an accepted or dialed
-// TCP connection.
-func configureTCP(c net.Conn, lim Limits) {
+// configureTCP applies keep-alive, Nagle and immediate-ACK settings to an
+// accepted or dialed TCP connection and returns the connection to use.
+func configureTCP(c net.Conn, lim Limits) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return
+		return c
 	}
 	_ = tc.SetKeepAliveConfig(lim.TCPKeepAlive)
 	_ = tc.SetNoDelay(lim.TCPNoDelay)
+	if lim.TCPQuickAck {
+		return ackAtOnce(tc)
+	}
+	return tc
 }
 
 func isClosedOrEOF(err error) bool {

@@ -82,29 +82,28 @@ func (p *Poller) Run(ctx context.Context) error {
 	return nil
 }
 
-// connectionLoop keeps one connection alive, reconnecting with full-jitter
-// exponential back-off so that a fleet that lost its server does not
-// reconnect in lock-step (upstream's fixed 5 s retries caused storms).
+// connectionLoop keeps one connection alive, reconnecting as reconnectPolicy
+// says.
 func (p *Poller) connectionLoop(ctx context.Context, u *url.URL, sub string, index int) {
 	log := p.logger().With("server", p.ServerAddress, "connection", index)
-	attempt := 0
+	policy := reconnectPolicy{lim: p.Limits}
 	for ctx.Err() == nil {
-		started := time.Now()
-		err := p.pollOnce(ctx, u, sub, log)
+		identified, err := p.pollOnce(ctx, u, sub, log)
 		if ctx.Err() != nil {
 			return
 		}
-		// A connection that worked for a while resets the back-off.
-		if time.Since(started) > p.Limits.PollingReconnectMaxDelay {
-			attempt = 0
-		}
-		delay := reconnectDelay(attempt, p.Limits)
-		attempt++
+		delay := policy.next(identified)
 		var uc *UnexpectedCertificateError
-		if errors.As(err, &uc) {
+		switch {
+		case errors.As(err, &uc):
 			log.Error("the server presented an unexpected certificate; check the trusted thumbprint", "err", err, "retry_in", delay.Round(time.Millisecond))
-		} else {
-			log.Warn("polling connection lost", "err", err, "retry_in", delay.Round(time.Millisecond))
+		case identified && errors.Is(err, ErrPeerHungUp):
+			// how a server cancels a request in flight: routine
+			log.Info("polling connection ended; reconnecting", "err", err, "retry_in", delay.Round(time.Millisecond))
+		case identified:
+			log.Warn("polling connection ended; reconnecting", "err", err, "retry_in", delay.Round(time.Millisecond))
+		default:
+			log.Warn("polling connection failed", "err", err, "retry_in", delay.Round(time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
@@ -114,7 +113,35 @@ func (p *Poller) connectionLoop(ctx context.Context, u *url.URL, sub string, ind
 	}
 }
 
-// reconnectDelay is "full jitter": uniform in [0, min(max, min*2^attempt)],
+// reconnectPolicy chooses the pause before a polling connection connects
+// again; its numbers are the PollingReconnect* limits.
+//
+// A connection that identified itself proves the server reachable and
+// willing, so when it ends (the server dropped it on cancelling a request,
+// restarted, or the network blinked) the back-off starts over and the pause
+// is short: uniform in [½, 1] × PollingReconnectAfterDisconnectDelay, about a
+// second. Only while connecting fails does the pause grow: full jitter,
+// uniform in [MinDelay/10, min(MaxDelay, MinDelay × 2^failures)], so a fleet
+// that lost its server neither hammers it nor retries in lock-step (upstream's
+// fixed 5 s retries caused storms).
+type reconnectPolicy struct {
+	lim      Limits
+	failures int // connection attempts that failed since the last identified one
+}
+
+func (r *reconnectPolicy) next(identified bool) time.Duration {
+	if identified {
+		r.failures = 0
+		d := r.lim.PollingReconnectAfterDisconnectDelay
+		return d/2 + rand.N(d/2+1)
+	}
+	d := reconnectDelay(r.failures, r.lim)
+	r.failures++
+	return d
+}
+
+// reconnectDelay is the pause after the attempt-th consecutive failure
+// (counting from 0): "full jitter", uniform in [0, min(max, min*2^attempt)],
 // but never below a tenth of the minimum so a flapping server is not
 // hammered.
 func reconnectDelay(attempt int, lim Limits) time.Duration {
@@ -129,10 +156,10 @@ func reconnectDelay(attempt int, lim Limits) time.Duration {
 	return floor + rand.N(ceiling-floor)
 }
 
-// pollOnce runs one connection until it fails or ctx ends.
-func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog.Logger) error {
+// pollOnce runs one connection until it fails or ctx ends. identified says
+// whether the server answered our identification.
+func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog.Logger) (identified bool, err error) {
 	var c *conn
-	var err error
 	if u.Scheme == "wss" {
 		c, err = dialHalibutWebSocket(ctx, u, p.expected(), p.Certificate, p.Proxy, p.Limits)
 	} else {
@@ -143,7 +170,7 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.expected(), p.Certificate, p.Proxy, nil, p.Limits)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	// ctx ending closes the connection at once unless a request is being
 	// served; that one is finished and answered first.
@@ -166,14 +193,14 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 		return !stopping
 	}
 	if err := c.sendText(identityLine(identitySubscr, sub), p.Limits.SendTimeout); err != nil {
-		return err
+		return false, err
 	}
 	id, err := readIdentity(c.r, p.Limits.MaxControlLineBytes)
 	if err != nil {
-		return fmt.Errorf("identifying to the server: %w", err)
+		return false, fmt.Errorf("identifying to the server: %w", err)
 	}
 	if id.kind != identityServer {
-		return protocolErrorf("expected MX-SERVER, got %s", id.kind)
+		return false, protocolErrorf("expected MX-SERVER, got %s", id.kind)
 	}
 	p.mu.Lock()
 	p.connected++
@@ -189,33 +216,33 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 		// A server sends a null request at least every 30 s; 60 s of silence
 		// means the connection is dead.
 		if err := c.waitForData(p.Limits.PollingReceiveRequestTimeout); err != nil {
-			return fmt.Errorf("no request from the server: %w", err)
+			return true, fmt.Errorf("no request from the server: %w", err)
 		}
 		if !setBusy(true) {
-			return ctx.Err()
+			return true, ctx.Err()
 		}
 		msg, err := c.readMessage()
 		if err != nil {
-			return err
+			return true, err
 		}
 		if !msg.IsNull() {
 			if err := p.Service.serve(context.WithoutCancel(ctx), c, msg, peer); err != nil {
-				return err
+				return true, err
 			}
 		}
 		if !setBusy(false) {
 			c.closeWithEnd()
-			return ctx.Err()
+			return true, ctx.Err()
 		}
 		if err := c.sendControl(controlNext); err != nil {
-			return err
+			return true, err
 		}
 		word, err := c.readControl(p.Limits.HeartbeatReceiveTimeout)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if word != controlProceed {
-			return protocolErrorf("expected PROCEED, got %q", word)
+			return true, protocolErrorf("expected PROCEED, got %q", word)
 		}
 	}
 }

@@ -130,6 +130,7 @@ func TestPollerReconnectsWhenTheServerGoesQuiet(t *testing.T) {
 	lim := testLimits()
 	lim.PollingQueueWaitTimeout = 5 * time.Second             // server stays silent...
 	lim.PollingReceiveRequestTimeout = 100 * time.Millisecond // ...longer than the poller waits
+	lim.PollingReconnectAfterDisconnectDelay = 20 * time.Millisecond
 	lim.PollingReconnectMinDelay = 20 * time.Millisecond
 	lim.PollingReconnectMaxDelay = 50 * time.Millisecond
 	_, _, cl, _ := startPolling(t, echoService(), lim, 1)
@@ -189,6 +190,45 @@ func TestReconnectDelayIsJitteredAndBounded(t *testing.T) {
 		if d := reconnectDelay(0, lim); d > lim.PollingReconnectMinDelay {
 			t.Fatalf("first retry waited %v, more than the minimum ceiling", d)
 		}
+	}
+}
+
+// The reconnect policy (issue 12 item 3): a connection that identified itself
+// resets the back-off and is followed by the short pause; only failed
+// connects back off, jittered and capped.
+func TestReconnectPolicyBacksOffOnlyWhileConnectsFail(t *testing.T) {
+	lim := DefaultLimits()
+	short := lim.PollingReconnectAfterDisconnectDelay
+	inShortRange := func(d time.Duration) bool { return d >= short/2 && d <= short }
+	r := reconnectPolicy{lim: lim}
+	for round := range 3 {
+		// a server that keeps dropping identified connections
+		for range 10 {
+			if d := r.next(true); !inShortRange(d) {
+				t.Fatalf("round %d: after an identified connection the pause is %v, want %v to %v", round, d, short/2, short)
+			}
+		}
+		// then the server goes away: connects fail and the pause grows
+		var ceilings []time.Duration
+		for failure := range 12 {
+			ceiling := min(lim.PollingReconnectMinDelay<<failure, lim.PollingReconnectMaxDelay)
+			d := r.next(false)
+			if d < lim.PollingReconnectMinDelay/10 || d > ceiling {
+				t.Fatalf("round %d, failure %d: pause %v, want %v to %v", round, failure, d, lim.PollingReconnectMinDelay/10, ceiling)
+			}
+			ceilings = append(ceilings, ceiling)
+		}
+		if ceilings[len(ceilings)-1] != lim.PollingReconnectMaxDelay {
+			t.Fatalf("the back-off never reached its cap: %v", ceilings)
+		}
+		// and comes back: one identified connection starts over
+	}
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		seen[r.next(true)] = true
+	}
+	if len(seen) < 40 {
+		t.Errorf("the pause after an identified connection is not jittered: %d distinct values of 50", len(seen))
 	}
 }
 

@@ -231,7 +231,9 @@ func (s *Service) invoke(ctx context.Context, call *Call) (resp *ResponseMessage
 
 // serve reads one request's streams, runs it and writes the response. The
 // request's streams are spooled to temp files first; they are removed when
-// the call is over.
+// the call is over. While the handler runs, the connection is watched: a
+// peer that hangs up cancels the handler's context (with ErrPeerHungUp as
+// its cause) and serve returns that error without writing a response.
 func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer string) error {
 	req, err := msg.Request()
 	if err != nil {
@@ -244,13 +246,40 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 			os.Remove(f.Name())
 		}
 	}()
+	ctx, hungUp := context.WithCancelCause(ctx)
+	defer hungUp(nil)
+	var stopWatching func()
+	watch := func() {
+		if stopWatching == nil {
+			stopWatching = c.watchForHangUp(hungUp)
+		}
+	}
+	// abandoned stops the watch and reports a peer that hung up meanwhile;
+	// resp's stream, if any, is then closed unsent.
+	abandoned := func(resp *ResponseMessage) error {
+		if stopWatching != nil {
+			stopWatching()
+		}
+		cause := context.Cause(ctx)
+		if !errors.Is(cause, ErrPeerHungUp) {
+			return nil
+		}
+		closeResultStream(resp)
+		return fmt.Errorf("%s.%s: %w", req.Service, req.Method, cause)
+	}
 	if s.isStreaming(req) {
 		var streamErr error
 		receive := ReceiveStreams(func(sink func(ds DataStream, payload io.Reader) error) error {
 			streamErr = msg.ReceiveStreams(sink)
+			if streamErr == nil {
+				watch() // the streams are off the connection: nothing more is due
+			}
 			return streamErr
 		})
 		resp := s.invoke(context.WithValue(ctx, streamsKey{}, receive), call)
+		if err := abandoned(resp); err != nil {
+			return err
+		}
 		// Drain what the handler left; a framing error means the connection
 		// is out of step and must close.
 		if err := msg.ReceiveStreams(nil); err != nil {
@@ -273,7 +302,12 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 	if err != nil {
 		return err
 	}
-	return s.respond(c, req, s.invoke(ctx, call))
+	watch()
+	resp := s.invoke(ctx, call)
+	if err := abandoned(resp); err != nil {
+		return err
+	}
+	return s.respond(c, req, resp)
 }
 
 // respond writes a response (an error response if it cannot be encoded).
@@ -285,10 +319,15 @@ func (s *Service) respond(c *conn, req *RequestMessage, resp *ResponseMessage) e
 		err = c.writeMessage(&ResponseMessage{ID: req.ID, Error: serverError(
 			fmt.Sprintf("the result of %s.%s cannot be sent: %v", req.Service, req.Method, unsendable.err), invocationDetails, errTypeInvocation)})
 	}
+	closeResultStream(resp)
+	return err
+}
+
+// closeResultStream closes the body of a data stream a handler returned.
+func closeResultStream(resp *ResponseMessage) {
 	if ds, ok := resp.Result.(*DataStream); ok && ds != nil {
 		if closer, ok := ds.Body.(io.Closer); ok {
 			closer.Close()
 		}
 	}
-	return err
 }

@@ -23,6 +23,9 @@ type RemoteServeCmd struct {
 	Trust    []string `name:"trust" sep:"none" help:"Thumbprint of a Tentacle allowed to poll (repeatable)" placeholder:"THUMBPRINT"`
 	Cert     string   `name:"cert" help:"The operator certificate (PFX); default: the one remote new-certificate made" placeholder:"PFX"`
 	Password string   `name:"password" help:"Password of --cert" placeholder:"PASSWORD" sensitive:""`
+	// Nagle makes the polling side behave as an Octopus Server does on the
+	// wire (Halibut's TcpNoDelay = false), to measure agents against it.
+	Nagle bool `name:"nagle" hidden:"" help:"Leave Nagle's algorithm on for polling connections, as Octopus Server does"`
 }
 
 func (c *RemoteServeCmd) Run(e *Env) error {
@@ -48,7 +51,12 @@ func (c *RemoteServeCmd) Run(e *Env) error {
 		pollLn.Close()
 		return config.Userf("Cannot listen on %s: %v. Pick another address with --control.", c.Control, unwrapNetErr(err))
 	}
-	ps := &halibut.PollingServer{Certificate: &tlsCert, Trust: halibut.NewTrustStore(trusted...), Limits: lim}
+	pollLim := lim
+	if c.Nagle {
+		pollLim.TCPNoDelay = false
+		pollLim.TCPQuickAck = false
+	}
+	ps := &halibut.PollingServer{Certificate: &tlsCert, Trust: halibut.NewTrustStore(trusted...), Limits: pollLim}
 	relay := &halibut.Service{}
 	relay.Fallback = ps.RelayHandler("")
 	// Only this operator identity may use the control listener.
