@@ -101,8 +101,11 @@ func (p *Poller) connectionLoop(ctx context.Context, u *url.URL, sub string, ind
 		delay := reconnectDelay(attempt, p.Limits)
 		attempt++
 		var uc *UnexpectedCertificateError
+		var pe *PeerCertificateError
 		if errors.As(err, &uc) {
 			log.Error("the server presented an unexpected certificate; check the trusted thumbprint", "err", err, "retry_in", delay.Round(time.Millisecond))
+		} else if errors.As(err, &pe) {
+			log.Error("TLS handshake failed on a certificate", "err", err, "retry_in", delay.Round(time.Millisecond))
 		} else {
 			log.Warn("polling connection lost", "err", err, "retry_in", delay.Round(time.Millisecond))
 		}
@@ -170,6 +173,10 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 	}
 	id, err := readIdentity(c.r, p.Limits.MaxControlLineBytes)
 	if err != nil {
+		// With TLS 1.3 a server's refusal of our certificate arrives here.
+		if pe, ok := asPeerCertificateError(err, "the server at "+u.Host, p.Certificate); ok {
+			return pe
+		}
 		return fmt.Errorf("identifying to the server: %w", err)
 	}
 	if id.kind != identityServer {
