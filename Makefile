@@ -15,8 +15,9 @@ GORELEASER_VER := v2.16.0
 GOBIN          := $(shell $(GO) env GOPATH)/bin
 # Packages the protocol and agent race tests need (cgo for -race), and the
 # ones the service tests need: systemd-analyze verify for generated units, a
-# real systemd booted in systemd-nspawn, debootstrap for its root filesystem.
-APT_PACKAGES   := gcc libc6-dev systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus
+# real systemd booted in systemd-nspawn, debootstrap for its root filesystem;
+# openssl makes the certificates Go's x509 refuses that the certificate tests use.
+APT_PACKAGES   := gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus
 
 .PHONY: all build test vet fmt-check unit fuzz demo bench bench-go bench-e2e package deps clean cross nspawn-rootfs
 

@@ -130,11 +130,22 @@ var (
 	ErrPFXCorrupt   = errors.New("the data is not a valid PFX (PKCS#12) file")
 	ErrPFXNoKey     = errors.New("the PFX does not include the certificate's private key")
 	ErrPFXKeyFormat = errors.New("the PFX private key is of a type that cannot sign (expected RSA or ECDSA)")
+	// ErrPFXCertificate wraps the reason the certificate inside a PFX that
+	// decrypted correctly cannot be used.
+	ErrPFXCertificate = errors.New("the certificate in the PFX cannot be read")
 )
 
 // ParsePKCS12 reads a PFX with its private key.
 func ParsePKCS12(data []byte, password string) (*Certificate, error) {
 	key, leaf, _, err := pkcs12.DecodeChain(data, password)
+	if err != nil && strings.HasPrefix(err.Error(), "x509: ") {
+		// The PFX decrypted, but Go's x509 parser refused a certificate in
+		// it (DecodeChain parses every one). Read the bags again without it.
+		key, leaf, err = decodePKCS12KeepingDER(data, password, err)
+		if err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		if errors.Is(err, pkcs12.ErrIncorrectPassword) {
 			return nil, ErrPFXPassword

@@ -149,9 +149,10 @@ func (cl *Client) Call(ctx context.Context, ep Endpoint, service, method string,
 // retryable reports whether a connection failure may be retried.
 func retryable(err error) bool {
 	var uc *UnexpectedCertificateError
+	var pe *PeerCertificateError
 	var dnsErr *net.DNSError
 	switch {
-	case errors.As(err, &uc):
+	case errors.As(err, &uc), errors.As(err, &pe):
 		return false
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return false
@@ -201,7 +202,8 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 	c, err := dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), []string{ep.Thumbprint}, cl.Certificate, proxy, cl.Tickets, cl.Limits)
 	if err != nil {
 		var uc *UnexpectedCertificateError
-		if errors.As(err, &uc) {
+		var pe *PeerCertificateError
+		if errors.As(err, &uc) || errors.As(err, &pe) {
 			return nil, err
 		}
 		return nil, &ConnectionInitializationError{Err: err}
@@ -211,13 +213,18 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 		return nil, &ConnectionInitializationError{Err: err}
 	}
 	id, err := readIdentity(c.r, cl.Limits.MaxControlLineBytes)
+	if pe, ok := asPeerCertificateError(err, "the service at "+ep.BaseURI, cl.Certificate); ok {
+		// With TLS 1.3 the service's refusal of our certificate arrives here.
+		c.Close()
+		return nil, pe
+	}
 	if err != nil || id.kind != identityServer {
 		c.Close()
 		if err == nil {
 			err = protocolErrorf("expected MX-SERVER, got %s", id.kind)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
-			err = fmt.Errorf("the service closed the connection during identification; it probably does not trust this client's certificate thumbprint %s (%w)", Thumbprint(cl.Certificate.Leaf), err)
+			err = fmt.Errorf("the service closed the connection during identification; it probably does not trust this client's certificate thumbprint %s%s (%w)", thumbprintDER(cl.Certificate.Certificate[0]), ownCertificateNote(cl.Certificate), err)
 		}
 		return nil, &ConnectionInitializationError{Err: err}
 	}

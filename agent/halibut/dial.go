@@ -103,6 +103,9 @@ func dialHalibut(ctx context.Context, addr, serverName string, expectedThumbprin
 		if uc, ok := asUnexpectedCertificate(err); ok {
 			return nil, uc
 		}
+		if pe, ok := asPeerCertificateError(err, "the TLS server at "+addr, cert); ok {
+			return nil, pe
+		}
 		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 	}
 	c := newConn(tc, lim)

@@ -56,9 +56,7 @@ func (l *Listener) handle(raw net.Conn) {
 	log := l.logger().With("remote", raw.RemoteAddr().String())
 	c, id, peer, err := acceptHalibut(raw, l.serverTLS(l.Certificate), l.Trust, l.Limits, l.FriendlyPage, log)
 	if err != nil {
-		if !errors.Is(err, errNotHalibut) {
-			log.Debug("connection closed before identification", "err", err)
-		}
+		logAcceptFailure(log, err)
 		raw.Close()
 		return
 	}
@@ -125,6 +123,37 @@ func (l *Listener) handle(raw net.Conn) {
 	}
 }
 
+// logAcceptFailure logs why an accepted connection ended before it was
+// identified: at Error when a certificate could not be parsed (the peer only
+// sees a bad_certificate alert, so this log is where the cause shows), at
+// Debug otherwise (port scanners, health checks, browsers).
+func logAcceptFailure(log *slog.Logger, err error) {
+	var pe *PeerCertificateError
+	switch {
+	case errors.As(err, &pe):
+		log.Error("TLS handshake failed on a certificate", "err", err)
+	case !errors.Is(err, errNotHalibut):
+		log.Debug("connection closed before identification", "err", err)
+	}
+}
+
+// drainBeforeClose lets the alert crypto/tls just sent reach a peer whose
+// certificate could not be parsed. With TLS 1.3 that peer has finished its
+// handshake and already sent data; closing with it unread would reset the
+// connection, and a reset can overtake the alert, leaving the peer with
+// "connection reset" instead of the reason. So: half-close, then discard
+// what arrives until the peer closes (it does on reading the alert), at most
+// 64 KiB or wait.
+func drainBeforeClose(raw net.Conn, wait time.Duration) {
+	tc, ok := raw.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.CloseWrite()
+	_ = tc.SetReadDeadline(time.Now().Add(min(wait, 5*time.Second)))
+	_, _ = io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
+}
+
 // errNotHalibut is a connection that was answered with the friendly page.
 var errNotHalibut = errors.New("not a Halibut peer")
 
@@ -136,6 +165,16 @@ func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits,
 	tc := tls.Server(raw, cfg)
 	_ = tc.SetDeadline(time.Now().Add(lim.ReceiveTimeout))
 	if err := tc.Handshake(); err != nil {
+		var own *tls.Certificate
+		if len(cfg.Certificates) > 0 {
+			own = &cfg.Certificates[0]
+		}
+		if pe, ok := asPeerCertificateError(err, "the TLS client at "+raw.RemoteAddr().String(), own); ok {
+			if !pe.Ours {
+				drainBeforeClose(raw, lim.SendTimeout)
+			}
+			return nil, identity{}, "", pe
+		}
 		return nil, identity{}, "", fmt.Errorf("TLS handshake: %w", err)
 	}
 	_ = tc.SetDeadline(time.Time{})

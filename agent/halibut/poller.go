@@ -94,9 +94,12 @@ func (p *Poller) connectionLoop(ctx context.Context, u *url.URL, sub string, ind
 		}
 		delay := policy.next(identified)
 		var uc *UnexpectedCertificateError
+		var pe *PeerCertificateError
 		switch {
 		case errors.As(err, &uc):
 			log.Error("the server presented an unexpected certificate; check the trusted thumbprint", "err", err, "retry_in", delay.Round(time.Millisecond))
+		case errors.As(err, &pe):
+			log.Error("TLS handshake failed on a certificate", "err", err, "retry_in", delay.Round(time.Millisecond))
 		case identified && errors.Is(err, ErrPeerHungUp):
 			// how a server cancels a request in flight: routine
 			log.Info("polling connection ended; reconnecting", "err", err, "retry_in", delay.Round(time.Millisecond))
@@ -197,6 +200,10 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 	}
 	id, err := readIdentity(c.r, p.Limits.MaxControlLineBytes)
 	if err != nil {
+		// With TLS 1.3 a server's refusal of our certificate arrives here.
+		if pe, ok := asPeerCertificateError(err, "the server at "+u.Host, p.Certificate); ok {
+			return false, pe
+		}
 		return false, fmt.Errorf("identifying to the server: %w", err)
 	}
 	if id.kind != identityServer {

@@ -234,6 +234,7 @@ func (s *PollingServer) handle(raw net.Conn) {
 	log := s.logger().With("remote", raw.RemoteAddr().String())
 	c, id, peer, err := acceptHalibut(raw, s.serverTLS(s.Certificate), s.Trust, s.Limits, nil, log)
 	if err != nil {
+		logAcceptFailure(log, err)
 		raw.Close()
 		return
 	}

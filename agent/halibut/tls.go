@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 	"sync"
@@ -15,7 +16,13 @@ import (
 // Thumbprint is the identity Halibut pins: SHA-1 over the leaf certificate's
 // DER, 40 upper-case hex digits (reference/halibut-protocol.md §1.3).
 func Thumbprint(cert *x509.Certificate) string {
-	sum := sha1.Sum(cert.Raw)
+	return thumbprintDER(cert.Raw)
+}
+
+// thumbprintDER is Thumbprint of a certificate's DER, for our own
+// certificate whose parsed Leaf may be absent.
+func thumbprintDER(der []byte) string {
+	sum := sha1.Sum(der)
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
@@ -90,6 +97,95 @@ func (e *UnexpectedCertificateError) Error() string {
 		return fmt.Sprintf("the remote host presented no certificate; expected thumbprint %s", e.Expected)
 	}
 	return fmt.Sprintf("the remote host presented a certificate with thumbprint %s, but thumbprint %s was expected", e.Presented, e.Expected)
+}
+
+// PeerCertificateError is a TLS handshake that failed because Go could not
+// parse a certificate: the peer's (Ours false), or, when the peer ended the
+// handshake with an alert (Alert) and ours is one Go cannot parse, ours
+// (Ours true, Cause from parsing our own).
+//
+// The usual cause is an Authority Key Identifier marked critical, which
+// Halibut's certificate generator writes and .NET accepts, but RFC 5280
+// forbids and Go's x509 parser refuses. crypto/tls parses every peer
+// certificate before any callback can look at it, with no setting to relax
+// that (Go 1.26: no GODEBUG, no raw-certificate hook), and the bytes cannot
+// be rewritten in flight because the handshake transcript and the pinned
+// thumbprint cover them. Accepting such a peer would take a fork of
+// crypto/tls, which would stop this agent from receiving Go's TLS security
+// fixes; instead the refusal names the cause and the fix on both sides.
+type PeerCertificateError struct {
+	Peer  string // "the TLS server at host:port", "the TLS client at host:port"
+	Ours  bool
+	Alert string // the alert the peer sent, when Ours
+	Cause string // Go's x509 message
+}
+
+func (e *PeerCertificateError) Error() string {
+	if e.Ours {
+		return fmt.Sprintf("%s ended the TLS handshake with the alert %q, and this side's certificate is one Go's x509 parser refuses (%s), so a peer built with Go (this agent, tentacle remote) cannot read it.%s Generate a new certificate here (tentacle new-certificate) and have the peer trust its thumbprint", e.Peer, e.Alert, e.Cause, criticalExtensionHint(e.Cause))
+	}
+	return fmt.Sprintf("%s presented a certificate Go's TLS cannot parse, so the handshake failed before its thumbprint could be checked: %s.%s Give that peer a conforming certificate (a Tentacle: tentacle new-certificate) and trust its new thumbprint", e.Peer, e.Cause, criticalExtensionHint(e.Cause))
+}
+
+// criticalExtensionHint explains the x509 messages for extensions RFC 5280
+// wants non-critical.
+func criticalExtensionHint(cause string) string {
+	if !strings.Contains(cause, "incorrectly marked critical") {
+		return ""
+	}
+	return " The certificate marks an extension critical that RFC 5280 says must not be (Halibut's certificate generator does this for the Authority Key Identifier); .NET accepts it, Go refuses it and has no setting to allow it."
+}
+
+// Prefixes of the errors crypto/tls returns when x509.ParseCertificate
+// refuses the peer's certificate (handshake_client.go, handshake_server.go);
+// it has no typed error for them. Tests pin these against the real handshake.
+const (
+	tlsServerCertificateUnparsable = "tls: failed to parse certificate from server: "
+	tlsClientCertificateUnparsable = "tls: failed to parse client certificate: "
+)
+
+// asPeerCertificateError recognises a handshake that failed on the peer's
+// certificate (peer describes it), or a bad_certificate alert from the peer
+// when our own certificate is one Go cannot parse.
+func asPeerCertificateError(err error, peer string, own *tls.Certificate) (*PeerCertificateError, bool) {
+	if err == nil {
+		return nil, false
+	}
+	var pe *PeerCertificateError
+	if errors.As(err, &pe) {
+		return pe, true
+	}
+	msg := err.Error()
+	for _, prefix := range []string{tlsServerCertificateUnparsable, tlsClientCertificateUnparsable} {
+		if _, cause, ok := strings.Cut(msg, prefix); ok {
+			return &PeerCertificateError{Peer: peer, Cause: cause}, true
+		}
+	}
+	// crypto/tls answers a certificate it cannot parse with decode_error
+	// (other stacks may say bad_certificate); the side that receives the
+	// alert learns nothing more, so it looks at its own certificate.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && own != nil && len(own.Certificate) > 0 {
+		if alert := op.Err.Error(); alert == "tls: error decoding message" || alert == "tls: bad certificate" {
+			if _, perr := x509.ParseCertificate(own.Certificate[0]); perr != nil {
+				return &PeerCertificateError{Peer: peer, Ours: true, Alert: strings.TrimPrefix(alert, "tls: "), Cause: perr.Error()}, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// ownCertificateNote is a clause for errors where a peer closed on us
+// without saying why: if our certificate is one Go cannot parse, a Go peer
+// may have refused it.
+func ownCertificateNote(own *tls.Certificate) string {
+	if own == nil || len(own.Certificate) == 0 {
+		return ""
+	}
+	if _, err := x509.ParseCertificate(own.Certificate[0]); err != nil {
+		return fmt.Sprintf(", or, if it is built with Go (tentacle), it cannot parse that certificate (%s)", err)
+	}
+	return ""
 }
 
 // serverTLSConfig is the accepting side: it always asks for a client

@@ -249,6 +249,9 @@ func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprints [
 		if uc, ok := asUnexpectedCertificate(err); ok {
 			return fail(uc)
 		}
+		if pe, ok := asPeerCertificateError(err, "the TLS server at "+addr, cert); ok {
+			return fail(pe)
+		}
 		return fail(fmt.Errorf("TLS handshake with %s: %w", addr, err))
 	}
 	var keyBytes [16]byte

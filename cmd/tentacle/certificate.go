@@ -154,6 +154,9 @@ func (c *ImportCertificateCmd) Run(e *Env) error {
 	if bits := cert.KeyBits(); bits != 0 && bits < config.MinRSAKeyBits {
 		e.Warnf("The imported certificate's private key is smaller than the currently-recommended bit length; generating a new key for the tentacle is advised.")
 	}
+	if perr := cert.PeerParseError(); perr != nil {
+		e.Warnf("Go's x509 parser refuses this certificate (%v). Octopus Server accepts it and this Tentacle serves it as it is, but peers built with Go (`tentacle remote`, `tentacle remote serve`) cannot connect to it; `tentacle new-certificate` makes one every peer accepts.", perr)
+	}
 	sel, err := c.selection(e)
 	if err != nil {
 		return err
@@ -196,7 +199,8 @@ func decodeCertificate(data []byte, password, what string) (*config.Certificate,
 	case errors.Is(err, config.ErrPFXNoKey):
 		return nil, config.Userf("Unable to load X509 Certificate file. The X509 certificate file you provided does not include the private key. Please make sure the private key is included in your X509 certificate file and try again.")
 	case errors.Is(err, config.ErrPFXCorrupt):
-		return nil, config.Userf("%s is not a valid PFX (PKCS#12) file. Export the certificate with its private key as a .pfx and try again.", upperFirst(what))
+		cause := strings.TrimPrefix(err.Error(), config.ErrPFXCorrupt.Error()+" ")
+		return nil, config.Userf("%s is not a valid PFX (PKCS#12) file %s. Export the certificate with its private key as a .pfx and try again.", upperFirst(what), cause)
 	}
 	return nil, config.Userf("Cannot import the certificate from %s: %v.", what, err)
 }
