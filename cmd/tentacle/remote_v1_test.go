@@ -21,6 +21,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/halibut"
 	"github.com/tentacle-go/tentacle/agent/scripts"
+	"github.com/tentacle-go/tentacle/agent/tentacleclient"
 )
 
 // v1OnlyAgent is our agent, in-process, serving only IScriptService and
@@ -165,5 +166,16 @@ func TestRemoteExecCtrlCCancelsOnAV1OnlyTentacle(t *testing.T) {
 		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !bytes.Contains(stat, []byte(") Z ")) {
 			t.Errorf("the script's child %d survived the cancel", pid)
 		}
+	}
+}
+
+// A request the Tentacle dropped reads as what happened and what to check,
+// with the step that failed.
+func TestRemoteErrorForADroppedRequest(t *testing.T) {
+	err := remoteStepError(&tentacleclient.StepError{Step: "starting the script with IScriptServiceV2",
+		Err: &halibut.NoResponseError{Service: "IScriptServiceV2", Method: "StartScript", Err: io.EOF}})
+	want := "Starting the script with IScriptServiceV2: the Tentacle closed the connection without answering IScriptServiceV2.StartScript (EOF)."
+	if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "see the Tentacle's log") {
+		t.Errorf("got %q", err)
 	}
 }
