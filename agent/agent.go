@@ -60,6 +60,11 @@ type Options struct {
 	// index live (/etc/octopus): their permissions are checked at start with
 	// the configuration file's.
 	MachineConfigRoot string
+	// OnlyV1Services serves only IScriptService and IFileTransferService,
+	// as a Tentacle older than mid-2023 does (no ICapabilitiesServiceV2, no
+	// IScriptServiceV2). For tests of clients that must drive such
+	// Tentacles; no command sets it.
+	OnlyV1Services bool
 }
 
 // Agent is one running Tentacle instance.
@@ -129,10 +134,12 @@ func New(opts Options) (*Agent, error) {
 	}
 	a.service = &halibut.Service{TempDir: spool}
 	var v1Tickets atomic.Int64
-	contracts.RegisterScriptServiceV2(a.service, scriptServiceV2{m: a.manager})
 	contracts.RegisterScriptService(a.service, scriptServiceV1{m: a.manager, counter: &v1Tickets})
 	contracts.RegisterFileTransferService(a.service, fileTransferService{store: &files.Store{Home: home, MinFreeBytes: MinFreeDiskBytes}, log: opts.Logger})
-	contracts.RegisterCapabilitiesServiceV2(a.service, capabilities{})
+	if !opts.OnlyV1Services {
+		contracts.RegisterScriptServiceV2(a.service, scriptServiceV2{m: a.manager})
+		contracts.RegisterCapabilitiesServiceV2(a.service, capabilities{})
+	}
 
 	noListen, err := s.NoListen()
 	if err != nil {

@@ -231,6 +231,29 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 	return c, nil
 }
 
+// NoResponseError is a connection that the service closed after a request
+// was sent and before any byte of its response, so the request may or may
+// not have run. Services do this when they cannot read a request at all
+// (upstream drops the connection when an argument's $type is not in its
+// type registry), and when they stop or crash.
+type NoResponseError struct {
+	Service, Method string
+	Err             error
+}
+
+func (e *NoResponseError) Error() string {
+	return fmt.Sprintf("the service closed the connection without answering %s.%s (%v)", e.Service, e.Method, e.Err)
+}
+func (e *NoResponseError) Unwrap() error { return e.Err }
+
+// responseWaitError describes a failure while waiting for req's response.
+func responseWaitError(req *RequestMessage, err error) error {
+	if errors.Is(err, io.EOF) || isReset(err) {
+		return &NoResponseError{Service: req.Service, Method: req.Method, Err: err}
+	}
+	return fmt.Errorf("waiting for the response to %s.%s: %w", req.Service, req.Method, err)
+}
+
 func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
@@ -243,7 +266,7 @@ func (cl *Client) exchange(ctx context.Context, c *conn, req *RequestMessage, si
 		return nil, err
 	}
 	if err := c.waitForData(cl.Limits.ReceiveResponseTimeout); err != nil {
-		return nil, fmt.Errorf("waiting for the response to %s.%s: %w", req.Service, req.Method, err)
+		return nil, responseWaitError(req, err)
 	}
 	msg, err := c.readMessage()
 	if err != nil {

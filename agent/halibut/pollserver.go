@@ -312,7 +312,7 @@ func (s *PollingServer) exchange(c *conn, pr *pendingRequest) error {
 		return err
 	}
 	if err := c.waitForData(s.Limits.ReceiveResponseTimeout); err != nil {
-		return fmt.Errorf("waiting for the response to %s.%s: %w", pr.req.Service, pr.req.Method, err)
+		return responseWaitError(pr.req, err)
 	}
 	msg, err := c.readMessage()
 	if err != nil {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/agent/tentacleclient"
 )
 
 // RemoteCmd is the operator's side: it drives any Tentacle (ours or
@@ -230,65 +229,32 @@ func (c *RemoteExecCmd) Run(e *Env) error {
 		st, _ := fh.Stat()
 		files = append(files, contracts.ScriptFile{Name: filepath.Base(f), Contents: halibut.NewDataStream(st.Size(), fh)})
 	}
-	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
-	caller, release, err := c.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer release()
-	scripts := contracts.ScriptServiceV2Client{Caller: caller}
-	ticket := contracts.ScriptTicket{TaskID: newTicket()}
-	wait := time.Second
 	isolation := contracts.NoIsolation
 	if c.Isolation == "FullIsolation" {
 		isolation = contracts.FullIsolation
 	}
-	mutex := contracts.DefaultIsolationMutexName
-	// The RPC itself must not be cut by Ctrl-C: cancellation is a request of its own.
-	rpc := context.WithoutCancel(ctx)
-	st, err := scripts.StartScript(rpc, contracts.StartScriptCommandV2{
-		ScriptTicket: ticket, ScriptBody: body, TaskID: "Remote-" + ticket.TaskID[:8],
-		DurationToWaitForScriptToFinish: &wait, Isolation: isolation, ScriptIsolationMutexTimeout: contracts.NoMutexTimeout,
-		IsolationMutexName: &mutex, Scripts: map[string]string{}, Files: files, Arguments: []string{},
-	})
-	if err != nil {
-		return remoteError("starting the script", err)
-	}
-	c.print(e, st.Logs)
-	delay := 50 * time.Millisecond
-	cancelled := false
-	for st.State != contracts.StateComplete {
-		select {
-		case <-ctx.Done():
-			if !cancelled {
-				fmt.Fprintln(e.Stderr, "Cancelling the script on the Tentacle...")
-				cancelled = true
-			}
-		case <-time.After(delay):
-		}
-		if cancelled {
-			st, err = scripts.CancelScript(rpc, contracts.CancelScriptCommandV2{Ticket: ticket, LastLogSequence: st.NextLogSequence})
-		} else {
-			st, err = scripts.GetStatus(rpc, contracts.ScriptStatusRequestV2{Ticket: ticket, LastLogSequence: st.NextLogSequence})
-		}
+	return c.session(e, func(ctx context.Context, caller contracts.Caller) error {
+		res, err := tentacleclient.Client{Caller: caller}.Run(ctx, tentacleclient.Command{
+			Body: body, Files: files, Isolation: isolation, WaitForFinish: time.Second,
+		}, tentacleclient.Observer{
+			Logs:       func(logs []contracts.ProcessOutput) { c.print(e, logs) },
+			Cancelling: func() { fmt.Fprintln(e.Stderr, "Cancelling the script on the Tentacle...") },
+		})
 		if err != nil {
-			return remoteError("following the script", err)
+			return remoteStepError(err)
 		}
-		c.print(e, st.Logs)
-		delay = min(delay*3/2, time.Second)
-	}
-	if err := scripts.CompleteScript(rpc, contracts.CompleteScriptCommandV2{Ticket: ticket}); err != nil {
-		fmt.Fprintf(e.Stderr, "warning: could not clean up the script's workspace: %v\n", err)
-	}
-	code := int(st.ExitCode)
-	if code < 0 || code > 255 {
-		return &exitError{code: 1, msg: fmt.Sprintf("The script ended with Tentacle exit code %d (%s).", code, specialExitCode(code))}
-	}
-	if code != 0 {
-		return &exitError{code: code}
-	}
-	return nil
+		if res.CompleteErr != nil {
+			fmt.Fprintf(e.Stderr, "warning: could not clean up the script's workspace: %v\n", res.CompleteErr)
+		}
+		code := int(res.ExitCode)
+		if code < 0 || code > 255 {
+			return &exitError{code: 1, msg: fmt.Sprintf("The script ended with Tentacle exit code %d (%s).", code, specialExitCode(code))}
+		}
+		if code != 0 {
+			return &exitError{code: code}
+		}
+		return nil
+	})
 }
 
 func specialExitCode(code int) string {
@@ -341,25 +307,31 @@ func (c *RemoteExecCmd) print(e *Env, logs []contracts.ProcessOutput) {
 	}
 }
 
-// newTicket is a V2 script ticket as Octopus makes them: a random GUID's
-// base64 without punctuation.
-func newTicket() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return strings.NewReplacer("+", "", "/", "", "=", "").Replace(base64.StdEncoding.EncodeToString(b[:]))
-}
-
 // remoteError turns a protocol failure into one sentence.
 func remoteError(doing string, err error) error {
 	var uc *halibut.UnexpectedCertificateError
 	var se *halibut.ServerError
+	var nr *halibut.NoResponseError
 	switch {
 	case errors.As(err, &uc):
 		return config.Userf("%s: %v. Check --thumbprint against `tentacle show-thumbprint` on the Tentacle.", upperFirst(doing), uc)
 	case errors.As(err, &se):
 		return config.Userf("%s: the Tentacle answered: %s", upperFirst(doing), se.Message)
+	case errors.As(err, &nr):
+		return config.Userf("%s: the Tentacle closed the connection without answering %s.%s (%v). It may have stopped or restarted, or it cannot read this request (a Tentacle closes the connection on a request whose types it does not know): see the Tentacle's log.",
+			upperFirst(doing), nr.Service, nr.Method, nr.Err)
 	}
 	return config.Userf("%s: %v", upperFirst(doing), err)
+}
+
+// remoteStepError is remoteError for a tentacleclient failure, which says
+// its own step.
+func remoteStepError(err error) error {
+	var step *tentacleclient.StepError
+	if errors.As(err, &step) {
+		return remoteError(step.Step, step.Err)
+	}
+	return remoteError("running the script", err)
 }
 
 // RemoteUploadCmd sends a file.
@@ -458,12 +430,15 @@ func (c *RemoteCapabilitiesCmd) Run(e *Env) error {
 		return err
 	}
 	return c.session(e, func(ctx context.Context, caller contracts.Caller) error {
-		caps, err := contracts.CapabilitiesClient{Caller: caller}.GetCapabilities(ctx)
+		caps, err := tentacleclient.Client{Caller: caller}.Capabilities(ctx)
 		if err != nil {
 			return remoteError("asking for capabilities", err)
 		}
+		if caps.Assumed {
+			fmt.Fprintf(e.Stderr, "The Tentacle has no %s (it is older than mid-2023); these are the services every Tentacle has, as Octopus Server assumes.\n", contracts.CapabilitiesServiceV2Name)
+		}
 		if asJSON {
-			return writeJSON(e, caps)
+			return writeJSON(e, caps.CapabilitiesResponseV2)
 		}
 		for _, s := range caps.SupportedCapabilities {
 			e.Infof("%s", s)
