@@ -48,8 +48,7 @@ func (s scriptServiceV2) CancelScript(ctx context.Context, cmd contracts.CancelS
 }
 
 func (s scriptServiceV2) CompleteScript(ctx context.Context, cmd contracts.CompleteScriptCommandV2) error {
-	_, err := s.m.Complete(cmd.Ticket.TaskID, 0)
-	return err
+	return s.m.Complete(cmd.Ticket.TaskID)
 }
 
 // scriptServiceV1 is the legacy IScriptService: the agent chooses the
@@ -95,7 +94,7 @@ func (s scriptServiceV1) CancelScript(ctx context.Context, cmd contracts.CancelS
 }
 
 func (s scriptServiceV1) CompleteScript(ctx context.Context, cmd contracts.CompleteScriptCommand) (contracts.ScriptStatusResponse, error) {
-	st, err := s.m.Complete(cmd.Ticket.TaskID, cmd.LastLogSequence)
+	st, err := s.m.CompleteWithStatus(cmd.Ticket.TaskID, cmd.LastLogSequence)
 	return statusV1(v1Unknown(st)), err
 }
 
