@@ -169,9 +169,9 @@ func DefaultLimits() Limits {
 		// log records: agent/scripts bounds a page to 65536 records of 4 elements each, half
 		// of this. A StartScript takes a few elements per file and argument.
 		MaxMessageElements: 512 << 10,
-		// Two decodes of MaxMessageBytes-sized envelopes of text, or one of elements; a
-		// message costing more than this is decoded alone.
-		MaxDecodingBytes: 256 << 20,
+		// Any number of ordinary messages at once, but one MaxMessageBytes envelope (twice
+		// its size with its strings) at a time: one costing more than this is decoded alone.
+		MaxDecodingBytes: 128 << 20,
 		// Packages are uploaded as one data stream; this refuses absurd declarations only.
 		MaxDataStreamLength:      64 << 30,
 		MaxDataStreamsPerMessage: 10000,

@@ -3,23 +3,13 @@
 package scripts
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
 // Memory here is the agent side's, measured in-process (the scripts run under real
-// supervisor processes): runtime.MemStats.TotalAlloc across a call, i.e. everything the
-// call allocated, an upper bound on what it can have held.
-
-func allocatedBy(f func()) uint64 {
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	f()
-	runtime.ReadMemStats(&m1)
-	return m1.TotalAlloc - m0.TotalAlloc
-}
+// supervisor processes) with allocatedBy.
 
 // waitFinished waits until the script's state on disk is Complete, without reading its log.
 func waitFinished(t *testing.T, m *Manager, ticket string, limit time.Duration) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,16 @@ func TestLogIndexOfLongLines(t *testing.T) {
 	if used > 8*uint64(len(line)) {
 		t.Errorf("reading the last 2 of 40 records of %d KiB allocated %d KiB", len(line)>>10, used>>10)
 	}
+}
+
+// allocatedBy returns runtime.MemStats.TotalAlloc across f: everything f allocated, an
+// upper bound on what it can have held.
+func allocatedBy(f func()) uint64 {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	f()
+	runtime.ReadMemStats(&m1)
+	return m1.TotalAlloc - m0.TotalAlloc
 }
 
 // wholeLog reads without bounds, for tests that look at a log, not at paging.
