@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,24 +47,65 @@ func TestRotatingFileRollsOverAndKeepsN(t *testing.T) {
 }
 
 // Sensitive script files are stored as upstream stores them, so Calamari
-// can decrypt them: checked here with an independent decryption.
+// can decrypt them: checked here with an independent decryption, at sizes
+// around the AES block and the encryption chunk.
 func TestScriptFileEncryptionIsUpstreamFormat(t *testing.T) {
-	plain := []byte(`{"Octopus.Action.Password":"hunter2"}`)
-	enc, err := encryptScriptFile(plain, "s3cret")
+	key, _ := pbkdf2.Key(sha1.New, "s3cret", []byte("Octopuss"), 1000, 16)
+	block, _ := aes.NewCipher(key)
+	for _, size := range []int{0, 1, 15, 16, 17, scriptFileChunkBytes - 1, scriptFileChunkBytes, scriptFileChunkBytes + 1, 3*scriptFileChunkBytes + 5} {
+		plain := bytes.Repeat([]byte(`{"Octopus.Action.Password":"hunter2"}`), size/37+1)[:size]
+		r, err := encryptScriptFile(bytes.NewReader(plain), "s3cret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(enc, []byte("IV__")) || len(enc) != 20+(size/16+1)*16 {
+			t.Fatalf("size %d: %d bytes starting %x", size, len(enc), enc[:20])
+		}
+		body := append([]byte(nil), enc[20:]...)
+		cipher.NewCBCDecrypter(block, enc[4:20]).CryptBlocks(body, body)
+		pad := int(body[len(body)-1])
+		if pad < 1 || pad > 16 || !bytes.Equal(body[len(body)-pad:], bytes.Repeat([]byte{byte(pad)}, pad)) {
+			t.Fatalf("size %d: bad padding %x", size, body[len(body)-pad:])
+		}
+		if got := body[:len(body)-pad]; !bytes.Equal(got, plain) {
+			t.Errorf("size %d: decrypted text differs", size)
+		}
+	}
+}
+
+// A 1 GB sensitive file peaked at 4 GB when it was read whole to be encrypted;
+// encryption now streams, so memory does not grow with the file. Measured
+// in-process: everything allocated (runtime.MemStats.TotalAlloc) while 256 MiB
+// pass through.
+func TestScriptFileEncryptionStreams(t *testing.T) {
+	const size = 256 << 20
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	r, err := encryptScriptFile(io.LimitReader(zeros{}, size), "s3cret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(enc, []byte("IV__")) || (len(enc)-20)%16 != 0 {
-		t.Fatalf("layout: %x", enc[:20])
+	n, err := io.CopyBuffer(io.Discard, r, make([]byte, 32<<10))
+	runtime.ReadMemStats(&m1)
+	if err != nil || n != 20+size+16 {
+		t.Fatalf("encrypted %d bytes, %v", n, err)
 	}
-	key, _ := pbkdf2.Key(sha1.New, "s3cret", []byte("Octopuss"), 1000, 16)
-	block, _ := aes.NewCipher(key)
-	body := append([]byte(nil), enc[20:]...)
-	cipher.NewCBCDecrypter(block, enc[4:20]).CryptBlocks(body, body)
-	pad := int(body[len(body)-1])
-	if got := body[:len(body)-pad]; !bytes.Equal(got, plain) {
-		t.Errorf("decrypted %q", got)
+	used := m1.TotalAlloc - m0.TotalAlloc
+	t.Logf("encrypting %d MiB allocated %d KiB", size>>20, used>>10)
+	if used > 1<<20 {
+		t.Errorf("encrypting %d MiB allocated %d KiB; want under 1 MiB whatever the size", size>>20, used>>10)
 	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 func TestPollingConnectionCount(t *testing.T) {

@@ -1,13 +1,13 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -48,8 +48,7 @@ func (s scriptServiceV2) CancelScript(ctx context.Context, cmd contracts.CancelS
 }
 
 func (s scriptServiceV2) CompleteScript(ctx context.Context, cmd contracts.CompleteScriptCommandV2) error {
-	_, err := s.m.Complete(cmd.Ticket.TaskID, 0)
-	return err
+	return s.m.Complete(cmd.Ticket.TaskID)
 }
 
 // scriptServiceV1 is the legacy IScriptService: the agent chooses the
@@ -95,7 +94,7 @@ func (s scriptServiceV1) CancelScript(ctx context.Context, cmd contracts.CancelS
 }
 
 func (s scriptServiceV1) CompleteScript(ctx context.Context, cmd contracts.CompleteScriptCommand) (contracts.ScriptStatusResponse, error) {
-	st, err := s.m.Complete(cmd.Ticket.TaskID, cmd.LastLogSequence)
+	st, err := s.m.CompleteWithStatus(cmd.Ticket.TaskID, cmd.LastLogSequence)
 	return statusV1(v1Unknown(st)), err
 }
 
@@ -132,25 +131,22 @@ func startRequest(ctx context.Context, ticket, task, body string, variants map[s
 			content = body
 		}
 		if f.EncryptionPassword != nil && *f.EncryptionPassword != "" {
-			plain, err := io.ReadAll(content)
+			enc, err := encryptScriptFile(content, *f.EncryptionPassword)
 			if err != nil {
-				return req, err
+				return req, fmt.Errorf("script file %s: %w", f.Name, err)
 			}
-			enc, err := encryptScriptFile(plain, *f.EncryptionPassword)
-			if err != nil {
-				return req, err
-			}
-			content = bytes.NewReader(enc)
+			content = enc
 		}
 		req.Files = append(req.Files, scripts.ScriptFile{Name: f.Name, Contents: content})
 	}
 	return req, nil
 }
 
-// encryptScriptFile stores a sensitive script file the way upstream does, so
-// that Calamari can read it: "IV__", a random 16-byte IV, then AES-128-CBC
-// with PKCS#7 padding, keyed by PBKDF2-SHA1(password, "Octopuss", 1000).
-func encryptScriptFile(plain []byte, password string) ([]byte, error) {
+// encryptScriptFile returns plain encrypted the way upstream stores a sensitive script
+// file, so that Calamari can read it: "IV__", a random 16-byte IV, then AES-128-CBC with
+// PKCS#7 padding, keyed by PBKDF2-SHA1(password, "Octopuss", 1000). It encrypts as it is
+// read, a chunk at a time, so a file of any size costs the same small buffer.
+func encryptScriptFile(plain io.Reader, password string) (io.Reader, error) {
 	key, err := pbkdf2.Key(sha1.New, password, []byte("Octopuss"), 1000, 16)
 	if err != nil {
 		return nil, err
@@ -163,10 +159,50 @@ func encryptScriptFile(plain []byte, password string) ([]byte, error) {
 	if _, err := rand.Read(iv); err != nil {
 		return nil, err
 	}
-	pad := aes.BlockSize - len(plain)%aes.BlockSize
-	buf := append(append([]byte(nil), plain...), bytes.Repeat([]byte{byte(pad)}, pad)...)
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(buf, buf)
-	return append(append([]byte("IV__"), iv...), buf...), nil
+	e := &cbcEncryptingReader{plain: plain, mode: cipher.NewCBCEncrypter(block, iv), buf: make([]byte, scriptFileChunkBytes+aes.BlockSize)}
+	e.pending = append(append(e.buf[:0:0], "IV__"...), iv...)
+	return e, nil
+}
+
+// scriptFileChunkBytes is how much plain text is encrypted at a time (a multiple of the
+// AES block size).
+const scriptFileChunkBytes = 64 << 10
+
+// cbcEncryptingReader reads plain, a chunk at a time, and returns it CBC-encrypted with
+// PKCS#7 padding after whatever pending already holds.
+type cbcEncryptingReader struct {
+	plain   io.Reader
+	mode    cipher.BlockMode
+	buf     []byte // one chunk plus room for the padding block
+	pending []byte // encrypted bytes not yet returned
+	done    bool   // the padded last block is in pending
+}
+
+func (e *cbcEncryptingReader) Read(p []byte) (int, error) {
+	for len(e.pending) == 0 {
+		if e.done {
+			return 0, io.EOF
+		}
+		n, err := io.ReadFull(e.plain, e.buf[:scriptFileChunkBytes])
+		switch {
+		case err == nil:
+			// A full chunk: more may follow, so no padding yet.
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			pad := aes.BlockSize - n%aes.BlockSize
+			for i := range pad {
+				e.buf[n+i] = byte(pad)
+			}
+			n += pad
+			e.done = true
+		default:
+			return 0, err
+		}
+		e.mode.CryptBlocks(e.buf[:n], e.buf[:n])
+		e.pending = e.buf[:n]
+	}
+	n := copy(p, e.pending)
+	e.pending = e.pending[n:]
+	return n, nil
 }
 
 func logs(st scripts.Status) []contracts.ProcessOutput {

@@ -18,7 +18,7 @@ func TestStreamRecordBytes(t *testing.T) {
 	ds := &DataStream{ID: mustGuid(t, "9a4b47b7-7463-4740-842e-eb1da0ade39b"), Length: 59, Body: bytes.NewReader(payload)}
 	wire := writeMessage(t, &RequestMessage{ID: "IFileTransferService::UploadFile[1]", Service: "IFileTransferService", Method: "UploadFile", Params: []any{"Files\\pkg.nupkg", ds}})
 
-	envelope, err := readEnvelopeBSON(asByteReader(bytes.NewReader(wire)), DefaultLimits())
+	envelope, err := readEnvelopeBSON(asByteReader(bytes.NewReader(wire)), DefaultLimits(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,17 @@ package halibut
 
 import (
 	"bufio"
-	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // One message on the wire (reference/halibut-protocol.md §4.1) is a raw DEFLATE stream (RFC
@@ -19,10 +22,14 @@ import (
 // Errors a peer can cause. All are wrapped with details; test with errors.Is. After any of
 // them the connection is out of step and must be closed.
 var (
-	// ErrMessageTooLarge: the envelope exceeds MaxMessageBytes or MaxCompressedMessageBytes.
+	// ErrMessageTooLarge: the envelope exceeds MaxMessageBytes, MaxCompressedMessageBytes or
+	// MaxMessageElements.
 	ErrMessageTooLarge = errors.New("Halibut message too large")
 	// ErrMalformedMessage: the compressed envelope is corrupt or not one BSON document.
 	ErrMalformedMessage = errors.New("malformed Halibut message")
+	// ErrDecodingBusy: messages being decoded on other connections held the MaxDecodingBytes
+	// budget for longer than ReceiveTimeout.
+	ErrDecodingBusy = errors.New("too many Halibut messages are being decoded at once")
 )
 
 // envelopeKey is the one property of the envelope (PascalCase on the wire).
@@ -185,18 +192,92 @@ type IncomingMessage struct {
 //
 // Decoding is bounded by lim: MaxCompressedMessageBytes of input, MaxMessageBytes of BSON
 // (a deflate bomb stops there), MaxNestingDepth, MaxMessageElements, MaxDataStreamLength and
-// MaxDataStreamsPerMessage. Deadlines are the caller's (set them on the connection).
+// MaxDataStreamsPerMessage; and all decodes in the process share MaxDecodingBytes of memory
+// (see decodeReservation). Deadlines are the caller's (set them on the connection).
 func ReadMessage(r io.Reader, lim Limits) (*IncomingMessage, error) {
 	br := asByteReader(r)
-	body, err := readEnvelopeBSON(br, lim)
+	res := &decodeReservation{budget: decodeBudgetFor(lim.MaxDecodingBytes), capacity: lim.MaxDecodingBytes, wait: lim.ReceiveTimeout}
+	defer res.release()
+	body, err := readEnvelopeBSON(br, lim, res)
 	if err != nil {
 		return nil, err
 	}
-	doc, err := ParseDoc(body, lim)
+	elements, sizes, err := checkDoc(body, lim)
+	if err != nil {
+		if errors.Is(err, ErrMessageTooLarge) {
+			return nil, fmt.Errorf("envelope: %w", err)
+		}
+		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformedMessage, err)
+	}
+	res.shrinkTo(decodeCost(len(body), elements))
+	doc, err := buildDoc(body, lim, sizes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: envelope: %w", ErrMalformedMessage, err)
 	}
 	return newIncoming(doc, br, lim)
+}
+
+// minElementBytes is the smallest BSON element: a type byte and an empty name (a null).
+const minElementBytes = 2
+
+// decodeBudgets holds one budget per MaxDecodingBytes value, so every connection with the
+// same limits (normally all of a process's) draws on the same one.
+var decodeBudgets sync.Map // int64 -> *semaphore.Weighted
+
+func decodeBudgetFor(total int64) *semaphore.Weighted {
+	if b, ok := decodeBudgets.Load(total); ok {
+		return b.(*semaphore.Weighted)
+	}
+	b, _ := decodeBudgets.LoadOrStore(total, semaphore.NewWeighted(max(total, 0)))
+	return b.(*semaphore.Weighted)
+}
+
+// decodeReservation is one decode's share of the MaxDecodingBytes budget. It reserves the
+// most the declared size could cost before inflating anything (every byte an element,
+// up to MaxMessageElements), shrinks to the real cost once the elements are counted, and
+// is released when the message is decoded. Reserving the whole amount at once means no
+// decode ever holds part of the budget while waiting for more, so decodes cannot deadlock;
+// one costing more than the whole budget is clamped to it and so runs alone.
+type decodeReservation struct {
+	budget   *semaphore.Weighted
+	capacity int64
+	wait     time.Duration
+	held     int64
+}
+
+func (r *decodeReservation) reserve(size int, lim Limits) error {
+	if r == nil || r.budget == nil {
+		return nil
+	}
+	n := min(decodeCost(size, min(lim.MaxMessageElements, size/minElementBytes)), r.capacity)
+	if n <= 0 {
+		return nil
+	}
+	if !r.budget.TryAcquire(n) {
+		ctx, cancel := context.WithTimeout(context.Background(), r.wait)
+		defer cancel()
+		if err := r.budget.Acquire(ctx, n); err != nil {
+			return fmt.Errorf("%w: waited %v for %d bytes of the MaxDecodingBytes budget (%d) to decode a %d-byte envelope; other connections are decoding large messages",
+				ErrDecodingBusy, r.wait, n, r.capacity, size)
+		}
+	}
+	r.held = n
+	return nil
+}
+
+func (r *decodeReservation) shrinkTo(cost int64) {
+	if r == nil || r.held <= cost {
+		return
+	}
+	r.budget.Release(r.held - cost)
+	r.held = cost
+}
+
+func (r *decodeReservation) release() {
+	if r != nil && r.held > 0 {
+		r.budget.Release(r.held)
+		r.held = 0
+	}
 }
 
 func newIncoming(doc Doc, r io.Reader, lim Limits) (*IncomingMessage, error) {
@@ -211,8 +292,9 @@ func newIncoming(doc Doc, r io.Reader, lim Limits) (*IncomingMessage, error) {
 	return &IncomingMessage{Envelope: doc, Message: message, Streams: streams, records: newStreamRecordReader(r, streams)}, nil
 }
 
-// readEnvelopeBSON inflates one envelope and returns its BSON bytes.
-func readEnvelopeBSON(br byteReader, lim Limits) ([]byte, error) {
+// readEnvelopeBSON inflates one envelope and returns its BSON bytes, reserving its decode
+// cost in res (nil: no budget) once the declared size is known.
+func readEnvelopeBSON(br byteReader, lim Limits, res *decodeReservation) ([]byte, error) {
 	budget := &compressedBudget{r: br, left: lim.MaxCompressedMessageBytes}
 	fr := getFlateReader(budget)
 	defer flateReaders.Put(fr)
@@ -231,12 +313,27 @@ func readEnvelopeBSON(br byteReader, lim Limits) ([]byte, error) {
 	if size > int64(lim.MaxMessageBytes) {
 		return nil, fmt.Errorf("%w: envelope declares %d bytes, MaxMessageBytes is %d", ErrMessageTooLarge, size, lim.MaxMessageBytes)
 	}
-	// Grow with what actually arrives rather than trusting the declared size up front.
-	var buf bytes.Buffer
-	buf.Grow(int(min(size, 64<<10)))
-	buf.Write(head[:])
-	if n, err := io.CopyN(&buf, fr, size-4); err != nil {
-		return nil, inflateError(fmt.Sprintf("envelope ended after %d of %d bytes", n+4, size), err)
+	if err := res.reserve(int(size), lim); err != nil {
+		return nil, err
+	}
+	// Grow with what actually arrives rather than trusting the declared size up front, by
+	// doubling up to exactly that size: at most twice the envelope allocated in all.
+	buf := make([]byte, 4, min(size, 64<<10))
+	copy(buf, head[:])
+	for int64(len(buf)) < size {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), size))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := fr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil && int64(len(buf)) < size {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, inflateError(fmt.Sprintf("envelope ended after %d of %d bytes", len(buf), size), err)
+		}
 	}
 	// Drain the deflate stream to its final block so the next reader starts right after it;
 	// it must hold nothing more.
@@ -248,7 +345,7 @@ func readEnvelopeBSON(br byteReader, lim Limits) ([]byte, error) {
 	if err != io.EOF {
 		return nil, inflateError("reading the end of the deflate stream", err)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 func inflateError(what string, err error) error {

@@ -118,9 +118,15 @@ type Limits struct {
 	// MaxNestingDepth bounds nested documents and arrays in one envelope, the root counting
 	// as 1 (Newtonsoft's own MaxDepth default is 64).
 	MaxNestingDepth int
-	// MaxMessageElements bounds the total number of BSON elements in one envelope, which
-	// bounds the memory a decoded document may take (a BSON null element is as small as 2 bytes).
+	// MaxMessageElements bounds the total number of BSON elements in one envelope. A decoded
+	// element costs up to ~96 bytes of memory while its BSON can be 2 bytes, so this, not
+	// MaxMessageBytes, is what bounds the memory a small compressed message can claim.
 	MaxMessageElements int
+	// MaxDecodingBytes bounds the memory that all envelopes being decoded at once take
+	// together, across every connection of the process with the same value: inflated bytes,
+	// copied strings and decoded elements. A decode that does not fit waits up to
+	// ReceiveTimeout for others to finish, then fails with ErrDecodingBusy.
+	MaxDecodingBytes int64
 	// MaxDataStreamLength bounds the declared length of one data stream.
 	MaxDataStreamLength int64
 	// MaxDataStreamsPerMessage bounds the number of data streams announced by one envelope.
@@ -171,12 +177,20 @@ func DefaultLimits() Limits {
 
 		MaxPreambleBytes:    20000,
 		MaxControlLineBytes: 8 << 10,
-		// Script bodies travel inline and GetStatus responses carry every log line since the
-		// last poll, so the envelope bound is generous; files travel as data streams.
+		// Script bodies and StartScript arguments travel inline (files travel as data
+		// streams), and an upstream Tentacle's GetStatus response carries every log line
+		// since the last poll, so the envelope bound stays generous; MaxDecodingBytes bounds
+		// what many such messages at once can cost.
 		MaxMessageBytes:           64 << 20,
 		MaxCompressedMessageBytes: 72 << 20,
 		MaxNestingDepth:           64,
-		MaxMessageElements:        4 << 20,
+		// The largest message we send or expect is a GetStatus response with a full page of
+		// log records: agent/scripts bounds a page to 65536 records of 4 elements each, half
+		// of this. A StartScript takes a few elements per file and argument.
+		MaxMessageElements: 512 << 10,
+		// Any number of ordinary messages at once, but one MaxMessageBytes envelope (twice
+		// its size with its strings) at a time: one costing more than this is decoded alone.
+		MaxDecodingBytes: 128 << 20,
 		// Packages are uploaded as one data stream; this refuses absurd declarations only.
 		MaxDataStreamLength:      64 << 30,
 		MaxDataStreamsPerMessage: 10000,
@@ -222,6 +236,7 @@ func (l Limits) Validate() error {
 	positive("MaxCompressedMessageBytes", l.MaxCompressedMessageBytes)
 	positive("MaxNestingDepth", int64(l.MaxNestingDepth))
 	positive("MaxMessageElements", int64(l.MaxMessageElements))
+	positive("MaxDecodingBytes", l.MaxDecodingBytes)
 	positive("MaxDataStreamsPerMessage", int64(l.MaxDataStreamsPerMessage))
 	positive("DataStreamBufferSize", int64(l.DataStreamBufferSize))
 	positive("WriteBufferSize", int64(l.WriteBufferSize))

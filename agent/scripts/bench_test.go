@@ -40,7 +40,7 @@ func BenchmarkLogReadAll(b *testing.B) {
 	writeTestLog(b, path, lines)
 	b.ReportAllocs()
 	for b.Loop() {
-		page, err := readLog(path, nil, 0, -1)
+		page, err := readLog(path, nil, 0, wholeLog)
 		if err != nil || len(page.records) != lines {
 			b.Fatal(err, len(page.records))
 		}
@@ -56,10 +56,10 @@ func BenchmarkLogReadTail(b *testing.B) {
 			path := filepath.Join(b.TempDir(), logFileName)
 			writeTestLog(b, path, lines)
 			var index logIndex
-			readLog(path, &index, 0, -1)
+			readLog(path, &index, 0, wholeLog)
 			b.ReportAllocs()
 			for b.Loop() {
-				page, err := readLog(path, &index, int64(lines-10), -1)
+				page, err := readLog(path, &index, int64(lines-10), wholeLog)
 				if err != nil || len(page.records) != 10 {
 					b.Fatal(err, len(page.records))
 				}

@@ -42,10 +42,16 @@ type Config struct {
 	// MaxLineLength cuts longer output lines into pieces of this many bytes, bounding memory
 	// for output without line breaks. Default 1 MiB; at most MaxLineLengthLimit.
 	MaxLineLength int
-	// MaxStatusLogBytes bounds the text returned by one Status call; a client pages on with
-	// NextLogSequence (the state is reported as Running until the last page). Default 4 MiB;
-	// negative means no limit.
+	// MaxStatusLogBytes bounds the log records one Status call returns, counted as they
+	// cost on the wire: the text plus LogRecordWireOverhead per record. A client pages on
+	// with NextLogSequence (the state is reported as Running until the last page); a single
+	// record larger than this still comes back, alone. Default 8 MiB; at most
+	// MaxStatusLogBytesLimit.
 	MaxStatusLogBytes int
+	// MaxStatusLogRecords bounds the number of records one Status call returns: an empty
+	// line costs a few bytes of text but four BSON elements and ~100 bytes of memory on each
+	// side. Default and at most MaxStatusLogRecordsLimit.
+	MaxStatusLogRecords int
 	// LogSyncInterval bounds how long a written log line may stay unsynced to disk, i.e. what
 	// an operating-system crash can lose (an agent or supervisor crash loses nothing once a
 	// line is written). Default 1 s.
@@ -68,12 +74,26 @@ type Config struct {
 // reader accepts as one log record.
 const MaxLineLengthLimit = 4 << 20
 
+// Bounds of one Status page, kept well inside what one Halibut message may carry (64 MiB
+// and 512Ki elements by default; a record is four elements), which the agent's tests check.
+const (
+	MaxStatusLogBytesLimit   = 32 << 20
+	MaxStatusLogRecordsLimit = 64 << 10
+)
+
+// LogRecordWireOverhead is what one log record costs in a Status response besides its
+// text: as a ProcessOutput in the BSON Logs array, the element's type byte and decimal
+// index name, the document's length and terminator, and the Source (int32), Text (string)
+// and Occurred (datetime) elements with their names: 53 bytes for an index of up to five
+// digits, rounded up.
+const LogRecordWireOverhead = 64
+
 const (
 	defaultBashPath             = "/bin/bash"
 	defaultKillGracePeriod      = 10 * time.Second
 	defaultOutputDrainTimeout   = 5 * time.Second
 	defaultMaxLineLength        = 1 << 20
-	defaultMaxStatusLogBytes    = 4 << 20
+	defaultMaxStatusLogBytes    = 8 << 20
 	defaultLogSyncInterval      = time.Second
 	defaultCancelPollInterval   = 250 * time.Millisecond
 	defaultReattachPollInterval = 500 * time.Millisecond
@@ -109,6 +129,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxStatusLogBytes == 0 {
 		c.MaxStatusLogBytes = defaultMaxStatusLogBytes
+	}
+	if c.MaxStatusLogBytes < LogRecordWireOverhead || c.MaxStatusLogBytes > MaxStatusLogBytesLimit {
+		return c, fmt.Errorf("scripts: Config.MaxStatusLogBytes %d is out of range; use %d to %d bytes", c.MaxStatusLogBytes, LogRecordWireOverhead, MaxStatusLogBytesLimit)
+	}
+	if c.MaxStatusLogRecords == 0 {
+		c.MaxStatusLogRecords = MaxStatusLogRecordsLimit
+	}
+	if c.MaxStatusLogRecords < 1 || c.MaxStatusLogRecords > MaxStatusLogRecordsLimit {
+		return c, fmt.Errorf("scripts: Config.MaxStatusLogRecords %d is out of range; use 1 to %d", c.MaxStatusLogRecords, MaxStatusLogRecordsLimit)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

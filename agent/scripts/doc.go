@@ -64,7 +64,8 @@
 //   - On Linux and macOS each argument reaches the script as one argument (upstream joins
 //     them into one unquoted string).
 //   - A script killed by a signal reports 128+signal, as shells do.
-//   - Status responses are bounded (Config.MaxStatusLogBytes); a client pages on.
+//   - Status responses are bounded (Config.MaxStatusLogBytes and MaxStatusLogRecords); a
+//     client pages on. V2 CompleteScript reads no log.
 //   - Encrypted script files, PowerShell startup detection, masking of sensitive values
 //     and the free-disk-space check are not implemented here.
 //

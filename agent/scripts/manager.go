@@ -160,16 +160,17 @@ func (m *Manager) Start(ctx context.Context, req StartRequest) (Status, error) {
 		}
 		t.Stop()
 	}
-	return m.status(req.Ticket, s, 0, m.cfg.MaxStatusLogBytes)
+	return m.status(req.Ticket, s, 0, false)
 }
 
-// Status returns the script's state and its log records after afterSequence. A ticket with
-// no workspace is Complete with ExitCodeUnknownScript.
+// Status returns the script's state and a page of its log records after afterSequence
+// (bounded by Config.MaxStatusLogBytes and MaxStatusLogRecords; the state reads Running
+// until the last page). A ticket with no workspace is Complete with ExitCodeUnknownScript.
 func (m *Manager) Status(ticket string, afterSequence int64) (Status, error) {
 	if err := ValidateTicket(ticket); err != nil {
 		return Status{}, err
 	}
-	return m.status(ticket, m.find(ticket), afterSequence, m.cfg.MaxStatusLogBytes)
+	return m.status(ticket, m.find(ticket), afterSequence, false)
 }
 
 // Cancel asks for the script to be stopped and returns its current status without waiting.
@@ -184,26 +185,44 @@ func (m *Manager) Cancel(ticket string, afterSequence int64) (Status, error) {
 	if s != nil {
 		m.requestCancel(s)
 	}
-	return m.status(ticket, s, afterSequence, m.cfg.MaxStatusLogBytes)
+	return m.status(ticket, s, afterSequence, false)
 }
 
-// Complete ends the Manager's interest in a script and deletes its workspace. It returns
-// the status with every record after afterSequence, read before deletion (what V1
-// CompleteScript reports). A script that is not finished yet is cancelled, and its
-// workspace is deleted as soon as it finishes; until then Status still reports it. An
-// unknown ticket is not an error.
-func (m *Manager) Complete(ticket string, afterSequence int64) (Status, error) {
+// Complete ends the Manager's interest in a script and deletes its workspace, reading none
+// of its log (what V2 CompleteScript does: it returns nothing). A script that is not
+// finished yet is cancelled, and its workspace is deleted as soon as it finishes; until
+// then Status still reports it. An unknown ticket is not an error.
+func (m *Manager) Complete(ticket string) error {
+	_, err := m.complete(ticket, 0, false)
+	return err
+}
+
+// CompleteWithStatus is Complete for V1 CompleteScript, which reports the final status
+// with the records after afterSequence, read before deletion. They are one page like
+// Status's: a client that followed the script to Complete has none left; if records remain
+// past the page, a last StdErr line says so, since they are deleted with the workspace.
+func (m *Manager) CompleteWithStatus(ticket string, afterSequence int64) (Status, error) {
+	return m.complete(ticket, afterSequence, true)
+}
+
+func (m *Manager) complete(ticket string, afterSequence int64, withStatus bool) (Status, error) {
 	if err := ValidateTicket(ticket); err != nil {
 		return Status{}, err
 	}
+	status := func(s *script) (Status, error) {
+		if !withStatus {
+			return Status{}, nil
+		}
+		return m.status(ticket, s, afterSequence, true)
+	}
 	s := m.find(ticket)
 	if s == nil {
-		status, err := m.status(ticket, nil, afterSequence, -1)
+		st, err := status(nil)
 		m.mu.Lock()
 		tomb := m.moveWorkspaceAside(ticket)
 		m.mu.Unlock()
 		m.removeAside(tomb)
-		return status, err
+		return st, err
 	}
 	s.mu.Lock()
 	finished := s.stage == stageFinished
@@ -217,11 +236,11 @@ func (m *Manager) Complete(ticket string, afterSequence int64) (Status, error) {
 	s.mu.Unlock()
 	if !finished {
 		m.requestCancel(s)
-		return m.status(ticket, s, afterSequence, -1)
+		return status(s)
 	}
-	status, err := m.status(ticket, s, afterSequence, -1)
+	st, err := status(s)
 	m.forget(s)
-	return status, err
+	return st, err
 }
 
 func validateStartRequest(req *StartRequest) error {
@@ -327,8 +346,10 @@ func (m *Manager) prepare(s *script, req *StartRequest) (*scriptState, error) {
 }
 
 // status reads the state first and the log second: the state becomes Complete only after
-// the last line is written, so a Complete status always carries every line.
-func (m *Manager) status(ticket string, s *script, after int64, maxBytes int) (Status, error) {
+// the last line is written, so a Complete status always carries every line. A page that
+// leaves records behind reports a Complete script as Running, so that the client comes
+// back for them, unless this is the last status the client will see (final).
+func (m *Manager) status(ticket string, s *script, after int64, final bool) (Status, error) {
 	dir := m.workspace(ticket)
 	out := Status{Ticket: ticket, NextLogSequence: after}
 	st, err := readState(dir)
@@ -344,12 +365,22 @@ func (m *Manager) status(ticket string, s *script, after int64, maxBytes int) (S
 	if s != nil {
 		index = &s.index
 	}
-	page, err := readLog(filepath.Join(dir, logFileName), index, after, maxBytes)
+	limit := pageLimit{bytes: m.cfg.MaxStatusLogBytes, records: m.cfg.MaxStatusLogRecords}
+	page, err := readLog(filepath.Join(dir, logFileName), index, after, limit)
 	if err != nil {
 		return Status{}, fmt.Errorf("script %s: %w", ticket, err)
 	}
 	out.Logs, out.NextLogSequence = page.records, page.next
-	if page.more && out.State == Complete {
+	switch {
+	case page.more && final:
+		out.Logs = append(out.Logs, LogRecord{
+			Sequence: page.next + 1,
+			Source:   StdErr,
+			Occurred: time.Now().UTC(),
+			Text: fmt.Sprintf("Output after line %d was not collected before the script was completed, and one response carries at most %d lines or %d bytes; it is deleted with the workspace.",
+				page.next, limit.records, limit.bytes),
+		})
+	case page.more && out.State == Complete:
 		// A client stops asking once it sees Complete; it must come back for the rest.
 		out.State, out.ExitCode = Running, 0
 	}

@@ -354,7 +354,7 @@ func isLinux() bool { _, err := os.Stat("/proc/self/stat"); return err == nil }
 
 func TestUnknownTickets(t *testing.T) {
 	m := newTestManager(t, testConfig(t))
-	for name, call := range map[string]func(string, int64) (Status, error){"Status": m.Status, "Cancel": m.Cancel, "Complete": m.Complete} {
+	for name, call := range map[string]func(string, int64) (Status, error){"Status": m.Status, "Cancel": m.Cancel, "CompleteWithStatus": m.CompleteWithStatus} {
 		st, err := call("NeverStarted", 5)
 		if err != nil || st.State != Complete || st.ExitCode != ExitCodeUnknownScript || len(st.Logs) != 0 || st.NextLogSequence != 5 {
 			t.Errorf("%s: %+v, %v", name, st, err)
@@ -362,6 +362,12 @@ func TestUnknownTickets(t *testing.T) {
 		if _, err := call("../escape", 0); err == nil {
 			t.Errorf("%s accepted a ticket with a path in it", name)
 		}
+	}
+	if err := m.Complete("NeverStarted"); err != nil {
+		t.Errorf("Complete: %v", err)
+	}
+	if err := m.Complete("../escape"); err == nil {
+		t.Error("Complete accepted a ticket with a path in it")
 	}
 	if _, err := m.Start(context.Background(), StartRequest{Ticket: "a/b"}); err == nil {
 		t.Error("Start accepted a bad ticket")
@@ -384,7 +390,7 @@ func TestCompleteRemovesWorkspace(t *testing.T) {
 	if st.State != Complete {
 		t.Fatal(st.State)
 	}
-	final, err := m.Complete("Done", 0)
+	final, err := m.CompleteWithStatus("Done", 0)
 	if err != nil || final.State != Complete || final.ExitCode != 0 || len(final.Logs) != len(st.Logs) {
 		t.Fatalf("Complete returned %+v, %v", final, err)
 	}
@@ -394,7 +400,7 @@ func TestCompleteRemovesWorkspace(t *testing.T) {
 	if st, _ := m.Status("Done", 0); st.ExitCode != ExitCodeUnknownScript {
 		t.Fatalf("after Complete: %+v", st)
 	}
-	if _, err := m.Complete("Done", 0); err != nil {
+	if err := m.Complete("Done"); err != nil {
 		t.Fatal("second Complete:", err)
 	}
 	// The ticket can be used afresh.
@@ -413,7 +419,7 @@ func TestCompleteWhileRunningCancelsThenRemoves(t *testing.T) {
 	m := newTestManager(t, testConfig(t))
 	mustStart(t, m, StartRequest{Ticket: "StillRunning", ScriptBody: "echo started; sleep 1000"})
 	waitForLine(t, m, "StillRunning", "started", 10*time.Second)
-	st, err := m.Complete("StillRunning", 0)
+	st, err := m.CompleteWithStatus("StillRunning", 0)
 	if err != nil || st.State == Complete {
 		t.Fatalf("Complete of a running script: %+v, %v", st, err)
 	}

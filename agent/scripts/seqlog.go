@@ -29,6 +29,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,7 +97,9 @@ func appendRecord(b []byte, seq int64, src Source, at time.Time, text string) []
 }
 
 // parseRecord decodes one record (without its LF) that must carry sequence number want.
-func parseRecord(line []byte, want int64) (LogRecord, error) {
+// Without withText it checks the record but leaves Text empty, which costs no allocation
+// for a record the reader only passes over.
+func parseRecord(line []byte, want int64, withText bool) (LogRecord, error) {
 	if len(line) < 9 || line[8] != ' ' {
 		return LogRecord{}, errors.New("record too short")
 	}
@@ -128,7 +131,11 @@ func parseRecord(line []byte, want int64) (LogRecord, error) {
 	if !utf8.Valid(fields[3]) {
 		return LogRecord{}, errors.New("text is not UTF-8")
 	}
-	return LogRecord{Sequence: seq, Source: src, Occurred: at.UTC(), Text: string(fields[3])}, nil
+	rec := LogRecord{Sequence: seq, Source: src, Occurred: at.UTC()}
+	if withText {
+		rec.Text = string(fields[3])
+	}
+	return rec, nil
 }
 
 // logScanner reads records in order from a position known to start record nextSeq.
@@ -151,8 +158,9 @@ func newLogScanner(r io.Reader, offset, nextSeq int64) *logScanner {
 	return &logScanner{r: bufio.NewReaderSize(r, 64<<10), offset: offset, nextSeq: nextSeq}
 }
 
-// next returns the next record; on scanCorrupt the error says what was wrong.
-func (s *logScanner) next() (LogRecord, scanResult, error) {
+// next returns the next record, its Text only if withText; on scanCorrupt the error says
+// what was wrong.
+func (s *logScanner) next(withText bool) (LogRecord, scanResult, error) {
 	line, finished, err := s.readLine()
 	if err != nil {
 		return LogRecord{}, scanEnd, err
@@ -160,7 +168,7 @@ func (s *logScanner) next() (LogRecord, scanResult, error) {
 	if !finished {
 		return LogRecord{}, scanEnd, nil
 	}
-	rec, perr := parseRecord(line[:len(line)-1], s.nextSeq)
+	rec, perr := parseRecord(line[:len(line)-1], s.nextSeq, withText)
 	if perr != nil {
 		return LogRecord{}, scanCorrupt, perr
 	}
@@ -213,7 +221,7 @@ func openLogWriter(path string) (*logWriter, error) {
 	}
 	sc := newLogScanner(f, 0, 1)
 	for {
-		_, res, err := sc.next()
+		_, res, err := sc.next(false)
 		if err != nil && res != scanCorrupt {
 			f.Close()
 			return nil, fmt.Errorf("cannot read script log %s: %w", path, err)
@@ -295,40 +303,51 @@ func appendLogLines(path string, d durability, lines ...logLine) error {
 	return err
 }
 
-// logIndex remembers where every indexEvery-th record starts, so paging through a long log
-// does not re-read it from the beginning each time. Offsets of good records never change.
+// logIndex remembers where some records start, so paging through a long log does not
+// re-read it from the beginning each time: one checkpoint every indexEveryRecords records
+// or indexEveryBytes bytes, whichever comes first (a log of long lines needs the second).
+// Offsets of good records never change, so any checkpoint stays true.
 type logIndex struct {
-	mu      sync.Mutex
-	offsets []int64 // offsets[k] is where record k*indexEvery+1 starts
+	mu          sync.Mutex
+	checkpoints []logCheckpoint // ascending
 }
 
-const indexEvery = 256
+// logCheckpoint says that record seq starts at offset.
+type logCheckpoint struct{ seq, offset int64 }
 
-// seek returns where to start reading to find record after+1.
+const (
+	indexEveryRecords = 256
+	indexEveryBytes   = 1 << 20
+)
+
+// seek returns where to start reading to find record after+1, and that record's number.
 func (x *logIndex) seek(after int64) (offset, seq int64) {
 	if x == nil {
 		return 0, 1
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	k := after / indexEvery
-	if k >= int64(len(x.offsets)) {
-		k = int64(len(x.offsets)) - 1
-	}
-	if k < 0 {
+	i := sort.Search(len(x.checkpoints), func(i int) bool { return x.checkpoints[i].seq > after+1 })
+	if i == 0 {
 		return 0, 1
 	}
-	return x.offsets[k], k*indexEvery + 1
+	c := x.checkpoints[i-1]
+	return c.offset, c.seq
 }
 
+// note is told where each record read starts.
 func (x *logIndex) note(seq, offset int64) {
-	if x == nil || (seq-1)%indexEvery != 0 {
+	if x == nil {
 		return
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if k := (seq - 1) / indexEvery; k == int64(len(x.offsets)) {
-		x.offsets = append(x.offsets, offset)
+	last := logCheckpoint{seq: 1, offset: 0}
+	if n := len(x.checkpoints); n > 0 {
+		last = x.checkpoints[n-1]
+	}
+	if seq-last.seq >= indexEveryRecords || offset-last.offset >= indexEveryBytes {
+		x.checkpoints = append(x.checkpoints, logCheckpoint{seq, offset})
 	}
 }
 
@@ -336,12 +355,21 @@ func (x *logIndex) note(seq, offset int64) {
 type logPage struct {
 	records []LogRecord
 	next    int64
-	more    bool // stopped at maxBytes with records left
+	more    bool // stopped at a limit with records left
 }
 
-// readLog returns the records after sequence number after, up to maxBytes of text (at
-// least one record; maxBytes < 0: no limit). A missing log reads as empty.
-func readLog(path string, index *logIndex, after int64, maxBytes int) (logPage, error) {
+// pageLimit bounds one read: its records' wire cost (text plus LogRecordWireOverhead each)
+// and their number. At least one record is returned whatever its size. A negative field
+// means no bound (tests only).
+type pageLimit struct {
+	bytes   int
+	records int
+}
+
+// readLog returns the records after sequence number after, up to limit. A missing log reads
+// as empty. Its memory is the page it returns and a buffer of one record, however long the
+// log.
+func readLog(path string, index *logIndex, after int64, limit pageLimit) (logPage, error) {
 	page := logPage{next: after}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -359,7 +387,7 @@ func readLog(path string, index *logIndex, after int64, maxBytes int) (logPage, 
 	size := 0
 	for {
 		start := sc.offset
-		rec, res, err := sc.next()
+		rec, res, err := sc.next(sc.nextSeq > after)
 		switch res {
 		case scanEnd:
 			if err != nil {
@@ -383,11 +411,14 @@ func readLog(path string, index *logIndex, after int64, maxBytes int) (logPage, 
 		if rec.Sequence <= after {
 			continue
 		}
-		if maxBytes >= 0 && len(page.records) > 0 && size+len(rec.Text) > maxBytes {
+		cost := len(rec.Text) + LogRecordWireOverhead
+		full := limit.records >= 0 && len(page.records) >= limit.records ||
+			limit.bytes >= 0 && len(page.records) > 0 && size+cost > limit.bytes
+		if full {
 			page.more = true
 			return page, nil
 		}
-		size += len(rec.Text)
+		size += cost
 		page.records = append(page.records, rec)
 		page.next = rec.Sequence
 	}

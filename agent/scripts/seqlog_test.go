@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestLogRoundTrip(t *testing.T) {
 	if err := appendLogLines(path, survivesPowerLoss, lines...); err != nil {
 		t.Fatal(err)
 	}
-	page, err := readLog(path, nil, 0, -1)
+	page, err := readLog(path, nil, 0, wholeLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestLogReadAfterAndIndex(t *testing.T) {
 	writeTestLog(t, path, 1000)
 	var index logIndex
 	for _, after := range []int64{0, 1, 255, 256, 257, 700, 999, 1000, 5000, 3} {
-		page, err := readLog(path, &index, after, -1)
+		page, err := readLog(path, &index, after, wholeLog)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,37 +83,97 @@ func TestLogReadAfterAndIndex(t *testing.T) {
 			t.Fatalf("after %d: next %d, want %d", after, page.next, wantNext)
 		}
 	}
-	if len(index.offsets) != 4 {
-		t.Errorf("index has %d checkpoints, want 4", len(index.offsets))
+	// Records 257, 513 and 769 (record 1 at offset 0 needs none).
+	if len(index.checkpoints) != 3 {
+		t.Errorf("index has %d checkpoints, want 3", len(index.checkpoints))
 	}
 }
+
+// A log of long lines gets a checkpoint every indexEveryBytes too, so reading its end does
+// not re-read (and re-allocate) everything before it.
+func TestLogIndexOfLongLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), logFileName)
+	line := strings.Repeat("x", 300<<10)
+	lines := make([]logLine, 40)
+	for i := range lines {
+		lines[i] = logLine{StdOut, time.Now(), line}
+	}
+	if err := appendLogLines(path, survivesPowerLoss, lines...); err != nil {
+		t.Fatal(err)
+	}
+	var index logIndex
+	if _, err := readLog(path, &index, 0, wholeLog); err != nil {
+		t.Fatal(err)
+	}
+	// 40 records of 300 KiB: one checkpoint every fourth record.
+	if len(index.checkpoints) != 9 {
+		t.Errorf("index has %d checkpoints, want 9", len(index.checkpoints))
+	}
+	var page logPage
+	var err error
+	used := allocatedBy(func() { page, err = readLog(path, &index, 38, wholeLog) })
+	if err != nil || len(page.records) != 2 || page.records[0].Sequence != 39 {
+		t.Fatalf("after 38: %d records, %v", len(page.records), err)
+	}
+	// The two records and the scanner's one-record buffer (grown by doubling), not the 38
+	// records passed over (11 MiB).
+	if used > 8*uint64(len(line)) {
+		t.Errorf("reading the last 2 of 40 records of %d KiB allocated %d KiB", len(line)>>10, used>>10)
+	}
+}
+
+// allocatedBy returns runtime.MemStats.TotalAlloc across f: everything f allocated, an
+// upper bound on what it can have held.
+func allocatedBy(f func()) uint64 {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	f()
+	runtime.ReadMemStats(&m1)
+	return m1.TotalAlloc - m0.TotalAlloc
+}
+
+// wholeLog reads without bounds, for tests that look at a log, not at paging.
+var wholeLog = pageLimit{bytes: -1, records: -1}
 
 func TestLogReadLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), logFileName)
 	writeTestLog(t, path, 100)
-	var got []LogRecord
-	next := int64(0)
-	for calls := 0; ; calls++ {
-		page, err := readLog(path, nil, next, 60) // "line NN" is 7 bytes: 8 records a page
-		if err != nil {
-			t.Fatal(err)
+	// "line NN" is 7 bytes of text: by size, 8 records a page; by count, 5.
+	for _, tc := range []struct {
+		limit   pageLimit
+		perPage int
+	}{
+		{pageLimit{bytes: 8*(7+LogRecordWireOverhead) + 3, records: -1}, 8},
+		{pageLimit{bytes: -1, records: 5}, 5},
+		{pageLimit{bytes: 8*(7+LogRecordWireOverhead) + 3, records: 5}, 5},
+	} {
+		var got []LogRecord
+		next := int64(0)
+		for calls := 0; ; calls++ {
+			page, err := readLog(path, nil, next, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.records) > tc.perPage {
+				t.Fatalf("%+v: a page of %d records, want at most %d", tc.limit, len(page.records), tc.perPage)
+			}
+			got = append(got, page.records...)
+			next = page.next
+			if !page.more {
+				break
+			}
+			if len(page.records) != tc.perPage || calls > 50 {
+				t.Fatalf("%+v: a page of %d records before the last, want %d", tc.limit, len(page.records), tc.perPage)
+			}
 		}
-		got = append(got, page.records...)
-		next = page.next
-		if !page.more {
-			break
-		}
-		if len(page.records) == 0 || calls > 50 {
-			t.Fatal("paging makes no progress")
-		}
+		checkRecords(t, got, 100)
 	}
-	checkRecords(t, got, 100)
 	// One record larger than the limit still comes back, alone.
 	big := filepath.Join(t.TempDir(), logFileName)
 	if err := appendLogLines(big, survivesPowerLoss, logLine{StdOut, time.Now(), strings.Repeat("x", 100)}, logLine{StdOut, time.Now(), "y"}); err != nil {
 		t.Fatal(err)
 	}
-	page, _ := readLog(big, nil, 0, 10)
+	page, _ := readLog(big, nil, 0, pageLimit{bytes: 10, records: 100})
 	if len(page.records) != 1 || !page.more || page.next != 1 {
 		t.Fatalf("oversized record: %d records, more %v, next %d", len(page.records), page.more, page.next)
 	}
@@ -141,7 +202,7 @@ func TestLogTornTail(t *testing.T) {
 			f.WriteString(tail)
 			f.Close()
 
-			page, err := readLog(path, nil, 0, -1)
+			page, err := readLog(path, nil, 0, wholeLog)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +217,7 @@ func TestLogTornTail(t *testing.T) {
 			}
 			w.append(logLine{StdOut, time.Now(), "line 11"})
 			w.close()
-			page, _ = readLog(path, nil, 0, -1)
+			page, _ = readLog(path, nil, 0, wholeLog)
 			checkRecords(t, page.records, 11)
 		})
 	}
@@ -172,7 +233,7 @@ func TestLogCorruptRecord(t *testing.T) {
 	lines[2] = strings.Replace(lines[2], "line 3", "line X", 1)
 	os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
 
-	page, err := readLog(path, nil, 0, -1)
+	page, err := readLog(path, nil, 0, wholeLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +243,7 @@ func TestLogCorruptRecord(t *testing.T) {
 	if r := page.records[2]; r.Sequence != 3 || r.Source != StdErr || r.Text != "Corrupt Tentacle log at line 3, no more logs will be read" {
 		t.Fatalf("synthetic record %+v", r)
 	}
-	page, _ = readLog(path, nil, 3, -1)
+	page, _ = readLog(path, nil, 3, wholeLog)
 	if len(page.records) != 0 || page.next != 3 {
 		t.Fatalf("after the corrupt record: %d records, next %d", len(page.records), page.next)
 	}
@@ -191,7 +252,7 @@ func TestLogCorruptRecord(t *testing.T) {
 func TestParseRecordRejects(t *testing.T) {
 	good := string(appendRecord(nil, 7, StdErr, time.Now(), "text"))
 	good = good[:len(good)-1]
-	if _, err := parseRecord([]byte(good), 7); err != nil {
+	if _, err := parseRecord([]byte(good), 7, true); err != nil {
 		t.Fatalf("good record rejected: %v", err)
 	}
 	for name, line := range map[string]string{
@@ -204,14 +265,14 @@ func TestParseRecordRejects(t *testing.T) {
 		if name == "wrong sequence" {
 			want = 8
 		}
-		if _, err := parseRecord([]byte(line), want); err == nil {
+		if _, err := parseRecord([]byte(line), want, true); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 }
 
 func TestReadMissingLog(t *testing.T) {
-	page, err := readLog(filepath.Join(t.TempDir(), "none"), nil, 4, -1)
+	page, err := readLog(filepath.Join(t.TempDir(), "none"), nil, 4, wholeLog)
 	if err != nil || len(page.records) != 0 || page.next != 4 {
 		t.Fatalf("missing log: %+v, %v", page, err)
 	}
