@@ -83,19 +83,8 @@ func BenchmarkPollingRPCRoundTrip(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			call()
-			lat := make([]time.Duration, 0, b.N)
 			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				start := time.Now()
-				call()
-				lat = append(lat, time.Since(start))
-			}
-			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			reportLatency(b, call)
 		})
 	}
 }
@@ -138,21 +127,28 @@ func BenchmarkListeningRPCRoundTrip(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				call()
-				lat := make([]time.Duration, 0, b.N)
-				b.ResetTimer()
-				for b.Loop() {
-					start := time.Now()
-					call()
-					lat = append(lat, time.Since(start))
-				}
-				b.StopTimer()
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				reportLatency(b, call)
 			})
 		}
 		c.Close()
 		l.Shutdown(context.Background())
 	}
+}
+
+// reportLatency warms call up once, then times each call of the benchmark
+// loop and reports the median and 99th percentile.
+func reportLatency(b *testing.B, call func()) {
+	b.Helper()
+	call()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		call()
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
