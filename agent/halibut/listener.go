@@ -41,7 +41,7 @@ func (l *Listener) logger() *slog.Logger {
 
 // Serve accepts connections on ln until Shutdown or an accept error.
 func (l *Listener) Serve(ln net.Listener) error {
-	return l.serve(ln, l.Limits, l.handle)
+	return l.serve(ln, l.Limits, l.logger(), l.handle)
 }
 
 // Shutdown stops accepting, closes idle connections, lets requests in flight
@@ -54,14 +54,12 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 
 func (l *Listener) handle(raw net.Conn) {
 	log := l.logger().With("remote", raw.RemoteAddr().String())
-	c, id, peer, err := acceptHalibut(raw, l.serverTLS(l.Certificate), l.Trust, l.Limits, l.FriendlyPage, log)
+	c, id, peer, err := acceptHalibut(raw, l.serverTLS(l.Certificate), l.Trust, l.Limits, l.FriendlyPage)
 	if err != nil {
-		if !errors.Is(err, errNotHalibut) {
-			log.Debug("connection closed before identification", "err", err)
-		}
-		raw.Close()
+		l.acceptFailed(l.logger(), l.Limits, raw, err)
 		return
 	}
+	markIdentified(raw)
 	if !l.track(c) {
 		c.Close()
 		return
@@ -71,7 +69,7 @@ func (l *Listener) handle(raw net.Conn) {
 		c.Close()
 	}()
 	if id.kind != identityClient {
-		log.Warn("refused a connection that did not identify as a client", "identity", id.kind, "thumbprint", peer)
+		l.refused(l.logger(), l.Limits, raw.RemoteAddr(), fmt.Sprintf("refused a connection that did not identify as a client (it said %s)", id.kind), peer)
 		return
 	}
 	if err := c.sendText(identityLine(identityServer), l.Limits.SendTimeout); err != nil {
@@ -128,7 +126,7 @@ var errNotHalibut = errors.New("not a Halibut peer")
 // conversation: TLS, the preamble (browsers get the friendly page), the
 // trust check (an untrusted peer is closed without a reply, as upstream) and
 // reading the peer's identity.
-func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits, page []byte, log *slog.Logger) (*conn, identity, string, error) {
+func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits, page []byte) (*conn, identity, string, error) {
 	tc := tls.Server(raw, cfg)
 	_ = tc.SetDeadline(time.Now().Add(lim.ReceiveTimeout))
 	if err := tc.Handshake(); err != nil {
@@ -149,12 +147,13 @@ func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits,
 	}
 	peer := peerThumbprint(tc)
 	if peer == "" {
-		log.Warn("refused a connection: the client did not present a certificate")
-		return nil, identity{}, "", errors.New("no client certificate")
+		return nil, identity{}, "", &refusedError{message: "refused a connection: the client did not present a certificate"}
 	}
 	if !trust.Trusted(peer) {
-		log.Warn("refused a connection from an untrusted certificate; trust it with `tentacle configure --trust` if this is your Octopus Server", "thumbprint", peer)
-		return nil, identity{}, peer, errors.New("untrusted client certificate")
+		return nil, identity{}, peer, &refusedError{
+			message:    "refused a connection from an untrusted certificate; trust it with `tentacle configure --trust` if this is your Octopus Server",
+			thumbprint: peer,
+		}
 	}
 	c.setReadTimeout(lim.ReceiveTimeout)
 	id, err := readIdentity(c.r, lim.MaxControlLineBytes)

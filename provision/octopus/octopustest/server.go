@@ -168,7 +168,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	mux := http.NewServeMux()
 	mux.Handle("/OctopusComms", s.polling.WebSocketHandler())
 	s.wsServer = &http.Server{Handler: mux, TLSConfig: halibut.WebSocketTLSConfig(&tlsCert), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-	go s.wsServer.ServeTLS(wl, "", "")
+	go s.wsServer.ServeTLS(s.polling.WebSocketListener(wl), "", "")
 	s.WebSocketAddress = "wss://" + wl.Addr().String() + "/OctopusComms"
 
 	if s.rest != nil { // WithTLS
