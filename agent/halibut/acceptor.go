@@ -63,6 +63,9 @@ func (a *acceptor) serve(ln net.Listener, lim Limits, log *slog.Logger, handle f
 // caps on unidentified connections (see admission.go).
 func (a *acceptor) admit(c net.Conn, lim Limits, log *slog.Logger) net.Conn {
 	gc, evicted := a.unidentified.admit(c, lim, time.Now())
+	if a.closed() { // admitted as Shutdown closed the others
+		gc.Close()
+	}
 	if evicted != nil {
 		a.refused(log, lim, evicted.RemoteAddr(), fmt.Sprintf(
 			"closed a connection that had not identified itself, to make room for a new one (at most %d such connections, %d from one address)",
@@ -145,6 +148,7 @@ func (a *acceptor) stop(closeBusy bool) bool {
 			c.Close()
 		}
 	}
+	a.unidentified.closeAll()
 	return first
 }
 

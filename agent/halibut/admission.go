@@ -113,6 +113,23 @@ func (g *unidentifiedGate) release(gc *gatedConn) {
 	g.mu.Unlock()
 }
 
+// closeAll closes every unidentified connection (at shutdown: none has a
+// request in flight).
+func (g *unidentifiedGate) closeAll() {
+	g.mu.Lock()
+	var all []*gatedConn
+	for _, conns := range g.bySource {
+		all = append(all, conns...)
+	}
+	for _, gc := range all {
+		g.removeLocked(gc)
+	}
+	g.mu.Unlock()
+	for _, gc := range all {
+		gc.Conn.Close()
+	}
+}
+
 // count is the number of unidentified connections.
 func (g *unidentifiedGate) count() int {
 	g.mu.Lock()

@@ -284,3 +284,30 @@ func TestSourceKey(t *testing.T) {
 		}
 	}
 }
+
+// Shutdown does not wait for connections that never identified themselves:
+// they have nothing in flight. Before, one trickling peer held Shutdown
+// for as long as it kept trickling.
+func TestShutdownClosesUnidentifiedConnections(t *testing.T) {
+	srv, cli, stranger := certs(t)
+	lim := testLimits()
+	lim.IdentificationTimeout = time.Hour
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	l := &Listener{Certificate: srv, Trust: NewTrustStore(Thumbprint(cli.Leaf)), Service: echoService(), Limits: lim}
+	go l.Serve(ln)
+	silent := startAttacker(t, "", ln.Addr().String(), false, nil, "", 0)
+	trickler := startAttacker(t, "", ln.Addr().String(), true, stranger, "", 100*time.Millisecond)
+	waitFor(t, func() bool { return l.unidentified.count() == 2 }, "both connections to be admitted")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := l.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown waited for connections that never identified themselves: %v", err)
+	}
+	for _, a := range []*attacker{silent, trickler} {
+		select {
+		case <-a.closed:
+		case <-time.After(10 * time.Second):
+			t.Error("an unidentified connection outlived Shutdown")
+		}
+	}
+}
