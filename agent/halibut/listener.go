@@ -128,6 +128,8 @@ var errNotHalibut = errors.New("not a Halibut peer")
 // reading the peer's identity.
 func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits, page []byte) (*conn, identity, string, error) {
 	tc := tls.Server(raw, cfg)
+	// raw is gated (admission.go): no deadline set until identification
+	// reaches past Limits.IdentificationTimeout from accept.
 	_ = tc.SetDeadline(time.Now().Add(lim.ReceiveTimeout))
 	if err := tc.Handshake(); err != nil {
 		return nil, identity{}, "", fmt.Errorf("TLS handshake: %w", err)
