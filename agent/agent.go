@@ -133,9 +133,14 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.service = &halibut.Service{TempDir: spool}
+	journal := filepath.Join(home, ".upload-journal") // where in-flight uploads' temporary files are recorded
+	if _, err := config.EnsurePrivateDir(journal); err != nil {
+		return nil, err
+	}
+	a.sweepLeftovers(journal)
 	var v1Tickets atomic.Int64
 	contracts.RegisterScriptService(a.service, scriptServiceV1{m: a.manager, counter: &v1Tickets})
-	contracts.RegisterFileTransferService(a.service, fileTransferService{store: &files.Store{Home: home, MinFreeBytes: MinFreeDiskBytes}, log: opts.Logger})
+	contracts.RegisterFileTransferService(a.service, fileTransferService{store: &files.Store{Home: home, MinFreeBytes: MinFreeDiskBytes, Journal: journal}, log: opts.Logger})
 	if !opts.OnlyV1Services {
 		contracts.RegisterScriptServiceV2(a.service, scriptServiceV2{m: a.manager})
 		contracts.RegisterCapabilitiesServiceV2(a.service, capabilities{})
@@ -197,6 +202,27 @@ func checkPermissions(configPath, machineConfigRoot string, log *slog.Logger) er
 		}
 	}
 	return config.RefusePermissions(findings)
+}
+
+// processStart is when this process started, near enough: every file it
+// writes is newer.
+var processStart = time.Now()
+
+// sweepLeftovers removes the temporary files an earlier run left when it
+// was killed mid-request: spooled data streams and half-written uploads.
+// Only our own names, and only files older than this process.
+func (a *Agent) sweepLeftovers(journal string) {
+	spooled, spooledBytes, err := a.service.SweepTempDir(processStart)
+	if err != nil {
+		a.log.Warn("could not remove every leftover spooled data stream", "err", err)
+	}
+	uploads, uploadBytes, err := files.SweepInterruptedUploads(journal, processStart)
+	if err != nil {
+		a.log.Warn("could not remove every leftover of an interrupted upload", "err", err)
+	}
+	if len(spooled)+len(uploads) > 0 {
+		a.log.Info("removed temporary files left by an interrupted run", "files", len(spooled)+len(uploads), "bytes", spooledBytes+uploadBytes, "uploads", uploads, "spooled", len(spooled))
+	}
 }
 
 // pollingConnectionCount: TentaclePollingConnectionCount, else the setting,

@@ -24,6 +24,10 @@ type Store struct {
 	// MinFreeBytes is kept free on the target's file system after an upload
 	// (upstream refuses uploads that would not fit).
 	MinFreeBytes int64
+	// Journal is a folder recording the temporary file of each upload in
+	// flight, so a restart can remove what a crash left behind
+	// (SweepInterruptedUploads); "" keeps no record.
+	Journal string
 }
 
 // Resolve turns a remote path as the server sends it into a local path: on
@@ -69,10 +73,11 @@ func (s *Store) Upload(remotePath string, content io.Reader, length int64) (Uplo
 	if err := s.checkFreeSpace(dir, length); err != nil {
 		return Uploaded{}, err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".upload-*")
+	tmp, forget, err := s.createUploadTemp(dir, filepath.Base(path))
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
 	}
+	defer forget() // last: after the rename or the removal below
 	ok := false
 	defer func() {
 		if !ok {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -19,6 +21,9 @@ type acceptor struct {
 	shutdown bool
 	wg       sync.WaitGroup
 	accepted int64 // identified connections ever tracked
+
+	unidentified unidentifiedGate
+	refusals     refusalLog
 
 	// tlsConfig is made once: the session ticket keys live in it, so a
 	// client can resume a session on a later connection (TicketFiles).
@@ -40,7 +45,7 @@ func (a *acceptor) Connections() (open int, total int64) {
 }
 
 // serve runs the accept loop on ln until stop.
-func (a *acceptor) serve(ln net.Listener, lim Limits, handle func(net.Conn)) error {
+func (a *acceptor) serve(ln net.Listener, lim Limits, log *slog.Logger, handle func(net.Conn)) error {
 	if err := lim.Validate(); err != nil {
 		return err
 	}
@@ -51,7 +56,46 @@ func (a *acceptor) serve(ln net.Listener, lim Limits, handle func(net.Conn)) err
 	}
 	a.ln = ln
 	a.mu.Unlock()
-	return acceptLoop(ln, lim, &a.wg, a.closed, handle)
+	return acceptLoop(ln, lim, &a.wg, a.closed, func(c net.Conn) { handle(a.admit(c, lim, log)) })
+}
+
+// admit puts a new connection under the identification deadline and the
+// caps on unidentified connections (see admission.go).
+func (a *acceptor) admit(c net.Conn, lim Limits, log *slog.Logger) net.Conn {
+	gc, evicted := a.unidentified.admit(c, lim, time.Now())
+	if a.closed() { // admitted as Shutdown closed the others
+		gc.Close()
+	}
+	if evicted != nil {
+		a.refused(log, lim, evicted.RemoteAddr(), fmt.Sprintf(
+			"closed a connection that had not identified itself, to make room for a new one (at most %d such connections, %d from one address)",
+			lim.MaxUnidentifiedConnections, lim.MaxUnidentifiedConnectionsPerAddress), "")
+	}
+	return gc
+}
+
+// acceptFailed closes a connection that did not get as far as identifying
+// itself. A refusal goes to the rate-limited refusal log; anything else
+// (a deadline, a scanner, a browser given the friendly page) is routine.
+func (a *acceptor) acceptFailed(log *slog.Logger, lim Limits, raw net.Conn, err error) {
+	var rf *refusedError
+	var pe *PeerCertificateError
+	switch {
+	case errors.As(err, &pe):
+		// The peer only sees an alert, so this log is where the cause shows.
+		log.Error("TLS handshake failed on a certificate", "remote", raw.RemoteAddr().String(), "err", err)
+	case errors.As(err, &rf):
+		a.refused(log, lim, raw.RemoteAddr(), rf.message, rf.thumbprint)
+	case errors.Is(err, errNotHalibut):
+	default:
+		log.Debug("connection closed before identification", "remote", raw.RemoteAddr().String(), "err", err)
+	}
+	raw.Close()
+}
+
+// refused logs a refused connection through the rate-limited refusal log.
+func (a *acceptor) refused(log *slog.Logger, lim Limits, remote net.Addr, message, thumbprint string) {
+	a.refusals.refused(log, lim, refusal{remote: remote.String(), host: remoteHost(remote), message: message, thumbprint: thumbprint})
 }
 
 func (a *acceptor) closed() bool {
@@ -108,12 +152,14 @@ func (a *acceptor) stop(closeBusy bool) bool {
 			c.Close()
 		}
 	}
+	a.unidentified.closeAll()
 	return first
 }
 
 // wait waits for every connection handler to return; when ctx ends first it
 // closes whatever is still open and returns ctx's error.
 func (a *acceptor) wait(ctx context.Context) error {
+	a.refusals.flush()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {

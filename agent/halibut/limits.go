@@ -41,6 +41,27 @@ type Limits struct {
 	// Upstream has no such setting; we turn it on.
 	TCPQuickAck bool
 
+	// --- accepting connections (our hardening; upstream has no such bounds) ---
+
+	// IdentificationTimeout bounds the whole time from accepting a connection to knowing who
+	// the peer is: TLS handshake, preamble and identity line together. It is one fixed
+	// deadline, not an idle bound per read, so a peer trickling bytes cannot keep a connection
+	// that has not identified itself open.
+	IdentificationTimeout time.Duration
+	// MaxUnidentifiedConnections bounds the connections accepted but not yet identified. When
+	// it is reached, a new connection closes the oldest unidentified connection of the source
+	// address holding the most, so holding connections open never locks a newcomer out.
+	MaxUnidentifiedConnections int
+	// MaxUnidentifiedConnectionsPerAddress bounds the unidentified connections from one
+	// source address (an IPv6 address counts by its /64); its oldest is closed for a new one.
+	MaxUnidentifiedConnectionsPerAddress int
+	// RefusalLogInterval is how often refused connections from one address are summarised
+	// in the log after the first refusal, which is logged in full at once.
+	RefusalLogInterval time.Duration
+	// MaxRefusalLogAddresses bounds the addresses whose refusals are tallied one by one;
+	// refusals from further addresses are counted together.
+	MaxRefusalLogAddresses int
+
 	// --- conversation ---
 
 	// ReceiveResponseTimeout bounds an RPC client's wait for the first byte of a response,
@@ -156,6 +177,14 @@ func DefaultLimits() Limits {
 		TCPNoDelay:  true,
 		TCPQuickAck: true,
 
+		IdentificationTimeout: 20 * time.Second,
+		// Well under a small file limit (ulimit -n 1024, or a few hundred in a container), so
+		// accepting never runs out of descriptors; an Octopus Server opens a handful at once.
+		MaxUnidentifiedConnections:           128,
+		MaxUnidentifiedConnectionsPerAddress: 32,
+		RefusalLogInterval:                   time.Minute,
+		MaxRefusalLogAddresses:               256,
+
 		ReceiveResponseTimeout:          5 * time.Minute,
 		PollingReceiveRequestTimeout:    60 * time.Second,
 		ListeningNextRequestIdleTimeout: 10 * time.Minute,
@@ -216,6 +245,11 @@ func (l Limits) Validate() error {
 	positiveDuration("ConnectTimeout", l.ConnectTimeout)
 	positiveDuration("SendTimeout", l.SendTimeout)
 	positiveDuration("ReceiveTimeout", l.ReceiveTimeout)
+	positiveDuration("IdentificationTimeout", l.IdentificationTimeout)
+	positiveDuration("RefusalLogInterval", l.RefusalLogInterval)
+	positive("MaxUnidentifiedConnections", int64(l.MaxUnidentifiedConnections))
+	positive("MaxUnidentifiedConnectionsPerAddress", int64(l.MaxUnidentifiedConnectionsPerAddress))
+	positive("MaxRefusalLogAddresses", int64(l.MaxRefusalLogAddresses))
 	positiveDuration("ReceiveResponseTimeout", l.ReceiveResponseTimeout)
 	positiveDuration("PollingReceiveRequestTimeout", l.PollingReceiveRequestTimeout)
 	positiveDuration("ListeningNextRequestIdleTimeout", l.ListeningNextRequestIdleTimeout)

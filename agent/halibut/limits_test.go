@@ -71,6 +71,8 @@ func TestLimitsValidateNamesTheBadField(t *testing.T) {
 		{"negative stream", func(l *Limits) { l.MaxDataStreamLength = -1 }, "MaxDataStreamLength"},
 		{"inverted back-off", func(l *Limits) { l.PollingReconnectMaxDelay = time.Second }, "PollingReconnectMaxDelay"},
 		{"no depth", func(l *Limits) { l.MaxNestingDepth = 0 }, "MaxNestingDepth"},
+		{"no identification deadline", func(l *Limits) { l.IdentificationTimeout = 0 }, "IdentificationTimeout"},
+		{"no cap on unidentified peers", func(l *Limits) { l.MaxUnidentifiedConnectionsPerAddress = 0 }, "MaxUnidentifiedConnectionsPerAddress"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

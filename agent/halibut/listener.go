@@ -41,7 +41,7 @@ func (l *Listener) logger() *slog.Logger {
 
 // Serve accepts connections on ln until Shutdown or an accept error.
 func (l *Listener) Serve(ln net.Listener) error {
-	return l.serve(ln, l.Limits, l.handle)
+	return l.serve(ln, l.Limits, l.logger(), l.handle)
 }
 
 // Shutdown stops accepting, closes idle connections, lets requests in flight
@@ -54,12 +54,12 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 
 func (l *Listener) handle(raw net.Conn) {
 	log := l.logger().With("remote", raw.RemoteAddr().String())
-	c, id, peer, err := acceptHalibut(raw, l.serverTLS(l.Certificate), l.Trust, l.Limits, l.FriendlyPage, log)
+	c, id, peer, err := acceptHalibut(raw, l.serverTLS(l.Certificate), l.Trust, l.Limits, l.FriendlyPage)
 	if err != nil {
-		logAcceptFailure(log, err)
-		raw.Close()
+		l.acceptFailed(l.logger(), l.Limits, raw, err)
 		return
 	}
+	markIdentified(raw)
 	if !l.track(c) {
 		c.Close()
 		return
@@ -69,7 +69,7 @@ func (l *Listener) handle(raw net.Conn) {
 		c.Close()
 	}()
 	if id.kind != identityClient {
-		log.Warn("refused a connection that did not identify as a client", "identity", id.kind, "thumbprint", peer)
+		l.refused(l.logger(), l.Limits, raw.RemoteAddr(), fmt.Sprintf("refused a connection that did not identify as a client (it said %s)", id.kind), peer)
 		return
 	}
 	if err := c.sendText(identityLine(identityServer), l.Limits.SendTimeout); err != nil {
@@ -123,20 +123,6 @@ func (l *Listener) handle(raw net.Conn) {
 	}
 }
 
-// logAcceptFailure logs why an accepted connection ended before it was
-// identified: at Error when a certificate could not be parsed (the peer only
-// sees a bad_certificate alert, so this log is where the cause shows), at
-// Debug otherwise (port scanners, health checks, browsers).
-func logAcceptFailure(log *slog.Logger, err error) {
-	var pe *PeerCertificateError
-	switch {
-	case errors.As(err, &pe):
-		log.Error("TLS handshake failed on a certificate", "err", err)
-	case !errors.Is(err, errNotHalibut):
-		log.Debug("connection closed before identification", "err", err)
-	}
-}
-
 // drainBeforeClose lets the alert crypto/tls just sent reach a peer whose
 // certificate could not be parsed. With TLS 1.3 that peer has finished its
 // handshake and already sent data; closing with it unread would reset the
@@ -145,13 +131,25 @@ func logAcceptFailure(log *slog.Logger, err error) {
 // what arrives until the peer closes (it does on reading the alert), at most
 // 64 KiB or wait.
 func drainBeforeClose(raw net.Conn, wait time.Duration) {
-	tc, ok := raw.(*net.TCPConn)
-	if !ok {
+	hc, ok := raw.(halfCloser)
+	if !ok || hc.CloseWrite() != nil {
 		return
 	}
-	_ = tc.CloseWrite()
-	_ = tc.SetReadDeadline(time.Now().Add(min(wait, 5*time.Second)))
-	_, _ = io.Copy(io.Discard, io.LimitReader(tc, 64<<10))
+	_ = raw.SetReadDeadline(time.Now().Add(min(wait, 5*time.Second)))
+	_, _ = io.Copy(io.Discard, io.LimitReader(raw, 64<<10))
+}
+
+// halfCloser is a connection that can stop sending and still receive:
+// *net.TCPConn and the wrappers accepted connections go through
+// (gatedConn, quickAckConn), which pass CloseWrite on.
+type halfCloser interface{ CloseWrite() error }
+
+// closeWrite half-closes c if it can, for the wrappers' CloseWrite.
+func closeWrite(c net.Conn) error {
+	if hc, ok := c.(halfCloser); ok {
+		return hc.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // errNotHalibut is a connection that was answered with the friendly page.
@@ -161,8 +159,10 @@ var errNotHalibut = errors.New("not a Halibut peer")
 // conversation: TLS, the preamble (browsers get the friendly page), the
 // trust check (an untrusted peer is closed without a reply, as upstream) and
 // reading the peer's identity.
-func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits, page []byte, log *slog.Logger) (*conn, identity, string, error) {
+func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits, page []byte) (*conn, identity, string, error) {
 	tc := tls.Server(raw, cfg)
+	// raw is gated (admission.go): no deadline set until identification
+	// reaches past Limits.IdentificationTimeout from accept.
 	_ = tc.SetDeadline(time.Now().Add(lim.ReceiveTimeout))
 	if err := tc.Handshake(); err != nil {
 		var own *tls.Certificate
@@ -192,12 +192,13 @@ func acceptHalibut(raw net.Conn, cfg *tls.Config, trust *TrustStore, lim Limits,
 	}
 	peer := peerThumbprint(tc)
 	if peer == "" {
-		log.Warn("refused a connection: the client did not present a certificate")
-		return nil, identity{}, "", errors.New("no client certificate")
+		return nil, identity{}, "", &refusedError{message: "refused a connection: the client did not present a certificate"}
 	}
 	if !trust.Trusted(peer) {
-		log.Warn("refused a connection from an untrusted certificate; trust it with `tentacle configure --trust` if this is your Octopus Server", "thumbprint", peer)
-		return nil, identity{}, peer, errors.New("untrusted client certificate")
+		return nil, identity{}, peer, &refusedError{
+			message:    "refused a connection from an untrusted certificate; trust it with `tentacle configure --trust` if this is your Octopus Server",
+			thumbprint: peer,
+		}
 	}
 	c.setReadTimeout(lim.ReceiveTimeout)
 	id, err := readIdentity(c.r, lim.MaxControlLineBytes)

@@ -78,7 +78,7 @@ func runDroppingServer(ctx context.Context, tb testing.TB, ln net.Listener, drop
 				seen[i-1].reconnect = time.Since(seen[i-1].droppedAt)
 			}
 			raw = configureTCP(raw, lim)
-			c, id, _, err := acceptHalibut(raw, cfg, trust, lim, nil, slog.New(slog.DiscardHandler))
+			c, id, _, err := acceptHalibut(raw, cfg, trust, lim, nil)
 			if err != nil || id.kind != identitySubscr {
 				tb.Errorf("connection %d: identification failed: %v %v", i, err, id.kind)
 				raw.Close()

@@ -218,7 +218,7 @@ func (q *pendingQueue) next(wait time.Duration, stop <-chan struct{}) *pendingRe
 
 // Serve accepts polling Tentacles on ln until Shutdown.
 func (s *PollingServer) Serve(ln net.Listener) error {
-	return s.serve(ln, s.Limits, s.handle)
+	return s.serve(ln, s.Limits, s.logger(), s.handle)
 }
 
 // Shutdown stops accepting and closes every polling connection.
@@ -232,12 +232,12 @@ func (s *PollingServer) Shutdown(ctx context.Context) error {
 
 func (s *PollingServer) handle(raw net.Conn) {
 	log := s.logger().With("remote", raw.RemoteAddr().String())
-	c, id, peer, err := acceptHalibut(raw, s.serverTLS(s.Certificate), s.Trust, s.Limits, nil, log)
+	c, id, peer, err := acceptHalibut(raw, s.serverTLS(s.Certificate), s.Trust, s.Limits, nil)
 	if err != nil {
-		logAcceptFailure(log, err)
-		raw.Close()
+		s.acceptFailed(s.logger(), s.Limits, raw, err)
 		return
 	}
+	markIdentified(raw)
 	s.serveSubscriber(c, id, peer, log)
 }
 
@@ -253,7 +253,7 @@ func (s *PollingServer) serveSubscriber(c *conn, id identity, peer string, log *
 		c.Close()
 	}()
 	if id.kind != identitySubscr {
-		log.Warn("refused a connection that did not identify as a polling subscriber", "identity", id.kind)
+		s.refused(s.logger(), s.Limits, c.RemoteAddr(), fmt.Sprintf("refused a connection that did not identify as a polling subscriber (it said %s)", id.kind), peer)
 		return
 	}
 	sub, err := NormalizeSubscriptionID(id.subscription.String())

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Handler serves one method of one service. It returns the method's result
@@ -291,7 +293,7 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 		return s.respond(c, req, resp)
 	}
 	err = msg.ReceiveStreams(func(ds DataStream, payload io.Reader) error {
-		f, err := os.CreateTemp(s.TempDir, "halibut-stream-*")
+		f, err := os.CreateTemp(s.TempDir, spoolFilePattern)
 		if err != nil {
 			return err
 		}
@@ -330,4 +332,40 @@ func closeResultStream(resp *ResponseMessage) {
 			closer.Close()
 		}
 	}
+}
+
+// spoolFilePattern names the files data streams are spooled to.
+const spoolFilePattern = "halibut-stream-*"
+
+// SweepTempDir removes spooled data streams that a process stopped before
+// startedAt left in TempDir (a crash mid-request), and nothing else: only
+// regular files named as ours, last written before startedAt. It returns
+// the files removed and their total size. With TempDir "" (shared with
+// everything else) it does nothing.
+func (s *Service) SweepTempDir(startedAt time.Time) (removed []string, bytes int64, err error) {
+	if s.TempDir == "" {
+		return nil, 0, nil
+	}
+	entries, err := os.ReadDir(s.TempDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	var errs []error
+	for _, e := range entries {
+		if ok, _ := filepath.Match(spoolFilePattern, e.Name()); !ok || !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(s.TempDir, e.Name())
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(startedAt) {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, path)
+		bytes += info.Size()
+	}
+	return removed, bytes, errors.Join(errs...)
 }

@@ -40,6 +40,11 @@ func (c *quickAckConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite half-closes the connection underneath (drainBeforeClose).
+func (c *quickAckConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+var _ halfCloser = (*quickAckConn)(nil)
+
 func setQuickAck(fd uintptr) {
 	_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
 }

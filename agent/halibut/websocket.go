@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -286,7 +287,9 @@ func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprints [
 
 // WebSocketHandler serves polling Tentacles that connect over WebSocket at
 // any path it is mounted on. The http.Server must use TLS with
-// ClientAuth RequestClientCert (see WebSocketTLSConfig) and HTTP/1.1 only.
+// ClientAuth RequestClientCert (see WebSocketTLSConfig) and HTTP/1.1 only,
+// and serve on WebSocketListener(ln) so that peers must identify
+// themselves in time.
 func (s *PollingServer) WebSocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log := s.logger().With("remote", r.RemoteAddr)
@@ -299,7 +302,11 @@ func (s *PollingServer) WebSocketHandler() http.Handler {
 			peer = Thumbprint(r.TLS.PeerCertificates[0])
 		}
 		if peer == "" || !s.Trust.Trusted(peer) {
-			log.Warn("refused a websocket connection from an untrusted or missing certificate", "thumbprint", peer)
+			msg := "refused a websocket connection from an untrusted certificate; trust it with --trust if this is your Tentacle"
+			if peer == "" {
+				msg = "refused a websocket connection: the client did not present a certificate"
+			}
+			s.refused(s.logger(), s.Limits, remoteAddrOf(r), msg, peer)
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
@@ -332,10 +339,29 @@ func (s *PollingServer) WebSocketHandler() http.Handler {
 			c.Close()
 			return
 		}
+		markIdentified(c)
 		s.wg.Add(1)
 		defer s.wg.Done()
 		s.serveSubscriber(hc, id, peer, log)
 	})
+}
+
+// WebSocketListener wraps the listener an http.Server serving
+// WebSocketHandler accepts on, so its connections get what the TCP polling
+// port gives them: one deadline (Limits.IdentificationTimeout) from accept
+// to identified peer, covering TLS, the HTTP upgrade, the preamble and the
+// identity, and the caps on connections not yet identified, shared with
+// Serve.
+func (s *PollingServer) WebSocketListener(ln net.Listener) net.Listener {
+	return &gatedListener{Listener: ln, a: &s.acceptor, lim: s.Limits, log: s.logger()}
+}
+
+// remoteAddrOf is the peer address of an HTTP request as a net.Addr.
+func remoteAddrOf(r *http.Request) net.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return &net.TCPAddr{}
 }
 
 // WebSocketTLSConfig is the TLS configuration an http.Server needs for

@@ -35,6 +35,8 @@ type realAgent struct {
 	thumb    string
 	client   *halibut.Client
 	bin      string // the agent's binary; builtBinary unless a test sets it
+	// startArgs replace `agent --instance E2E` (to start the agent through a shell).
+	startArgs []string
 }
 
 func freePort(t *testing.T) int {
@@ -86,7 +88,11 @@ func (a *realAgent) start() {
 	if bin == "" {
 		bin = builtBinary
 	}
-	a.cmd = exec.Command(bin, "agent", "--instance", "E2E")
+	args := a.startArgs
+	if args == nil {
+		args = []string{"agent", "--instance", "E2E"}
+	}
+	a.cmd = exec.Command(bin, args...)
 	a.cmd.Env = a.env
 	a.cmd.Stdout, a.cmd.Stderr = io.Discard, io.Discard
 	if err := a.cmd.Start(); err != nil {

@@ -179,7 +179,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		wsCert = s.wsCert
 	}
 	s.wsServer = &http.Server{Handler: mux, TLSConfig: halibut.WebSocketTLSConfig(wsCert), TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){}}
-	go s.wsServer.ServeTLS(wl, "", "")
+	go s.wsServer.ServeTLS(s.polling.WebSocketListener(wl), "", "")
 	s.WebSocketAddress = "wss://" + wl.Addr().String() + "/OctopusComms"
 
 	if s.rest != nil { // WithTLS
