@@ -37,6 +37,11 @@ type Store struct {
 func (s *Store) Resolve(remotePath string) (string, error) {
 	p := remotePath
 	if runtime.GOOS != "windows" {
+		// A UNC path names a Windows share; as a Unix path it would create
+		// folders under / ("\\server\share\y.txt" -> /server/share/y.txt).
+		if strings.HasPrefix(p, `\\`) || strings.HasPrefix(p, "//") {
+			return "", fmt.Errorf("%s is a Windows network (UNC) path, which this agent cannot reach on %s; send a local path", remotePath, runtime.GOOS)
+		}
 		p = strings.ReplaceAll(p, `\`, "/")
 	}
 	if strings.TrimSpace(p) == "" {
@@ -67,13 +72,20 @@ func (s *Store) Upload(remotePath string, content io.Reader, length int64) (Uplo
 		return Uploaded{}, err
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Folders and new files get what the agent's umask allows (0777 and 0666
+	// before it), as any program creating them would; a file that already
+	// exists keeps its mode, so a private file stays private.
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return Uploaded{}, fmt.Errorf("creating %s: %w", dir, err)
 	}
 	if err := s.checkFreeSpace(dir, length); err != nil {
 		return Uploaded{}, err
 	}
-	tmp, forget, err := s.createUploadTemp(dir, filepath.Base(path))
+	perm, keep := os.FileMode(0o666), false
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		perm, keep = fi.Mode().Perm(), true // umask may narrow it at creation: Chmod below restores it
+	}
+	tmp, forget, err := s.createUploadTemp(dir, filepath.Base(path), perm)
 	if err != nil {
 		return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -93,8 +105,10 @@ func (s *Store) Upload(remotePath string, content io.Reader, length int64) (Uplo
 	if n != length {
 		return Uploaded{}, fmt.Errorf("upload of %s ended after %d of %d bytes", path, n, length)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return Uploaded{}, err
+	if keep {
+		if err := tmp.Chmod(perm); err != nil {
+			return Uploaded{}, fmt.Errorf("writing %s: %w", path, err)
+		}
 	}
 	// No fsync: like upstream and scp we leave flushing to the kernel (it
 	// costs ~1.3 s per GiB here). The rename still guarantees that readers

@@ -33,7 +33,7 @@ const recordSuffix = ".upload"
 // createUploadTemp creates the temporary file for an upload of dir/name,
 // recorded in the journal first when there is one. forget removes the
 // record; call it once the temporary file is renamed or removed.
-func (s *Store) createUploadTemp(dir, name string) (f *os.File, forget func(), err error) {
+func (s *Store) createUploadTemp(dir, name string, perm os.FileMode) (f *os.File, forget func(), err error) {
 	for range 10000 {
 		suffix := strconv.FormatUint(uint64(rand.Uint32()), 10)
 		path := filepath.Join(dir, "."+name+uploadTempMarker+suffix)
@@ -49,7 +49,7 @@ func (s *Store) createUploadTemp(dir, name string) (f *os.File, forget func(), e
 				os.Remove(record)
 			}
 		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, os.ErrExist) {
 			forget()
 			continue
