@@ -108,26 +108,31 @@ package: $(GOBIN)/goreleaser
 clean:
 	rm -rf bin dist
 
-# nspawn-rootfs builds, once, the Debian root filesystem in which the service
-# end-to-end test (cmd/tentacle/service_nspawn_test.go) boots a real systemd
-# (shared recipe: systemd-in-a-container.md). It lives under the git-ignored
-# .cache and is never modified afterwards: the test boots it with
-# --volatile=overlay. The test runs this target itself when the cache is
-# missing, so CI pays the ~40 s once per cache. It is built in a temp
-# directory and renamed into place, so an interrupted build leaves no
-# half-made root filesystem that a later run would trust.
-NSPAWN_ROOTFS := .cache/nspawn/bookworm
+# nspawn-rootfs builds, once, the Debian root filesystem in which the
+# container tests boot a real systemd (shared recipe:
+# systemd-in-a-container.md): the service test (cmd/tentacle), install.sh and
+# the Ansible example (scripts/). It lives under the git-ignored .cache and is
+# never modified afterwards: the tests boot it with --volatile=overlay. The
+# tests run this target themselves (agent/service/nspawntest), so CI pays the
+# build once per cache. Its marker file holds NSPAWN_PACKAGES: changing that
+# list rebuilds it on the next run. It is built in a temp directory and
+# renamed into place under a lock, so an interrupted build leaves no
+# half-made root filesystem that a later run would trust, and two test
+# packages starting together build it once.
+# curl and minisign: install.sh downloads and verifies with them; ansible-core:
+# in the container (together +50 s and +110 MB on the first build).
+NSPAWN_ROOTFS   := .cache/nspawn/bookworm
+NSPAWN_PACKAGES := systemd,systemd-sysv,dbus,procps,iproute2,curl,ca-certificates,minisign,ansible-core
 DEBIAN_MIRROR ?= $(or $(shell sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1),http://deb.debian.org/debian)
 
-nspawn-rootfs: $(NSPAWN_ROOTFS)/.tentacle-rootfs
-
-$(NSPAWN_ROOTFS)/.tentacle-rootfs:
-	@$(MAKE) --no-print-directory deps
+nspawn-rootfs:
 	@mkdir -p $(dir $(NSPAWN_ROOTFS))
-	@set -e; tmp=$$(mktemp -d $(NSPAWN_ROOTFS).tmp-XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
-	echo "debootstrap bookworm into $(NSPAWN_ROOTFS) from $(DEBIAN_MIRROR)"; \
-	debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,procps,iproute2 \
-		bookworm "$$tmp" $(DEBIAN_MIRROR) >"$$tmp.log" 2>&1 || { tail -20 "$$tmp.log"; rm -f "$$tmp.log"; exit 1; }; \
-	rm -f "$$tmp.log"; \
-	touch "$$tmp/.tentacle-rootfs"; \
-	if [ ! -e $@ ]; then rm -rf $(NSPAWN_ROOTFS); mv -T "$$tmp" $(NSPAWN_ROOTFS); fi
+	@exec 9>$(NSPAWN_ROOTFS).lock; flock 9; \
+	if [ "$$(cat $(NSPAWN_ROOTFS)/.tentacle-rootfs 2>/dev/null)" = "$(NSPAWN_PACKAGES)" ]; then exit 0; fi; \
+	$(MAKE) --no-print-directory deps || exit 1; \
+	set -e; tmp=$$(mktemp -d $(NSPAWN_ROOTFS).tmp-XXXXXX); trap 'rm -rf "$$tmp" "$$tmp.log"' EXIT; \
+	echo "debootstrap bookworm into $(NSPAWN_ROOTFS) from $(DEBIAN_MIRROR) with $(NSPAWN_PACKAGES)"; \
+	debootstrap --variant=minbase --include=$(NSPAWN_PACKAGES) \
+		bookworm "$$tmp" $(DEBIAN_MIRROR) >"$$tmp.log" 2>&1 || { tail -20 "$$tmp.log"; exit 1; }; \
+	echo "$(NSPAWN_PACKAGES)" >"$$tmp/.tentacle-rootfs"; \
+	rm -rf $(NSPAWN_ROOTFS); mv -T "$$tmp" $(NSPAWN_ROOTFS)

@@ -496,7 +496,7 @@ install_tarball() {
 run_provision() {
 	bin=$1
 	# Exit 2 is "unknown command", as upstream's CLI.
-	"$bin" help provision >/dev/null 2>&1
+	"$bin" provision --help >/dev/null 2>&1
 	if [ $? -eq 2 ]; then
 		die $EXIT_PROVISION "tentacle $VERSION has no \`provision\` command yet, so --provision $PROVISION_FILE cannot be applied. Install a version that has it, or run the setup commands (create-instance, configure, register-with, service) yourself."
 	fi

@@ -12,176 +12,27 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/agent/service/nspawntest"
 )
 
-// The service end-to-end test boots a REAL systemd (PID 1 of a Debian
-// container in systemd-nspawn; shared recipe: systemd-in-a-container.md),
-// installs the agent with `tentacle service` inside it, and drives it through
-// the protocol from here. The container shares the host's network namespace
-// so this process can reach the agent on a free loopback port; everything
-// else (files, units, processes) is the container's and is thrown away
-// (--volatile=overlay keeps the cached root filesystem pristine).
-
-// nspawnRootfs is the cached root filesystem (Makefile: nspawn-rootfs).
-const nspawnRootfs = "../../.cache/nspawn/bookworm"
+// The service end-to-end test boots a REAL systemd in a container
+// (agent/service/nspawntest), installs the agent with `tentacle service`
+// inside it, and drives it through the protocol from here on loopback.
 
 // containerBinDir is where this test's tentacle binary appears inside the
 // container (a read-only bind mount).
 const containerBinDir = "/opt/tentacle-e2e"
 
-type nspawnMachine struct {
-	t      *testing.T
-	nspawn *exec.Cmd
-	pid1   int
-	logf   string
+// tentacleIn runs this test's tentacle in the container; it has to succeed.
+func tentacleIn(m *nspawntest.Machine, args ...string) string {
+	return m.Must(append([]string{containerBinDir + "/tentacle"}, args...)...)
 }
-
-// skipUnlessNspawn returns the root filesystem to boot, building it once
-// (about 40 s) if it is not cached, or skips the test saying why.
-func skipUnlessNspawn(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("SKIP: -short: the systemd-nspawn test boots a container")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: systemd-nspawn needs root; run the tests as root (CI does)")
-	}
-	for _, tool := range []string{"systemd-nspawn", "nsenter", "unshare", "setsid"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: %s is not installed (apt-get install systemd-container util-linux; `make deps` does it)", tool)
-		}
-	}
-	rootfs := os.Getenv("TENTACLE_NSPAWN_ROOTFS")
-	if rootfs == "" {
-		rootfs, _ = filepath.Abs(nspawnRootfs)
-	}
-	if _, err := os.Stat(filepath.Join(rootfs, ".tentacle-rootfs")); err != nil {
-		if os.Getenv("TENTACLE_NSPAWN_ROOTFS") != "" {
-			t.Skipf("SKIP: TENTACLE_NSPAWN_ROOTFS=%s is not a root filesystem built by `make nspawn-rootfs`", rootfs)
-		}
-		if _, err := exec.LookPath("debootstrap"); err != nil {
-			t.Skip("SKIP: no cached root filesystem and no debootstrap to build one (`make nspawn-rootfs`)")
-		}
-		t.Logf("building the container root filesystem once: make nspawn-rootfs (cached under .cache/nspawn)")
-		start := time.Now()
-		out, err := exec.Command("make", "-C", "../..", "--no-print-directory", "nspawn-rootfs").CombinedOutput()
-		if err != nil {
-			t.Skipf("SKIP: cannot build the container root filesystem (`make nspawn-rootfs`): %v\n%s", err, out)
-		}
-		t.Logf("root filesystem built in %s", time.Since(start).Round(time.Second))
-	}
-	return rootfs
-}
-
-// bootMachine boots systemd in the root filesystem with binDir mounted
-// read-only at containerBinDir, and waits until it is running.
-func bootMachine(t *testing.T, rootfs, binDir string) *nspawnMachine {
-	t.Helper()
-	if err := os.MkdirAll("/run/systemd/nspawn", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	m := &nspawnMachine{t: t, logf: filepath.Join(t.TempDir(), "boot.log")}
-	logFile, err := os.Create(m.logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	name := fmt.Sprintf("tentacle-e2e-%d", os.Getpid())
-	// A private mount namespace with its own /run/systemd/nspawn leaves
-	// nothing mounted on the host; --register=no --keep-unit because there
-	// is no host systemd to register with.
-	script := "mount -t tmpfs tmpfs /run/systemd/nspawn && exec systemd-nspawn -D " + shellQuote(rootfs) +
-		" -b --register=no --keep-unit --volatile=overlay --console=pipe -M " + name +
-		" --bind-ro=" + shellQuote(binDir) + ":" + containerBinDir
-	m.nspawn = exec.Command("setsid", "unshare", "-m", "--propagation", "private", "sh", "-c", script)
-	m.nspawn.Stdin, m.nspawn.Stdout, m.nspawn.Stderr = nil, logFile, logFile
-	if err := m.nspawn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.shutdown)
-	deadline := time.Now().Add(60 * time.Second)
-	state := ""
-	for time.Now().Before(deadline) {
-		if m.pid1 == 0 {
-			m.pid1 = containerPID1(m.nspawn.Process.Pid)
-		}
-		if m.pid1 != 0 {
-			out, _ := m.run("systemctl", "is-system-running")
-			state = strings.TrimSpace(out)
-			if state == "running" || state == "degraded" {
-				return m
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(m.logf)
-	t.Fatalf("systemd in the container did not come up (state %q):\n%s", state, log)
-	return nil
-}
-
-// containerPID1 is the container's systemd as the host sees it: the
-// process systemd-nspawn forks, found under the setsid/unshare/sh chain.
-func containerPID1(root int) int {
-	// setsid and sh exec, so root is nspawn itself; its child is PID 1.
-	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", root, root))
-	for _, f := range strings.Fields(string(children)) {
-		pid, _ := strconv.Atoi(f)
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if strings.TrimSpace(string(comm)) == "systemd" {
-			return pid
-		}
-	}
-	return 0
-}
-
-func (m *nspawnMachine) shutdown() {
-	if m.nspawn.Process == nil {
-		return
-	}
-	_ = m.nspawn.Process.Signal(syscall.SIGTERM) // nspawn asks the container to halt
-	done := make(chan struct{})
-	go func() { m.nspawn.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = m.nspawn.Process.Kill()
-		<-done
-	}
-}
-
-// run runs a command inside the container with a clean environment.
-func (m *nspawnMachine) run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	full := append([]string{"-t", strconv.Itoa(m.pid1), "-a", "env", "-i",
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "NO_COLOR=1", "LANG=C.UTF-8"}, args...)
-	out, err := exec.CommandContext(ctx, "nsenter", full...).CombinedOutput()
-	return string(out), err
-}
-
-// must runs a command inside the container that has to succeed.
-func (m *nspawnMachine) must(args ...string) string {
-	m.t.Helper()
-	out, err := m.run(args...)
-	if err != nil {
-		m.t.Fatalf("in the container: %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (m *nspawnMachine) tentacle(args ...string) string {
-	m.t.Helper()
-	return m.must(append([]string{containerBinDir + "/tentacle"}, args...)...)
-}
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // staticBinary builds tentacle without cgo, so it runs on the container's
 // libc whatever the host's is.
@@ -200,10 +51,10 @@ func staticBinary(t *testing.T) string {
 }
 
 func TestServiceUnderRealSystemd(t *testing.T) {
-	rootfs := skipUnlessNspawn(t)
+	rootfs := nspawntest.Rootfs(t)
 	start := time.Now()
 	binDir := staticBinary(t)
-	m := bootMachine(t, rootfs, binDir)
+	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: binDir, Container: containerBinDir})
 	t.Logf("systemd booted in the container in %s", time.Since(start).Round(time.Millisecond))
 
 	// An instance as automation sets it up, at upstream's default paths.
@@ -212,51 +63,51 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.tentacle("create-instance", "--instance", "Tentacle", "--config", "/etc/octopus/Tentacle/tentacle.config")
-	m.tentacle("new-certificate", "--instance", "Tentacle", "--if-blank")
-	m.tentacle("configure", "--instance", "Tentacle", "--port", strconv.Itoa(port), "--listenIpAddress", "127.0.0.1", "--trust", op.Thumbprint())
-	thumb := strings.TrimSpace(m.tentacle("show-thumbprint", "--instance", "Tentacle"))
+	tentacleIn(m, "create-instance", "--instance", "Tentacle", "--config", "/etc/octopus/Tentacle/tentacle.config")
+	tentacleIn(m, "new-certificate", "--instance", "Tentacle", "--if-blank")
+	tentacleIn(m, "configure", "--instance", "Tentacle", "--port", strconv.Itoa(port), "--listenIpAddress", "127.0.0.1", "--trust", op.Thumbprint())
+	thumb := strings.TrimSpace(tentacleIn(m, "show-thumbprint", "--instance", "Tentacle"))
 
 	// Not live before it ever ran: livez fails fast, with a reason.
-	if out, err := m.run(containerBinDir+"/tentacle", "livez", "--instance", "Tentacle"); err == nil || !strings.Contains(out, "does not exist") {
+	if out, err := m.Run(containerBinDir+"/tentacle", "livez", "--instance", "Tentacle"); err == nil || !strings.Contains(out, "does not exist") {
 		t.Errorf("livez before the agent ran: %v\n%s", err, out)
 	}
 
 	// Neither root nor passwordless sudo (the container has no sudo): a
 	// clear error, exit 1, and nothing written.
-	denied, err := m.run("runuser", "-u", "nobody", "--", containerBinDir+"/tentacle", "service", "--instance", "Tentacle", "--install", "--start")
+	denied, err := m.Run("runuser", "-u", "nobody", "--", containerBinDir+"/tentacle", "service", "--instance", "Tentacle", "--install", "--start")
 	var xe *exec.ExitError
 	if !errors.As(err, &xe) || xe.ExitCode() != 1 || !strings.Contains(denied, "Requires elevated privileges") {
 		t.Errorf("service --install as nobody: %v\n%s", err, denied)
 	}
-	if _, err := m.run("test", "-e", "/etc/systemd/system/Tentacle.service"); err == nil {
+	if _, err := m.Run("test", "-e", "/etc/systemd/system/Tentacle.service"); err == nil {
 		t.Error("a failed --install left a unit file behind")
 	}
 
-	out := m.tentacle("service", "--instance", "Tentacle", "--install", "--start")
+	out := tentacleIn(m, "service", "--instance", "Tentacle", "--install", "--start")
 	t.Logf("service --install --start:\n%s", out)
-	if got := strings.TrimSpace(m.must("systemctl", "is-active", "Tentacle.service")); got != "active" {
+	if got := strings.TrimSpace(m.Must("systemctl", "is-active", "Tentacle.service")); got != "active" {
 		t.Fatalf("after --install --start the unit is %q", got)
 	}
-	if got := strings.TrimSpace(m.must("systemctl", "is-enabled", "Tentacle.service")); got != "enabled" {
+	if got := strings.TrimSpace(m.Must("systemctl", "is-enabled", "Tentacle.service")); got != "enabled" {
 		t.Errorf("after --install the unit is %q, not enabled", got)
 	}
-	if got := m.must("stat", "-c", "%a %U", "/etc/systemd/system/Tentacle.service"); strings.TrimSpace(got) != "644 root" {
+	if got := m.Must("stat", "-c", "%a %U", "/etc/systemd/system/Tentacle.service"); strings.TrimSpace(got) != "644 root" {
 		t.Errorf("unit file mode/owner: %s", got)
 	}
 	// The unit systemd loaded is the one we meant.
-	show := m.must("systemctl", "show", "Tentacle.service", "-p", "KillMode,Restart,User,ExecStart")
+	show := m.Must("systemctl", "show", "Tentacle.service", "-p", "KillMode,Restart,User,ExecStart")
 	for _, want := range []string{"KillMode=process", "Restart=always", "User=root", containerBinDir + "/tentacle ; argv[]=" + containerBinDir + "/tentacle run --instance=Tentacle --noninteractive"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("systemctl show lacks %q:\n%s", want, show)
 		}
 	}
 	// Idempotent: the same command again changes nothing and succeeds.
-	again := m.tentacle("service", "--instance", "Tentacle", "--install", "--start")
+	again := tentacleIn(m, "service", "--instance", "Tentacle", "--install", "--start")
 	if !strings.Contains(again, "already installed and up to date") || !strings.Contains(again, "already running") {
 		t.Errorf("a second --install --start was not a visible no-op:\n%s", again)
 	}
-	if out, err := m.run(containerBinDir+"/tentacle", "livez", "--instance", "Tentacle"); err != nil {
+	if out, err := m.Run(containerBinDir+"/tentacle", "livez", "--instance", "Tentacle"); err != nil {
 		t.Errorf("livez of the running service: %v\n%s", err, out)
 	}
 
@@ -272,15 +123,15 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(700 * time.Millisecond)
-	pidBefore := strings.TrimSpace(m.must("systemctl", "show", "-p", "MainPID", "--value", "Tentacle.service"))
+	pidBefore := strings.TrimSpace(m.Must("systemctl", "show", "-p", "MainPID", "--value", "Tentacle.service"))
 	restartStart := time.Now()
-	m.must("systemctl", "restart", "Tentacle.service")
-	pidAfter := strings.TrimSpace(m.must("systemctl", "show", "-p", "MainPID", "--value", "Tentacle.service"))
+	m.Must("systemctl", "restart", "Tentacle.service")
+	pidAfter := strings.TrimSpace(m.Must("systemctl", "show", "-p", "MainPID", "--value", "Tentacle.service"))
 	t.Logf("systemctl restart took %s (agent pid %s -> %s)", time.Since(restartStart).Round(time.Millisecond), pidBefore, pidAfter)
 	if pidBefore == pidAfter || pidAfter == "0" {
 		t.Fatalf("systemctl restart did not replace the agent (pid %s -> %s)", pidBefore, pidAfter)
 	}
-	if ps := m.must("ps", "-eo", "pid,args"); !strings.Contains(ps, "Bootstrap.sh") {
+	if ps := m.Must("ps", "-eo", "pid,args"); !strings.Contains(ps, "Bootstrap.sh") {
 		t.Errorf("the script did not survive the restart:\n%s", ps)
 	}
 	waitListening(t, port)
@@ -294,52 +145,52 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 	}
 
 	// --stop --uninstall leaves nothing behind.
-	out = m.tentacle("service", "--instance", "Tentacle", "--stop", "--uninstall")
+	out = tentacleIn(m, "service", "--instance", "Tentacle", "--stop", "--uninstall")
 	t.Logf("service --stop --uninstall:\n%s", out)
-	if _, err := m.run("test", "-e", "/etc/systemd/system/Tentacle.service"); err == nil {
+	if _, err := m.Run("test", "-e", "/etc/systemd/system/Tentacle.service"); err == nil {
 		t.Error("the unit file is still there")
 	}
-	if got := m.must("systemctl", "show", "-p", "LoadState", "--value", "Tentacle.service"); strings.TrimSpace(got) != "not-found" {
+	if got := m.Must("systemctl", "show", "-p", "LoadState", "--value", "Tentacle.service"); strings.TrimSpace(got) != "not-found" {
 		t.Errorf("after --uninstall systemd still knows the unit: LoadState=%s", got)
 	}
-	if got := m.must("sh", "-c", "systemctl list-units --all --no-legend 'Tentacle*'; systemctl list-unit-files --no-legend 'Tentacle*'; find /etc/systemd/system -iname '*tentacle*'"); strings.TrimSpace(got) != "" {
+	if got := m.Must("sh", "-c", "systemctl list-units --all --no-legend 'Tentacle*'; systemctl list-unit-files --no-legend 'Tentacle*'; find /etc/systemd/system -iname '*tentacle*'"); strings.TrimSpace(got) != "" {
 		t.Errorf("after --uninstall systemd still lists:\n%s", got)
 	}
-	if got, _ := m.run("pgrep", "-af", "tentacle run"); strings.TrimSpace(got) != "" {
+	if got, _ := m.Run("pgrep", "-af", "tentacle run"); strings.TrimSpace(got) != "" {
 		t.Errorf("an agent is still running after --uninstall:\n%s", got)
 	}
-	again = m.tentacle("service", "--instance", "Tentacle", "--stop", "--uninstall")
+	again = tentacleIn(m, "service", "--instance", "Tentacle", "--stop", "--uninstall")
 	if !strings.Contains(again, "not installed") {
 		t.Errorf("a second --stop --uninstall was not a visible no-op:\n%s", again)
 	}
 
 	// --username: the agent runs as that user, and its home, configuration
 	// and certificate are that user's and no one else's.
-	m.must("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "octo")
+	m.Must("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "octo")
 	port2 := freePort(t)
-	m.tentacle("create-instance", "--instance", "Svc", "--config", "/var/lib/tentacle/Svc/tentacle.config")
-	m.tentacle("configure", "--instance", "Svc", "--port", strconv.Itoa(port2), "--listenIpAddress", "127.0.0.1", "--trust", op.Thumbprint())
-	m.tentacle("new-certificate", "--instance", "Svc", "--if-blank")
-	out = m.tentacle("service", "--instance", "Svc", "--install", "--start", "--username", "octo")
+	tentacleIn(m, "create-instance", "--instance", "Svc", "--config", "/var/lib/tentacle/Svc/tentacle.config")
+	tentacleIn(m, "configure", "--instance", "Svc", "--port", strconv.Itoa(port2), "--listenIpAddress", "127.0.0.1", "--trust", op.Thumbprint())
+	tentacleIn(m, "new-certificate", "--instance", "Svc", "--if-blank")
+	out = tentacleIn(m, "service", "--instance", "Svc", "--install", "--start", "--username", "octo")
 	t.Logf("service --install --start --username octo:\n%s", out)
-	if got := m.must("ps", "-o", "user=", "-p", strings.TrimSpace(m.must("systemctl", "show", "-p", "MainPID", "--value", "Svc.service"))); strings.TrimSpace(got) != "octo" {
+	if got := m.Must("ps", "-o", "user=", "-p", strings.TrimSpace(m.Must("systemctl", "show", "-p", "MainPID", "--value", "Svc.service"))); strings.TrimSpace(got) != "octo" {
 		t.Errorf("the agent runs as %q, not octo", got)
 	}
-	if got := m.must("stat", "-c", "%n %a %U", "/var/lib/tentacle/Svc", "/var/lib/tentacle/Svc/tentacle.config"); got != "/var/lib/tentacle/Svc 700 octo\n/var/lib/tentacle/Svc/tentacle.config 600 octo\n" {
+	if got := m.Must("stat", "-c", "%n %a %U", "/var/lib/tentacle/Svc", "/var/lib/tentacle/Svc/tentacle.config"); got != "/var/lib/tentacle/Svc 700 octo\n/var/lib/tentacle/Svc/tentacle.config 600 octo\n" {
 		t.Errorf("ownership after --username:\n%s", got)
 	}
-	if got := m.must("stat", "-c", "%a %U", "/etc/octopus/Tentacle/Instances"); strings.TrimSpace(got) != "700 root" {
+	if got := m.Must("stat", "-c", "%a %U", "/etc/octopus/Tentacle/Instances"); strings.TrimSpace(got) != "700 root" {
 		t.Errorf("the instance index must stay root's: %s", got)
 	}
-	if out, err := m.run("runuser", "-u", "octo", "--", containerBinDir+"/tentacle", "livez", "--config", "/var/lib/tentacle/Svc/tentacle.config"); err != nil {
+	if out, err := m.Run("runuser", "-u", "octo", "--", containerBinDir+"/tentacle", "livez", "--config", "/var/lib/tentacle/Svc/tentacle.config"); err != nil {
 		t.Errorf("livez as octo: %v\n%s", err, out)
 	}
 	// Re-running the install without --username keeps the account.
-	again = m.tentacle("service", "--instance", "Svc", "--install")
+	again = tentacleIn(m, "service", "--instance", "Svc", "--install")
 	if !strings.Contains(again, "Keeping User=octo") || !strings.Contains(again, "up to date") {
 		t.Errorf("a second --install without --username:\n%s", again)
 	}
-	m.tentacle("service", "--instance", "Svc", "--stop", "--uninstall")
+	tentacleIn(m, "service", "--instance", "Svc", "--stop", "--uninstall")
 	t.Logf("whole test under systemd: %s", time.Since(start).Round(time.Millisecond))
 }
 
