@@ -17,7 +17,11 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # ones the service tests need: systemd-analyze verify for generated units, a
 # real systemd booted in systemd-nspawn, debootstrap for its root filesystem;
 # openssl makes the certificates Go's x509 refuses that the certificate tests use.
-APT_PACKAGES   := gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus
+# The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
+# it, sign a feed with minisign and validate the cloud-init examples with
+# cloud-init's schema checker (cloud-init is installed disabled: see deps).
+APT_PACKAGES   := gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
+                  dash busybox shellcheck minisign cloud-init
 
 .PHONY: all build test vet fmt-check unit fuzz demo bench bench-go bench-e2e package deps clean cross nspawn-rootfs
 
@@ -26,7 +30,8 @@ all: build
 # deps installs the system packages the tests need, only when missing.
 # Installing a package must not start its service on a developer's machine
 # (firewalld would take over its firewall): a temporary policy-rc.d tells
-# Debian's maintainer scripts not to start anything, as in a container.
+# Debian's maintainer scripts not to start anything, as in a container, and
+# cloud-init (wanted for its schema checker only) is disabled at boot.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -34,6 +39,7 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
 			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod 0755 /usr/sbin/policy-rc.d && guard=1; fi; \
+		case " $$missing " in *" cloud-init "*) $$SUDO mkdir -p /etc/cloud && $$SUDO touch /etc/cloud/cloud-init.disabled;; esac; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; rc=$$?; \
 		if [ -n "$$guard" ]; then $$SUDO rm -f /usr/sbin/policy-rc.d; fi; \
 		exit $$rc; \
@@ -120,9 +126,10 @@ clean:
 # half-made root filesystem that a later run would trust, and two test
 # packages starting together build it once.
 # curl and minisign: install.sh downloads and verifies with them; ansible-core:
-# in the container (together +50 s and +110 MB on the first build).
+# in the container (debootstrap resolves no virtual packages: python3-cffi-backend
+# provides the API python3-cryptography needs). Cost: see docs/benchmarks.md.
 NSPAWN_ROOTFS   := .cache/nspawn/bookworm
-NSPAWN_PACKAGES := systemd,systemd-sysv,dbus,procps,iproute2,curl,ca-certificates,minisign,ansible-core
+NSPAWN_PACKAGES := systemd,systemd-sysv,dbus,procps,iproute2,curl,ca-certificates,minisign,ansible-core,python3-cffi-backend
 DEBIAN_MIRROR ?= $(or $(shell sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1),http://deb.debian.org/debian)
 
 nspawn-rootfs:
