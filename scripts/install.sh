@@ -547,7 +547,7 @@ main() {
 	if [ -n "$DRY_RUN" ]; then
 		say "dry run: would download $FEED/$VERSION/$ASSET"
 		say "dry run: would verify its SHA-256 against $FEED/$VERSION/checksums.txt${PUBKEY:+ and the minisign signature of checksums.txt}"
-		say "dry run: would run $(install_cmd "$ASSET")"
+		say "dry run: would run $(install_cmd "./$ASSET")"
 		[ -z "$PROVISION_FILE" ] || say "dry run: would run tentacle provision --file $PROVISION_FILE"
 		say "dry run: nothing was changed."
 		exit 0
