@@ -82,8 +82,11 @@ func (a *acceptor) acceptFailed(log *slog.Logger, lim Limits, raw net.Conn, err 
 	var pe *PeerCertificateError
 	switch {
 	case errors.As(err, &pe):
-		// The peer only sees an alert, so this log is where the cause shows.
-		log.Error("TLS handshake failed on a certificate", "remote", raw.RemoteAddr().String(), "err", err)
+		// The peer only sees an alert, so this log is where the cause shows;
+		// through the refusal log, because any peer can send such a
+		// certificate (or such an alert) on every connection.
+		a.refusals.refused(log, lim, refusal{remote: raw.RemoteAddr().String(), host: remoteHost(raw.RemoteAddr()),
+			message: "TLS handshake failed on a certificate: " + err.Error(), asError: true})
 	case errors.As(err, &rf):
 		a.refused(log, lim, raw.RemoteAddr(), rf.message, rf.thumbprint)
 	case errors.Is(err, errNotHalibut):

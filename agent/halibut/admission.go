@@ -230,6 +230,6 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	configureTCP(c, l.lim)
-	return l.a.admit(c, l.lim, l.log), nil
+	// configureTCP may wrap c (quickAckConn): keep what it returns.
+	return l.a.admit(configureTCP(c, l.lim), l.lim, l.log), nil
 }

@@ -1,6 +1,7 @@
 package halibut
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -43,6 +44,10 @@ type refusal struct {
 	host       string // what refusals are tallied by
 	message    string // the full explanation, logged for the first refusal
 	thumbprint string // the peer's certificate, when it presented one
+	// asError logs the full line at Error rather than Warn: a certificate
+	// neither side can parse, which only this log explains. Anyone can send
+	// one, so it is rate-limited like every other refusal.
+	asError bool
 }
 
 type refusalTally struct {
@@ -114,7 +119,11 @@ func (r *refusalLog) refused(log *slog.Logger, lim Limits, rf refusal) {
 		if rf.thumbprint != "" {
 			attrs = append(attrs, "thumbprint", rf.thumbprint)
 		}
-		log.Warn(rf.message, attrs...)
+		level := slog.LevelWarn
+		if rf.asError {
+			level = slog.LevelError
+		}
+		log.Log(context.Background(), level, rf.message, attrs...)
 	}
 }
 

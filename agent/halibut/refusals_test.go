@@ -2,6 +2,7 @@ package halibut
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -199,6 +200,54 @@ func TestListenerRefusalsDoNotFloodTheLog(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 	if got := logs.take(); len(got) != 1 || !strings.HasPrefix(got[0], "50 connections refused from 127.0.0.1 in the last minute") {
+		t.Fatalf("after a minute: want one summary, got %q", got)
+	}
+}
+
+// A certificate Go cannot parse is explained at Error, but anyone can present
+// one on every connection: twenty such connections from one client give one
+// Error line, then a summary once the minute is over. Before, twenty.
+func TestUnparsableCertificateRefusalsDoNotFloodTheLog(t *testing.T) {
+	odd := opensslNonConformingCert(t)
+	srv, _, _ := certs(t)
+	clk := newFakeClock()
+	logs := &logLines{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Listener{Certificate: srv, Trust: NewTrustStore(thumbprintDER(odd.Certificate[0])), Service: echoService(), Limits: testLimits(), Logger: slog.New(logs)}
+	l.refusals.clock = clk
+	done := make(chan struct{})
+	go func() { l.Serve(ln); close(done) }()
+	t.Cleanup(func() { l.Shutdown(context.Background()); <-done })
+	const n = 20
+	for range n {
+		cfg := &tls.Config{InsecureSkipVerify: true, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return odd, nil }}
+		if tc, err := tls.Dial("tcp", ln.Addr().String(), cfg); err == nil {
+			tc.Close()
+		}
+	}
+	refusedSoFar := func() int {
+		l.refusals.mu.Lock()
+		defer l.refusals.mu.Unlock()
+		if tl := l.refusals.tallies["127.0.0.1"]; tl != nil {
+			return tl.count
+		}
+		return 0
+	}
+	logged := func() int {
+		logs.mu.Lock()
+		defer logs.mu.Unlock()
+		return len(logs.lines)
+	}
+	// (a line per connection, as before, also ends the wait)
+	waitFor(t, func() bool { return refusedSoFar() == n || logged() >= n }, "the listener to refuse every connection")
+	if got := logs.take(); len(got) != 1 || !strings.Contains(got[0], "TLS client at") || !strings.Contains(got[0], akiCritical) {
+		t.Fatalf("%d unparsable certificates: want one line naming the cause, got %d: %q", n, len(got), got)
+	}
+	clk.Advance(time.Minute)
+	if got := logs.take(); len(got) != 1 || !strings.HasPrefix(got[0], fmt.Sprintf("%d connections refused from 127.0.0.1 in the last minute", n)) {
 		t.Fatalf("after a minute: want one summary, got %q", got)
 	}
 }

@@ -94,3 +94,33 @@ func BenchmarkQuickAckRearm(b *testing.B) {
 		}
 	}
 }
+
+// The WebSocket polling endpoint's listener gives its connections the same
+// immediate ACKs as the TCP accept loop: it once applied configureTCP and
+// dropped the wrapped connection it returned.
+func TestWebSocketListenerAcknowledgesAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &PollingServer{Limits: DefaultLimits()}
+	wl := ps.WebSocketListener(ln)
+	defer wl.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	c, err := wl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	gc, ok := c.(*gatedConn)
+	if !ok {
+		t.Fatalf("accepted %T, want a *gatedConn", c)
+	}
+	if _, ok := gc.Conn.(*quickAckConn); !ok {
+		t.Errorf("the accepted connection under the gate is %T, want *quickAckConn (TCPQuickAck is on)", gc.Conn)
+	}
+}

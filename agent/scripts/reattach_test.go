@@ -237,18 +237,63 @@ func TestUpstreamWorkspaceIsUnknownResult(t *testing.T) {
 // An agent that dies right after launching, before its supervisor took charge: the next
 // agent launches the script again instead of reporting a result it cannot know; the
 // script still runs once.
+// supervisorNeverInCharge is a supervisor command that never takes charge of its
+// launch and lives until end is called (or the test's files are removed). A first
+// Manager must be closed while it lives: one that saw its own supervisor end
+// uncharged would record the launch as failed (ExitCodeLaunchFailed), so a fixed
+// lifetime such as "sleep 0.3" decided the outcome by how fast a loaded machine
+// got to Close.
+type supervisorNeverInCharge struct {
+	command       []string
+	started, hold string
+}
+
+func newSupervisorNeverInCharge(t *testing.T) *supervisorNeverInCharge {
+	dir := t.TempDir()
+	f := &supervisorNeverInCharge{started: filepath.Join(dir, "started"), hold: filepath.Join(dir, "hold")}
+	if err := os.WriteFile(f.hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.command = []string{"/bin/sh", "-c",
+		": > '" + f.started + "'; while [ -e '" + f.hold + "' ]; do sleep 0.05; done"}
+	return f
+}
+
+// waitStarted returns once the supervisor runs, so its launch is in the state file.
+func (f *supervisorNeverInCharge) waitStarted(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(f.started); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stand-in supervisor did not start within 30 s")
+		}
+	}
+}
+
+func (f *supervisorNeverInCharge) end(t *testing.T) {
+	t.Helper()
+	if err := os.Remove(f.hold); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRelaunchWhenSupervisorNeverStarted(t *testing.T) {
 	cfg := testConfig(t)
 	slow := cfg
 	// A "supervisor" that never takes charge, standing in for one still starting up.
-	slow.SupervisorCommand = []string{"/bin/sh", "-c", "sleep 0.3"}
+	fake := newSupervisorNeverInCharge(t)
+	slow.SupervisorCommand = fake.command
 	m1, err := NewManager(slow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	counter := filepath.Join(t.TempDir(), "runs")
 	mustStart(t, m1, StartRequest{Ticket: "Relaunch", ScriptBody: "echo run >> '" + counter + "'; exit 6"})
+	fake.waitStarted(t)
 	m1.Close()
+	fake.end(t)
 
 	m2 := newTestManager(t, cfg)
 	if st := waitComplete(t, m2, "Relaunch", 10*time.Second); st.ExitCode != 6 {
@@ -281,14 +326,29 @@ func TestNothingFromAnEarlierBootIsLaunched(t *testing.T) {
 	}
 	cfg := testConfig(t)
 	slow := cfg
-	slow.SupervisorCommand = []string{"/bin/sh", "-c", "sleep 0.3"} // never takes charge
+	fake := newSupervisorNeverInCharge(t)
+	slow.SupervisorCommand = fake.command
 	m1, err := NewManager(slow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	counter := filepath.Join(t.TempDir(), "runs")
 	mustStart(t, m1, StartRequest{Ticket: "NeverStarted", ScriptBody: "echo run >> '" + counter + "'"})
+	fake.waitStarted(t)
 	m1.Close()
+	fake.end(t)
+	launched := readTestState(t, m1, "NeverStarted")
+	if launched.State != Running || launched.Launch == nil || launched.SupervisorPID != 0 {
+		t.Fatalf("NeverStarted: state %v, launch %v, supervisor PID %d; want launched with no supervisor in charge",
+			launched.State, launched.Launch != nil, launched.SupervisorPID)
+	}
+	// The Manager that sets up Waiting must not see NeverStarted: in this boot it
+	// would rightly launch it again (TestRelaunchWhenSupervisorNeverStarted).
+	neverStarted := filepath.Join(cfg.Home, "Work", "NeverStarted")
+	aside := filepath.Join(t.TempDir(), "NeverStarted")
+	if err := os.Rename(neverStarted, aside); err != nil {
+		t.Fatal(err)
+	}
 	m1, err = NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -297,6 +357,9 @@ func TestNothingFromAnEarlierBootIsLaunched(t *testing.T) {
 	mustStart(t, m1, StartRequest{Ticket: "Holder", ScriptBody: "while [ ! -e '" + release + "' ]; do sleep 0.05; done", Isolation: FullIsolation})
 	mustStart(t, m1, StartRequest{Ticket: "Waiting", ScriptBody: "echo run >> '" + counter + "'", Isolation: FullIsolation})
 	m1.Close()
+	if err := os.Rename(aside, neverStarted); err != nil {
+		t.Fatal(err)
+	}
 	defer os.WriteFile(release, nil, 0o600)
 	for _, ticket := range []string{"NeverStarted", "Waiting"} {
 		dir := filepath.Join(cfg.Home, "Work", ticket)
@@ -320,7 +383,14 @@ func TestNothingFromAnEarlierBootIsLaunched(t *testing.T) {
 	if st, _ := m2.Status("Waiting", 0); !hasLineContaining(st.Logs, "The machine restarted before this script started") {
 		t.Errorf("Waiting's log does not say why:\n%s", logText(st.Logs))
 	}
-	time.Sleep(500 * time.Millisecond) // a relaunched supervisor would have run the script by now
+	// Nothing was launched again, nor can be: a supervisor runs a script only while
+	// the state file says Running with its launch's token, and both are settled.
+	if st := readTestState(t, m1, "NeverStarted"); st.Launch == nil || st.Launch.Token != launched.Launch.Token {
+		t.Errorf("NeverStarted was launched again: %+v", st.Launch)
+	}
+	if st := readTestState(t, m1, "Waiting"); st.Launch != nil {
+		t.Errorf("Waiting was launched: %+v", st.Launch)
+	}
 	if b, err := os.ReadFile(counter); err == nil {
 		t.Fatalf("a script from an earlier boot ran: %q", b)
 	}
