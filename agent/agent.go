@@ -78,6 +78,9 @@ type Agent struct {
 	listener *halibut.Listener
 	pollers  []*halibut.Poller
 	cleaner  scripts.CleanerConfig
+	// releaseHome ends this process's claim on home (scripts.ClaimHome),
+	// when Run returns.
+	releaseHome func()
 
 	addrMu sync.Mutex
 	addr   net.Addr
@@ -108,7 +111,17 @@ func New(opts Options) (*Agent, error) {
 	for _, srv := range servers {
 		trust.Add(srv.Thumbprint)
 	}
-	a := &Agent{opts: opts, log: opts.Logger, home: home, trust: trust, ready: make(chan struct{})}
+	release, err := scripts.ClaimHome(home)
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	defer func() {
+		if !created {
+			release()
+		}
+	}()
+	a := &Agent{opts: opts, log: opts.Logger, home: home, trust: trust, ready: make(chan struct{}), releaseHome: release}
 
 	env, err := a.scriptEnvironment()
 	if err != nil {
@@ -187,6 +200,7 @@ func New(opts Options) (*Agent, error) {
 	if a.listener == nil && len(a.pollers) == 0 {
 		return nil, config.Userf("This Tentacle has nothing to do: listening is off (NoListen) and no polling server is configured. Use `tentacle configure --noListen False` or `tentacle poll-server`.")
 	}
+	created = true
 	return a, nil
 }
 
@@ -307,11 +321,18 @@ func (a *Agent) Addr() net.Addr {
 // Pollers are the agent's polling clients, for health reporting.
 func (a *Agent) Pollers() []*halibut.Poller { return a.pollers }
 
+// close stops the script manager's goroutines (scripts keep running) and
+// gives up the claim on the home: what Run does when it returns.
+func (a *Agent) close() {
+	a.manager.Close()
+	a.releaseHome()
+}
+
 // Run serves until ctx ends, then stops accepting, finishes requests in
 // flight and returns. Running scripts are left running: a new agent
 // re-attaches to them.
 func (a *Agent) Run(ctx context.Context) error {
-	defer a.manager.Close()
+	defer a.close()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	// Upstream's start-up lines, word for word: its tooling waits for them

@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/pbkdf2"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/agent/scripts"
 )
 
 func TestRotatingFileRollsOverAndKeepsN(t *testing.T) {
@@ -202,4 +204,45 @@ func TestAgentServesAndStops(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the agent did not stop")
 	}
+}
+
+// A second agent on the same home stops before it touches anything: it
+// would otherwise adopt the first one's scripts and sweep its in-flight
+// uploads and spooled streams as leftovers of a crash.
+func TestSecondAgentOnTheSameHomeIsRefused(t *testing.T) {
+	home := t.TempDir()
+	operator, _ := config.GenerateCertificate()
+	cert, _ := config.GenerateCertificate()
+	s := config.NewSettings(filepath.Join(home, "t.config"))
+	s.Set(config.KeyHome, home)
+	s.Set(config.KeyPortNumber, "0")
+	s.Set(config.KeyListenIP, "127.0.0.1")
+	s.SetTrustedServers([]config.TrustedServer{{Thumbprint: operator.Thumbprint(), CommunicationStyle: config.StyleTentaclePassive}})
+	exe, _ := os.Executable()
+	opts := Options{Settings: s, Certificate: cert, MachineKey: config.NewUnixMachineKey(home), Limits: halibut.DefaultLimits(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Executable: exe, Getenv: func(string) string { return "" }}
+	first, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An upload in flight for the first agent: a spooled stream older than
+	// the second agent's start.
+	inFlight := filepath.Join(home, ".spool", "halibut-stream-inflight")
+	if err := os.WriteFile(inFlight, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(inFlight, old, old)
+	if _, err := New(opts); !errors.Is(err, scripts.ErrHomeInUse) || !strings.Contains(err.Error(), home) {
+		t.Fatalf("a second agent on the same home: %v", err)
+	}
+	if _, err := os.Stat(inFlight); err != nil {
+		t.Errorf("the refused agent swept the first one's spooled stream: %v", err)
+	}
+	first.close()
+	second, err := New(opts)
+	if err != nil {
+		t.Fatalf("after the first agent stopped: %v", err)
+	}
+	second.close()
 }

@@ -121,7 +121,7 @@ func TestAgentWarnsOfUnusableCleanerSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.manager.Close() })
+	t.Cleanup(func() { a.close() })
 	if a.cleaner.Interval != 2*time.Hour {
 		t.Errorf("interval %v, want the default 2h", a.cleaner.Interval)
 	}

@@ -52,7 +52,7 @@ func TestAgentChecksItsConfigurationPermissionsAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a world-readable configuration must only warn: %v", err)
 	}
-	a.manager.Close()
+	a.close()
 	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, path) || !strings.Contains(log, "chmod 600") {
 		t.Errorf("no warning for a world-readable configuration:\n%s", log)
 	}
@@ -62,7 +62,7 @@ func TestAgentChecksItsConfigurationPermissionsAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.manager.Close()
+	a.close()
 	if strings.Contains(log, "level=WARN") {
 		t.Errorf("a warning for a private configuration:\n%s", log)
 	}
