@@ -12,176 +12,39 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/internal/nspawntest"
 )
 
-// The service end-to-end test boots a REAL systemd (PID 1 of a Debian
-// container in systemd-nspawn; shared recipe: systemd-in-a-container.md),
+// The service end-to-end test boots a REAL systemd (internal/nspawntest),
 // installs the agent with `tentacle service` inside it, and drives it through
-// the protocol from here. The container shares the host's network namespace
-// so this process can reach the agent on a free loopback port; everything
-// else (files, units, processes) is the container's and is thrown away
-// (--volatile=overlay keeps the cached root filesystem pristine).
-
-// nspawnRootfs is the cached root filesystem (Makefile: nspawn-rootfs).
-const nspawnRootfs = "../../.cache/nspawn/bookworm"
+// the protocol from here on a free loopback port.
 
 // containerBinDir is where this test's tentacle binary appears inside the
 // container (a read-only bind mount).
 const containerBinDir = "/opt/tentacle-e2e"
 
 type nspawnMachine struct {
-	t      *testing.T
-	nspawn *exec.Cmd
-	pid1   int
-	logf   string
+	*nspawntest.Machine
+	t *testing.T
 }
 
-// skipUnlessNspawn returns the root filesystem to boot, building it once
-// (about 40 s) if it is not cached, or skips the test saying why.
-func skipUnlessNspawn(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("SKIP: -short: the systemd-nspawn test boots a container")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: systemd-nspawn needs root; run the tests as root (CI does)")
-	}
-	for _, tool := range []string{"systemd-nspawn", "nsenter", "unshare", "setsid"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: %s is not installed (apt-get install systemd-container util-linux; `make deps` does it)", tool)
-		}
-	}
-	rootfs := os.Getenv("TENTACLE_NSPAWN_ROOTFS")
-	if rootfs == "" {
-		rootfs, _ = filepath.Abs(nspawnRootfs)
-	}
-	if _, err := os.Stat(filepath.Join(rootfs, ".tentacle-rootfs")); err != nil {
-		if os.Getenv("TENTACLE_NSPAWN_ROOTFS") != "" {
-			t.Skipf("SKIP: TENTACLE_NSPAWN_ROOTFS=%s is not a root filesystem built by `make nspawn-rootfs`", rootfs)
-		}
-		if _, err := exec.LookPath("debootstrap"); err != nil {
-			t.Skip("SKIP: no cached root filesystem and no debootstrap to build one (`make nspawn-rootfs`)")
-		}
-		t.Logf("building the container root filesystem once: make nspawn-rootfs (cached under .cache/nspawn)")
-		start := time.Now()
-		out, err := exec.Command("make", "-C", "../..", "--no-print-directory", "nspawn-rootfs").CombinedOutput()
-		if err != nil {
-			t.Skipf("SKIP: cannot build the container root filesystem (`make nspawn-rootfs`): %v\n%s", err, out)
-		}
-		t.Logf("root filesystem built in %s", time.Since(start).Round(time.Second))
-	}
-	return rootfs
-}
+func (m *nspawnMachine) run(args ...string) (string, error) { return m.Run(args...) }
 
-// bootMachine boots systemd in the root filesystem with binDir mounted
-// read-only at containerBinDir, and waits until it is running.
-func bootMachine(t *testing.T, rootfs, binDir string) *nspawnMachine {
-	t.Helper()
-	if err := os.MkdirAll("/run/systemd/nspawn", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	m := &nspawnMachine{t: t, logf: filepath.Join(t.TempDir(), "boot.log")}
-	logFile, err := os.Create(m.logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	name := fmt.Sprintf("tentacle-e2e-%d", os.Getpid())
-	// A private mount namespace with its own /run/systemd/nspawn leaves
-	// nothing mounted on the host; --register=no --keep-unit because there
-	// is no host systemd to register with.
-	script := "mount -t tmpfs tmpfs /run/systemd/nspawn && exec systemd-nspawn -D " + shellQuote(rootfs) +
-		" -b --register=no --keep-unit --volatile=overlay --console=pipe -M " + name +
-		" --bind-ro=" + shellQuote(binDir) + ":" + containerBinDir
-	m.nspawn = exec.Command("setsid", "unshare", "-m", "--propagation", "private", "sh", "-c", script)
-	m.nspawn.Stdin, m.nspawn.Stdout, m.nspawn.Stderr = nil, logFile, logFile
-	if err := m.nspawn.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.shutdown)
-	deadline := time.Now().Add(60 * time.Second)
-	state := ""
-	for time.Now().Before(deadline) {
-		if m.pid1 == 0 {
-			m.pid1 = containerPID1(m.nspawn.Process.Pid)
-		}
-		if m.pid1 != 0 {
-			out, _ := m.run("systemctl", "is-system-running")
-			state = strings.TrimSpace(out)
-			if state == "running" || state == "degraded" {
-				return m
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(m.logf)
-	t.Fatalf("systemd in the container did not come up (state %q):\n%s", state, log)
-	return nil
-}
-
-// containerPID1 is the container's systemd as the host sees it: the
-// process systemd-nspawn forks, found under the setsid/unshare/sh chain.
-func containerPID1(root int) int {
-	// setsid and sh exec, so root is nspawn itself; its child is PID 1.
-	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", root, root))
-	for _, f := range strings.Fields(string(children)) {
-		pid, _ := strconv.Atoi(f)
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if strings.TrimSpace(string(comm)) == "systemd" {
-			return pid
-		}
-	}
-	return 0
-}
-
-func (m *nspawnMachine) shutdown() {
-	if m.nspawn.Process == nil {
-		return
-	}
-	_ = m.nspawn.Process.Signal(syscall.SIGTERM) // nspawn asks the container to halt
-	done := make(chan struct{})
-	go func() { m.nspawn.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = m.nspawn.Process.Kill()
-		<-done
-	}
-}
-
-// run runs a command inside the container with a clean environment.
-func (m *nspawnMachine) run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	full := append([]string{"-t", strconv.Itoa(m.pid1), "-a", "env", "-i",
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "NO_COLOR=1", "LANG=C.UTF-8"}, args...)
-	out, err := exec.CommandContext(ctx, "nsenter", full...).CombinedOutput()
-	return string(out), err
-}
-
-// must runs a command inside the container that has to succeed.
 func (m *nspawnMachine) must(args ...string) string {
 	m.t.Helper()
-	out, err := m.run(args...)
-	if err != nil {
-		m.t.Fatalf("in the container: %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return m.Must(args...)
 }
 
 func (m *nspawnMachine) tentacle(args ...string) string {
 	m.t.Helper()
 	return m.must(append([]string{containerBinDir + "/tentacle"}, args...)...)
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // staticBinary builds tentacle without cgo, so it runs on the container's
 // libc whatever the host's is.
@@ -200,10 +63,10 @@ func staticBinary(t *testing.T) string {
 }
 
 func TestServiceUnderRealSystemd(t *testing.T) {
-	rootfs := skipUnlessNspawn(t)
+	rootfs := nspawntest.Rootfs(t)
 	start := time.Now()
 	binDir := staticBinary(t)
-	m := bootMachine(t, rootfs, binDir)
+	m := &nspawnMachine{t: t, Machine: nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: binDir, Container: containerBinDir, ReadOnly: true})}
 	t.Logf("systemd booted in the container in %s", time.Since(start).Round(time.Millisecond))
 
 	// An instance as automation sets it up, at upstream's default paths.
