@@ -64,7 +64,7 @@ func TestDebUnderSystemd(t *testing.T) {
 		t.Errorf("tentacle-go version %q, want %s", got, f.Version)
 	}
 	for _, p := range upstreamPaths {
-		if got := strings.TrimSpace(m.Must("readlink", p)); got != "/usr/bin/tentacle" {
+		if got := strings.TrimSpace(m.Must("readlink", "-f", p)); got != "/usr/bin/tentacle" {
 			t.Errorf("%s -> %q, want /usr/bin/tentacle", p, got)
 		}
 		if out := m.Must(p, "version"); !strings.Contains(out, f.Version) {

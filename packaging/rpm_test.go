@@ -23,8 +23,8 @@ func TestRPMContentsAndScriptlets(t *testing.T) {
 	files := run(t, "rpm", "-qp", "--qf", "[%{FILENAMES} %{FILEMODES:perms} %{FILELINKTOS}\n]", pkg)
 	for _, want := range []string{
 		"/usr/bin/tentacle -rwxr-xr-x \n",
-		"/usr/bin/Tentacle lrwxrwxrwx /usr/bin/tentacle\n",
-		"/opt/octopus/tentacle/Tentacle lrwxrwxrwx /usr/bin/tentacle\n",
+		"/usr/bin/Tentacle lrwxrwxrwx tentacle\n",
+		"/opt/octopus/tentacle/Tentacle lrwxrwxrwx ../../../usr/bin/tentacle\n",
 	} {
 		if !strings.Contains(files, want) {
 			t.Errorf("rpm files lack %q:\n%s", want, files)

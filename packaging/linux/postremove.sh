@@ -2,7 +2,7 @@
 # tentacle-go postremove (deb postrm, rpm %postun). POSIX sh, idempotent,
 # safe under set -e.
 #
-# Purge (deb only; rpm has none) removes what exists only because of this
+# Purge (deb only; RPM has none) removes what exists only because of this
 # package: the unit files `tentacle service` wrote for this package's binary,
 # which is gone. Instance homes, configurations and the instance index under
 # /etc/octopus are the user's data: purge lists where they are and leaves
