@@ -131,7 +131,7 @@ func TestDebUnderSystemd(t *testing.T) {
 	if pidAfter == pidBefore || pidAfter == "0" {
 		t.Errorf("the agent was not restarted by the upgrade (pid %s -> %s)", pidBefore, pidAfter)
 	}
-	if got := strings.TrimSpace(m.Must("systemctl", "is-active", "Stopped.service") + ""); got != "inactive" {
+	if got, _ := m.Run("systemctl", "is-active", "Stopped.service"); strings.TrimSpace(got) != "inactive" {
 		t.Errorf("the stopped instance is %q after the upgrade", got)
 	}
 	if out := m.Must("tentacle", "version"); !strings.Contains(out, s.Version) {

@@ -98,7 +98,9 @@ func Publish(buildDir, feedDir string) (Version, error) {
 		return Version{}, err
 	}
 	for _, a := range files {
-		if err := copyFile(a.Path, filepath.Join(staging, a.Name)); err != nil {
+		// artifacts.json's paths are relative to where goreleaser ran; the
+		// published artifacts all sit at the top of its dist folder.
+		if err := copyFile(filepath.Join(buildDir, a.Name), filepath.Join(staging, a.Name)); err != nil {
 			return Version{}, err
 		}
 	}
