@@ -23,7 +23,7 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 APT_PACKAGES   := gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
                   dash busybox shellcheck minisign cloud-init
 
-.PHONY: all build test vet fmt-check unit fuzz demo bench bench-go bench-e2e package deps clean cross nspawn-rootfs
+.PHONY: all build test vet fmt-check unit fuzz demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs
 
 all: build
 
@@ -50,7 +50,7 @@ build:
 
 # test is what CI runs (.ci/run): static checks, then every test with the
 # race detector.
-test: deps vet fmt-check cross unit fuzz
+test: deps vet fmt-check cross unit fuzz package-test
 
 vet:
 	$(GO) vet ./...
@@ -70,8 +70,10 @@ cross:
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tentacle
 	GOOS=darwin  GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tentacle
 
+# unit runs every package's tests but ./packaging, whose tests install the
+# packages `make package` builds (package-test).
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/packaging$$')
 
 # fuzz runs every fuzz target of the network decoders for a bounded time,
 # starting from the corpus committed under each package's testdata/fuzz.
@@ -104,12 +106,34 @@ bench-e2e:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(BENCH_APT_PACKAGES)'
 	@GO=$(GO) bash scripts/bench.sh
 
+goreleaser: $(GOBIN)/goreleaser
+
+# goreleaser is installed only when missing; the version it reports is
+# checked so that an older one on the PATH or in GOBIN is not used silently.
 $(GOBIN)/goreleaser:
 	$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VER)
 
-# package builds release archives for every platform into dist/ (no publish).
+# package builds, offline, a snapshot of every release artifact into
+# dist/build (archives, deb and rpm, checksums.txt, and checksums.txt.minisig
+# when TENTACLE_SIGNING_KEY names a minisign secret key), then adds that
+# version to the release feed in dist/feed (packaging/README.md). Older
+# versions in the feed stay.
+FEED_DIR ?= dist/feed
+comma    := ,
 package: $(GOBIN)/goreleaser
-	$(GOBIN)/goreleaser release --snapshot --clean --skip=publish
+	@$(GOBIN)/goreleaser --version 2>/dev/null | grep -q 'GitVersion: *$(GORELEASER_VER)$$' || { \
+		echo "$(GOBIN)/goreleaser is not $(GORELEASER_VER); remove it and run make package again"; exit 1; }
+	$(GOBIN)/goreleaser release --snapshot --clean --skip=publish$(if $(TENTACLE_SIGNING_KEY),,$(comma)sign)
+	$(GO) run ./packaging/publishfeed -build dist/build -feed $(FEED_DIR)
+
+# package-test installs what `make package` built for real: the deb in a
+# container booted with systemd (install, service, upgrade while a script
+# runs, remove, purge), the rpm into a scratch root, lintian and rpmlint, the
+# size budget and the feed (packaging/*_test.go).
+PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev
+package-test: package
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES)'
+	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -v ./packaging/
 
 clean:
 	rm -rf bin dist
@@ -119,7 +143,7 @@ clean:
 # systemd-in-a-container.md): the service test (cmd/tentacle), install.sh and
 # the Ansible example (scripts/). It lives under the git-ignored .cache and is
 # never modified afterwards: the tests boot it with --volatile=overlay. The
-# tests run this target themselves (agent/service/nspawntest), so CI pays the
+# tests run this target themselves (internal/nspawntest), so CI pays the
 # build once per cache. Its marker file holds NSPAWN_PACKAGES: changing that
 # list rebuilds it on the next run. It is built in a temp directory and
 # renamed into place under a lock, so an interrupted build leaves no

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tentacle-go/tentacle/agent/config"
-	"github.com/tentacle-go/tentacle/agent/service/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/nspawntest"
 )
 
 // TestCloudInitExamplesValid checks both user-data files with Debian's
@@ -59,7 +59,7 @@ func TestAnsibleExampleConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: scriptsDir, Container: "/srv/scripts"})
+	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: scriptsDir, Container: "/srv/scripts", ReadOnly: true})
 	if _, err := m.Run("ansible-playbook", "--version"); err != nil {
 		t.Skip("SKIP: the container root filesystem has no ansible-playbook (rebuild it: make nspawn-rootfs)")
 	}

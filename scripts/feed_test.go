@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tentacle-go/tentacle/agent/service/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/nspawntest"
 )
 
 // A release feed as the packages half of issue 14 lays it out: index.json

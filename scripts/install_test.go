@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tentacle-go/tentacle/agent/service/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/nspawntest"
 )
 
 // Exit codes install.sh documents in its header.
@@ -133,7 +133,7 @@ func TestInstallShInContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: scriptsDir, Container: "/srv/scripts"})
+	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: scriptsDir, Container: "/srv/scripts", ReadOnly: true})
 	t.Logf("feed built in %s, container booted in %s", built.Sub(start).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
 	install := func(args ...string) (string, int) {
 		t.Helper()

@@ -18,11 +18,11 @@ import (
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
-	"github.com/tentacle-go/tentacle/agent/service/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/nspawntest"
 )
 
 // The service end-to-end test boots a REAL systemd in a container
-// (agent/service/nspawntest), installs the agent with `tentacle service`
+// (internal/nspawntest), installs the agent with `tentacle service`
 // inside it, and drives it through the protocol from here on loopback.
 
 // containerBinDir is where this test's tentacle binary appears inside the
@@ -54,7 +54,7 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 	rootfs := nspawntest.Rootfs(t)
 	start := time.Now()
 	binDir := staticBinary(t)
-	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: binDir, Container: containerBinDir})
+	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: binDir, Container: containerBinDir, ReadOnly: true})
 	t.Logf("systemd booted in the container in %s", time.Since(start).Round(time.Millisecond))
 
 	// An instance as automation sets it up, at upstream's default paths.

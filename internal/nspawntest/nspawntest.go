@@ -23,9 +23,10 @@ import (
 	"time"
 )
 
-// Bind is a host directory mounted read-only in the container.
+// Bind mounts a host folder into the container.
 type Bind struct {
 	Host, Container string
+	ReadOnly        bool
 }
 
 // Machine is a booted container.
@@ -92,7 +93,7 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
-// Boot boots systemd in rootfs with the binds mounted read-only, and waits
+// Boot boots systemd in rootfs with the binds mounted, and waits
 // until it is running. The container is halted when the test ends.
 func Boot(t testing.TB, rootfs string, binds ...Bind) *Machine {
 	t.Helper()
@@ -112,7 +113,11 @@ func Boot(t testing.TB, rootfs string, binds ...Bind) *Machine {
 	script := "mount -t tmpfs tmpfs /run/systemd/nspawn && exec systemd-nspawn -D " + ShellQuote(rootfs) +
 		" -b --register=no --keep-unit --volatile=overlay --console=pipe -M " + name
 	for _, b := range binds {
-		script += " --bind-ro=" + ShellQuote(b.Host+":"+b.Container)
+		opt := " --bind="
+		if b.ReadOnly {
+			opt = " --bind-ro="
+		}
+		script += opt + ShellQuote(b.Host+":"+b.Container)
 	}
 	m.nspawn = exec.Command("setsid", "unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	m.nspawn.Stdin, m.nspawn.Stdout, m.nspawn.Stderr = nil, logFile, logFile
