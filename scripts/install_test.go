@@ -120,7 +120,7 @@ func TestInstallShRefusals(t *testing.T) {
 }
 
 // TestInstallShInContainer installs for real in a Debian container booted
-// with systemd (agent/service/nspawntest), from a feed served on loopback:
+// with systemd (internal/nspawntest), from a feed served on loopback:
 // refusals first (nothing may be installed after them), then the deb, a
 // re-run, pinning, and the tarball.
 func TestInstallShInContainer(t *testing.T) {
