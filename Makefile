@@ -129,11 +129,13 @@ package: $(GOBIN)/goreleaser
 # package-test installs what `make package` built for real: the deb in a
 # container booted with systemd (install, service, upgrade while a script
 # runs, remove, purge), the rpm into a scratch root, lintian and rpmlint, the
-# size budget and the feed (packaging/*_test.go).
+# size budget and the feed (packaging/*_test.go), and install.sh from that
+# feed (scripts/).
 PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev
 package-test: package
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES)'
 	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -v ./packaging/
+	TENTACLE_PACKAGE_FEED=$(abspath $(FEED_DIR)) $(GO) test -count=1 -v -run TestInstallShFromThePackagedFeed ./scripts/
 
 clean:
 	rm -rf bin dist

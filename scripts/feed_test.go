@@ -83,7 +83,7 @@ func buildFeed(t *testing.T, stable []string, prereleases []string) string {
 		}
 		tarball := fmt.Sprintf("tentacle_%s_linux_%s.tar.gz", v, releaseArch())
 		writeTarball(t, filepath.Join(dir, tarball), bin)
-		deb := fmt.Sprintf("tentacle-go_%s_%s.deb", v, debArch(t))
+		deb := fmt.Sprintf("tentacle-go_%s-1_%s.deb", strings.Replace(v, "-", "~", 1), debArch(t))
 		writeDeb(t, filepath.Join(dir, deb), bin, v)
 		writeChecksums(t, dir, tarball, deb)
 		index = append(index, feedVersion{Version: v, Date: time.Now().UTC().Format(time.RFC3339), Files: []string{tarball, deb}})

@@ -354,9 +354,13 @@ choose_version() {
 		*) die $EXIT_NO_VERSION "no version in the feed $FEED matches --version $CONSTRAINT (it has: $known)." ;;
 		esac
 	fi
+	# deb and rpm versions write a SemVer pre-release's first '-' as '~' (so
+	# that 1.2.3~rc.1 sorts before 1.2.3) and add the package revision -1, as
+	# nfpm names them (packaging/README.md).
+	PKG_VERSION=$(printf '%s' "$VERSION" | sed 's/-/~/')
 	case $METHOD in
-	deb) ASSET="tentacle-go_${VERSION}_${DEB_ARCH}.deb" ;;
-	rpm) ASSET="tentacle-go-${VERSION}-1.${RPM_ARCH}.rpm" ;;
+	deb) ASSET="tentacle-go_${PKG_VERSION}-1_${DEB_ARCH}.deb" ;;
+	rpm) ASSET="tentacle-go-${PKG_VERSION}-1.${RPM_ARCH}.rpm" ;;
 	tarball) ASSET="tentacle_${VERSION}_linux_${ARCH}.tar.gz" ;;
 	esac
 }

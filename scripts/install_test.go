@@ -3,6 +3,7 @@
 package scripts_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -168,7 +169,7 @@ func TestInstallShInContainer(t *testing.T) {
 	// A deb whose bytes differ from checksums.txt is refused before
 	// anything is installed, and the download is removed.
 	tampered := copyFeed(t, feed)
-	deb := filepath.Join(tampered, "1.3.0", "tentacle-go_1.3.0_"+debArch(t)+".deb")
+	deb := filepath.Join(tampered, "1.3.0", "tentacle-go_1.3.0-1_"+debArch(t)+".deb")
 	data, err := os.ReadFile(deb)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ func TestInstallShInContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = m.RunEnv([]string{"TMPDIR=/root/install-tmp"}, "sh", "/srv/scripts/install.sh", "--feed", serveFeed(t, tampered))
-	if exitCode(err) != exitVerify || !strings.Contains(out, "checksum mismatch for tentacle-go_1.3.0_") || !strings.Contains(out, "nothing was installed") {
+	if exitCode(err) != exitVerify || !strings.Contains(out, "checksum mismatch for tentacle-go_1.3.0-1_") || !strings.Contains(out, "nothing was installed") {
 		t.Errorf("tampered deb: exit %d\n%s", exitCode(err), out)
 	}
 	nothingInstalled("after a checksum mismatch")
@@ -300,4 +301,50 @@ func signFeed(t *testing.T, feed string) (pub, otherPub string) {
 		}
 	}
 	return keys[0], keys[1]
+}
+
+// TestInstallShFromThePackagedFeed installs the real deb from the feed `make
+// package` wrote (TENTACLE_PACKAGE_FEED; `make package-test` sets it), so
+// install.sh and the packages agree on names, versions and checksums: the
+// newest version, then a re-run that has nothing to do.
+func TestInstallShFromThePackagedFeed(t *testing.T) {
+	feed := os.Getenv("TENTACLE_PACKAGE_FEED")
+	if feed == "" {
+		t.Skip("SKIP: TENTACLE_PACKAGE_FEED is not set; `make package-test` runs this against the feed `make package` wrote")
+	}
+	data, err := os.ReadFile(filepath.Join(feed, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index struct {
+		Versions []feedVersion `json:"versions"`
+	}
+	if err := json.Unmarshal(data, &index); err != nil || len(index.Versions) == 0 {
+		t.Fatalf("%s/index.json: %v %s", feed, err, data)
+	}
+	newest := index.Versions[0].Version // snapshots are prereleases: pinned exactly
+	rootfs := nspawntest.Rootfs(t)
+	url := serveFeed(t, feed)
+	scriptsDir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: scriptsDir, Container: "/srv/scripts", ReadOnly: true})
+	install := func() (string, int) {
+		out, err := m.Run("sh", "/srv/scripts/install.sh", "--feed", url, "--version", newest)
+		return out, exitCode(err)
+	}
+	out, code := install()
+	if code != 0 {
+		t.Fatalf("install.sh --version %s: exit %d\n%s", newest, code, out)
+	}
+	if got := m.Must("dpkg-query", "-W", "-f=${Version}", "tentacle-go"); got != strings.Replace(newest, "-", "~", 1)+"-1" {
+		t.Errorf("dpkg has tentacle-go %q for the feed's %s", got, newest)
+	}
+	if got := strings.TrimSpace(m.Must("/opt/octopus/tentacle/Tentacle", "version")); got != newest {
+		t.Errorf("the installed Tentacle says %q, the feed %s", got, newest)
+	}
+	if out, code := install(); code != 0 || !strings.Contains(out, "already") {
+		t.Errorf("a re-run: exit %d\n%s", code, out)
+	}
 }
