@@ -40,6 +40,20 @@ type Progress interface {
 	Finish(err error)
 }
 
+// ErrUnverified marks a file or checksums.txt that failed verification (as
+// opposed to one that could not be fetched): nothing of it is kept.
+var ErrUnverified = errors.New("verification failed")
+
+// unverified is an error of ErrUnverified with its own one-sentence message.
+type unverified struct{ msg string }
+
+func (u *unverified) Error() string        { return u.msg }
+func (u *unverified) Is(target error) bool { return target == ErrUnverified }
+
+func unverifiedf(format string, args ...any) error {
+	return &unverified{msg: fmt.Sprintf(format, args...)}
+}
+
 // Checksums is a version's checksums.txt: file name → SHA-256 (hex).
 type Checksums map[string]string
 
@@ -89,10 +103,10 @@ func FetchChecksums(ctx context.Context, f Feed, v Version, t Trust) (Checksums,
 			return nil, nil, nil, fmt.Errorf("the release public key is not a minisign public key (%v); give the RW… line of the .pub file", err)
 		}
 		if sig == nil {
-			return nil, nil, nil, fmt.Errorf("version %s in feed %s is not signed (no %s) but a release key is pinned; use a signed feed", v.Version, f, SignatureFile)
+			return nil, nil, nil, unverifiedf("version %s in feed %s is not signed (no %s) but a release key is pinned; use a signed feed", v.Version, f, SignatureFile)
 		}
 		if !minisign.Verify(pub, raw, sig) {
-			return nil, nil, nil, fmt.Errorf("the signature of %s of version %s in feed %s does not match the pinned release key; the feed may be tampered with: do not use it", ChecksumsFile, v.Version, f)
+			return nil, nil, nil, unverifiedf("the signature of %s of version %s in feed %s does not match the pinned release key; the feed may be tampered with: do not use it", ChecksumsFile, v.Version, f)
 		}
 	}
 	sums, err := ParseChecksums(raw)
@@ -201,7 +215,7 @@ func Download(ctx context.Context, f Feed, v Version, name string, sums Checksum
 	if got != want {
 		out.Close()
 		os.Remove(partial)
-		err := fmt.Errorf("%s of version %s from %s does not match its SHA-256 in %s (got %s, want %s); it was deleted: the feed is corrupt or tampered with, do not use it", name, v.Version, f, ChecksumsFile, got, want)
+		err := unverifiedf("%s of version %s from %s does not match its SHA-256 in %s (got %s, want %s); it was deleted: the feed is corrupt or tampered with, do not use it", name, v.Version, f, ChecksumsFile, got, want)
 		if p != nil {
 			p.Finish(err)
 		}

@@ -30,13 +30,22 @@ func Mirror(ctx context.Context, src Feed, dst, constraint string, prerelease bo
 		_, err := Newest(all, constraint, prerelease)
 		return nil, err
 	}
+	_, statErr := os.Stat(dst)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create %s (%v); choose another --to", dst, err)
 	}
 	var copied []Version
 	for _, v := range sel {
 		mv, err := mirrorVersion(ctx, src, dst, v, t, p)
+		if errors.Is(err, ErrUnverified) {
+			// Keep nothing of a version that failed verification; a cut
+			// download keeps its staging folder so a re-run continues it.
+			os.RemoveAll(filepath.Join(dst, ".partial-"+v.Version))
+		}
 		if err != nil {
+			if len(copied) == 0 && statErr != nil {
+				removeIfEmpty(dst) // created by this run
+			}
 			return copied, err
 		}
 		copied = append(copied, mv)
@@ -45,6 +54,13 @@ func Mirror(ctx context.Context, src Feed, dst, constraint string, prerelease bo
 		}
 	}
 	return copied, nil
+}
+
+// removeIfEmpty removes dir when the mirror left nothing in it.
+func removeIfEmpty(dir string) {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
+		os.Remove(dir)
+	}
 }
 
 func mirrorVersion(ctx context.Context, src Feed, dst string, v Version, t Trust, p Progress) (Version, error) {
