@@ -279,3 +279,14 @@ func TestLineProgress(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestBarProgressDrawsTheFile(t *testing.T) {
+	var b bytes.Buffer
+	p := &BarProgress{W: &b}
+	p.Start("f.tar.gz", 4<<20, 1<<20)
+	p.Add(3 << 20)
+	p.Finish(nil)
+	if out := b.String(); !strings.Contains(out, "f.tar.gz") || !strings.Contains(out, "100%") || !strings.Contains(out, "4.2/4.2 MB") {
+		t.Errorf("bar output %q", out)
+	}
+}
