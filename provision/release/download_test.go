@@ -290,3 +290,44 @@ func TestBarProgressDrawsTheFile(t *testing.T) {
 		t.Errorf("bar output %q", out)
 	}
 }
+
+func TestMirrorContinuesAfterACut(t *testing.T) {
+	fx := newFixture(t)
+	var cut atomic.Bool
+	cut.Store(true)
+	u, c := serveHTTPS(t, fx.dir, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, cutName) && cut.CompareAndSwap(true, false) {
+				w.Header().Set("Content-Length", fmt.Sprint(artifactSize))
+				w.Write(fx.artifact(t, "1.4.2", cutName)[:artifactSize/2])
+				w.(http.Flusher).Flush()
+				panic(http.ErrAbortHandler)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	f, _ := Open(u, Options{Client: c})
+	mirror := t.TempDir()
+	ctx := context.Background()
+	trust := Trust{PublicKey: fx.pubKey}
+	if _, err := Mirror(ctx, f, mirror, "1.4.2", false, trust, nil); err == nil || !strings.Contains(err.Error(), "run the command again") {
+		t.Fatalf("a cut mirror: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(mirror, IndexFile)); err == nil {
+		t.Error("a cut mirror published an index")
+	}
+	if info, err := os.Stat(filepath.Join(mirror, ".partial-1.4.2", cutName+PartialSuffix)); err != nil || info.Size() != artifactSize/2 {
+		t.Fatalf("the cut file is not kept for the next run: %v", err)
+	}
+	if _, err := Mirror(ctx, f, mirror, "1.4.2", false, trust, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := Open(mirror, Options{})
+	v, sums := openVersion(t, m, fx.pubKey)
+	if _, err := Download(ctx, m, v, cutName, sums, t.TempDir(), nil); err != nil {
+		t.Errorf("the mirrored file: %v", err)
+	}
+	if ents, _ := os.ReadDir(mirror); len(ents) != 2 {
+		t.Errorf("mirror holds %d entries, want index.json and 1.4.2", len(ents))
+	}
+}
