@@ -33,6 +33,7 @@ type CLI struct {
 	Livez                     LivezCmd                     `cmd:"" name:"livez" help:"Liveness probe: exits 0 only if the agent touched its heartbeat within --max-age seconds" group:"Agent"`
 	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	Firewall                  FirewallCmd                  `cmd:"" name:"firewall" help:"Opens the Tentacle's port in the machine's firewall, an AWS security group or an Azure network security group" group:"Firewall"`
+	Release                   ReleaseCmd                   `cmd:"" name:"release" help:"Lists, downloads (verified) and mirrors releases of tentacle from a release feed" group:"Other"`
 	Diag                      DiagCmd                      `cmd:"" name:"diag" help:"Tools for debugging the protocol: decode and encode captured messages" group:"Other"`
 	Version                   VersionCmd                   `cmd:"" name:"version" help:"Show the Tentacle version information" group:"Other"`
 	Help                      HelpCmd                      `cmd:"" name:"help" aliases:"h,?" help:"Prints this help text" group:"Other"`

@@ -15,30 +15,23 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tentacle-go/tentacle/provision/release"
 )
 
-// Schema is the version of index.json's format.
-const Schema = 1
+// The feed's format is shared with its reader, provision/release.
+const (
+	Schema        = release.Schema
+	IndexFile     = release.IndexFile
+	ChecksumsFile = release.ChecksumsFile
+)
 
-// IndexFile is the feed's index, in the feed folder.
-const IndexFile = "index.json"
-
-// ChecksumsFile is each version's SHA-256 list, in sha256sum's format.
-const ChecksumsFile = "checksums.txt"
-
-// Index is index.json.
-type Index struct {
-	Schema   int       `json:"schema"`
-	Versions []Version `json:"versions"`
-}
-
-// Version is one version of the feed.
-type Version struct {
-	Version    string   `json:"version"`
-	Date       string   `json:"date"` // RFC 3339, UTC
-	Prerelease bool     `json:"prerelease"`
-	Files      []string `json:"files"`
-}
+type (
+	// Index is index.json.
+	Index = release.Index
+	// Version is one version of the feed.
+	Version = release.Version
+)
 
 // artifact is an entry of goreleaser's dist/artifacts.json.
 type artifact struct {

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tentacle-go/tentacle/provision/release"
 )
 
 func TestCompareOrdersLikeSemVer(t *testing.T) {
@@ -181,5 +184,52 @@ func TestPublishRefusesAVersionThatIsNotSemVer(t *testing.T) {
 	_, err := Publish(fakeRun(t, "latest", "2026-12-01T10:00:00Z", nil, ""), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "not SemVer") {
 		t.Fatalf("Publish of version latest: %v", err)
+	}
+}
+
+// TestReleaseReadsWhatPublishWrites: the client (provision/release) lists a
+// published feed, picks the artifact by the names it computes, and verifies it.
+func TestReleaseReadsWhatPublishWrites(t *testing.T) {
+	feedDir := filepath.Join(t.TempDir(), "feed")
+	for _, v := range []string{"1.2.3", "1.2.4-snapshot.20261203090000.abc1234"} {
+		var names []string
+		for _, k := range []release.Kind{release.KindArchive, release.KindDeb, release.KindRPM} {
+			n, err := release.ArtifactName(k, v, release.Platform{OS: "linux", Arch: "armv7"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		if _, err := Publish(fakeRun(t, v, "2026-12-03T09:00:00Z", names, ""), feedDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := release.Open(feedDir, release.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	all, err := f.Versions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := release.Newest(all, "~> 1.2", true)
+	if err != nil || v.Version != "1.2.4-snapshot.20261203090000.abc1234" {
+		t.Fatalf("newest with pre-releases: %v %v", v.Version, err)
+	}
+	if v, err := release.Newest(all, "latest", false); err != nil || v.Version != "1.2.3" {
+		t.Fatalf("latest release: %v %v", v.Version, err)
+	}
+	sums, _, _, err := release.FetchChecksums(ctx, f, v, release.Trust{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := release.ArtifactName(release.KindRPM, v.Version, release.Platform{OS: "linux", Arch: "armv7"})
+	path, err := release.Download(ctx, f, v, name, sums, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != v.Version+" "+name {
+		t.Errorf("downloaded %q", data)
 	}
 }

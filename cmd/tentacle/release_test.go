@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"aead.dev/minisign"
+
+	"github.com/tentacle-go/tentacle/provision/release"
+)
+
+// releaseFeed writes a signed feed of two versions (and a pre-release) with
+// the linux/amd64 archive and deb, as `make package` names them, under dir;
+// it returns the public key.
+func releaseFeed(t *testing.T, dir string) string {
+	t.Helper()
+	pub, priv, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := release.Index{Schema: release.Schema}
+	for _, v := range []string{"1.5.0-rc.1", "1.4.2", "1.4.0"} {
+		os.MkdirAll(filepath.Join(dir, v), 0o755)
+		var sums bytes.Buffer
+		files := []string{release.ChecksumsFile, release.SignatureFile}
+		for _, k := range []release.Kind{release.KindArchive, release.KindDeb} {
+			name, _ := release.ArtifactName(k, v, release.Platform{OS: "linux", Arch: "amd64"})
+			data := []byte(strings.Repeat(name, 1000))
+			os.WriteFile(filepath.Join(dir, v, name), data, 0o644)
+			sum := sha256.Sum256(data)
+			fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
+			files = append(files, name)
+		}
+		os.WriteFile(filepath.Join(dir, v, release.ChecksumsFile), sums.Bytes(), 0o644)
+		os.WriteFile(filepath.Join(dir, v, release.SignatureFile), minisign.Sign(priv, sums.Bytes()), 0o644)
+		idx.Versions = append(idx.Versions, release.Version{Version: v, Date: "2026-12-03T09:00:00Z", Prerelease: strings.Contains(v, "-"), Files: files})
+	}
+	data, _ := json.Marshal(idx)
+	if err := os.WriteFile(filepath.Join(dir, release.IndexFile), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pub.MarshalText()
+	return string(key)
+}
+
+func TestReleaseCommands(t *testing.T) {
+	h := newHarness(t)
+	feed := filepath.Join(h.tmp, "feed")
+	key := releaseFeed(t, feed)
+
+	// No feed anywhere: say how to give one.
+	if errs := h.fail(exitUserError, "release", "list"); !strings.Contains(errs, "TENTACLE_RELEASES_FEED") {
+		t.Errorf("no feed: %s", errs)
+	}
+	h.env["TENTACLE_RELEASES_FEED"] = feed
+	out := h.must("release", "list", "--version", "~> 1.4")
+	if !strings.Contains(out, "1.4.2") || !strings.Contains(out, "1.4.0") || strings.Contains(out, "1.5.0") {
+		t.Errorf("release list ~> 1.4:\n%s", out)
+	}
+	var list struct {
+		Feed     string
+		Versions []release.Version
+	}
+	if err := json.Unmarshal([]byte(h.must("release", "list", "--prerelease", "--format", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Versions) != 3 || list.Versions[0].Version != "1.5.0-rc.1" || list.Feed != feed {
+		t.Errorf("release list --prerelease --format json: %+v", list)
+	}
+	if errs := h.fail(exitUserError, "release", "list", "--version", ">= 2"); !strings.Contains(errs, "No version in the feed matches") {
+		t.Errorf("no match: %s", errs)
+	}
+
+	// A wrong key: refused, and nothing is written (h.fail checks).
+	otherPub, _, _ := minisign.GenerateKey(rand.Reader)
+	otherKey, _ := otherPub.MarshalText()
+	if errs := h.fail(exitUserError, "release", "download", "--os", "linux", "--arch", "amd64", "--pubkey", string(otherKey), "--to", "dl"); !strings.Contains(errs, "does not match the pinned release key") {
+		t.Errorf("wrong key: %s", errs)
+	}
+
+	h.env["TENTACLE_RELEASES_PUBKEY"] = key
+	var dl struct{ Version, File, Path, SHA256, Signature string }
+	if err := json.Unmarshal([]byte(h.must("release", "download", "--kind", "deb", "--os", "linux", "--arch", "amd64", "--to", "dl", "--format", "json")), &dl); err != nil {
+		t.Fatal(err)
+	}
+	if dl.Version != "1.4.2" || dl.File != "tentacle-go_1.4.2-1_amd64.deb" || dl.Path != filepath.Join(h.cwd, "dl", dl.File) || dl.Signature != "verified" {
+		t.Errorf("download: %+v", dl)
+	}
+	if data, err := os.ReadFile(dl.Path); err != nil || !bytes.Equal(data, []byte(strings.Repeat(dl.File, 1000))) {
+		t.Errorf("the downloaded file: %v", err)
+	}
+
+	// --insecure-skip-signature works without a signature, and says so loudly.
+	os.Remove(filepath.Join(feed, "1.4.0", release.SignatureFile))
+	if errs := h.fail(exitUserError, "release", "download", "--version", "1.4.0", "--os", "linux", "--arch", "amd64", "--to", "dl2"); !strings.Contains(errs, "is not signed") {
+		t.Errorf("unsigned with a key: %s", errs)
+	}
+	_, errs, code := h.run("release", "download", "--version", "1.4.0", "--os", "linux", "--arch", "amd64", "--to", "dl2", "--insecure-skip-signature")
+	if code != 0 || !strings.Contains(errs, "WARNING: --insecure-skip-signature") {
+		t.Errorf("--insecure-skip-signature: exit %d, %s", code, errs)
+	}
+
+	// A mirror is a feed.
+	h.must("release", "mirror", "--version", "1.4.2", "--to", "mirror")
+	out = h.must("release", "list", "--feed", filepath.Join(h.cwd, "mirror"))
+	if !strings.Contains(out, "1.4.2") || strings.Contains(out, "1.4.0") {
+		t.Errorf("list of the mirror:\n%s", out)
+	}
+}
