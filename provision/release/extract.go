@@ -163,6 +163,8 @@ func (x *extractor) tarGz(f *os.File) error {
 		}
 		var kind entryKind
 		switch hdr.Typeflag {
+		case tar.TypeXGlobalHeader:
+			continue // PAX defaults for what follows (git archive writes one); nothing to create
 		case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // old archivers still write TypeRegA
 			kind = kindFile
 		case tar.TypeDir:

@@ -50,6 +50,9 @@ func writeTarGz(t *testing.T, path string, entries []archiveEntry) {
 	for _, e := range entries {
 		body := e.content()
 		hdr := &tar.Header{Name: e.name, Typeflag: e.kind, Mode: e.mode, Linkname: e.link, Format: tar.FormatPAX}
+		if e.kind == tar.TypeXGlobalHeader {
+			hdr.PAXRecords = map[string]string{"comment": "commit id"}
+		}
 		if e.kind == tar.TypeReg {
 			hdr.Size = int64(len(body))
 		}
@@ -156,6 +159,8 @@ func (l extractLayout) assertNothingLeft(t *testing.T) {
 func TestExtractTarGzWritesEveryEntry(t *testing.T) {
 	l := newExtractLayout(t, "ok.tar.gz")
 	entries := []archiveEntry{
+		{name: "pax_global_header", kind: tar.TypeXGlobalHeader},
+		{name: "./", kind: tar.TypeDir, mode: 0o755},
 		{name: "tentacle/", kind: tar.TypeDir, mode: 0o755},
 		{name: "tentacle/Tentacle", kind: tar.TypeReg, mode: 0o755, body: "#!binary"},
 		file("tentacle/README.md", "read me"),
