@@ -251,11 +251,11 @@ func TestExtractRefusesEvilArchives(t *testing.T) {
 			entry: "evil/pwned.txt", want: `goes through the symlink "evil"`,
 		},
 		{
-			name: "symlink through a symlink to the root: d -> ., x -> d/../outside",
+			name: "symlink through a symlink to the root: x -> d/../outside, d -> .",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("x", "d/../../outside"), symlink("d", ".")}
+				return []archiveEntry{symlink("x", "d/../outside"), symlink("d", ".")}
 			},
-			entry: "x", want: "outside the destination",
+			entry: "x", want: `goes through the symlink "d"`,
 		},
 		{
 			name: "symlink whose lexically local target crosses another symlink",
