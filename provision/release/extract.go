@@ -106,7 +106,7 @@ func Extract(archive, destDir string, limits ExtractLimits) error {
 		return fmt.Errorf("move the extracted archive into %s: %w", destDir, err)
 	}
 	done = true
-	syncDir(parent)
+	syncRenameDir(parent)
 	return nil
 }
 
@@ -412,9 +412,9 @@ func (x *extractor) createSymlinks() error {
 	return nil
 }
 
-// syncDir makes a rename in dir durable; where directories cannot be synced
+// syncRenameDir makes a rename in dir durable; where directories cannot be synced
 // (Windows) there is nothing to do.
-func syncDir(dir string) {
+func syncRenameDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()

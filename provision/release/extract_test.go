@@ -30,15 +30,15 @@ func (e archiveEntry) content() []byte {
 	return []byte(e.body)
 }
 
-func file(name, body string) archiveEntry {
+func fileEntry(name, body string) archiveEntry {
 	return archiveEntry{name: name, kind: tar.TypeReg, mode: 0o644, body: body}
 }
 
-func symlink(name, target string) archiveEntry {
+func symlinkEntry(name, target string) archiveEntry {
 	return archiveEntry{name: name, kind: tar.TypeSymlink, mode: 0o777, link: target}
 }
 
-func hardlink(name, target string) archiveEntry {
+func hardlinkEntry(name, target string) archiveEntry {
 	return archiveEntry{name: name, kind: tar.TypeLink, mode: 0o644, link: target}
 }
 
@@ -163,11 +163,11 @@ func TestExtractTarGzWritesEveryEntry(t *testing.T) {
 		{name: "./", kind: tar.TypeDir, mode: 0o755},
 		{name: "tentacle/", kind: tar.TypeDir, mode: 0o755},
 		{name: "tentacle/Tentacle", kind: tar.TypeReg, mode: 0o755, body: "#!binary"},
-		file("tentacle/README.md", "read me"),
-		file("deep/er/file.txt", "implicit parents"),
-		symlink("tentacle/current", "Tentacle"),
-		symlink("tentacle/up", "../deep/er/file.txt"),
-		hardlink("tentacle/Tentacle.hard", "tentacle/Tentacle"),
+		fileEntry("tentacle/README.md", "read me"),
+		fileEntry("deep/er/file.txt", "implicit parents"),
+		symlinkEntry("tentacle/current", "Tentacle"),
+		symlinkEntry("tentacle/up", "../deep/er/file.txt"),
+		hardlinkEntry("tentacle/Tentacle.hard", "tentacle/Tentacle"),
 	}
 	writeTarGz(t, l.archive, entries)
 	if err := Extract(l.archive, l.dest, DefaultExtractLimits); err != nil {
@@ -207,7 +207,7 @@ func TestExtractZipWritesEveryEntry(t *testing.T) {
 	writeZip(t, l.archive, []archiveEntry{
 		{name: "tentacle/", kind: tar.TypeDir},
 		{name: "tentacle/Tentacle.exe", kind: tar.TypeReg, mode: 0o755, body: "MZ"},
-		symlink("tentacle/current", "Tentacle.exe"),
+		symlinkEntry("tentacle/current", "Tentacle.exe"),
 	})
 	if err := Extract(l.archive, l.dest, DefaultExtractLimits); err != nil {
 		t.Fatal(err)
@@ -232,83 +232,85 @@ func TestExtractRefusesEvilArchives(t *testing.T) {
 		{
 			name: "archiver/v3 CVE-2024-0406: symlink to outside, then a file through it",
 			entries: func(l extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("evil", l.outside), file("evil/pwned.txt", "x")}
+				return []archiveEntry{symlinkEntry("evil", l.outside), fileEntry("evil/pwned.txt", "x")}
 			},
 			entry: "evil", want: "is a symlink to the absolute path",
 		},
 		{
 			name: "relative symlink escaping, then a file through it",
 			entries: func(l extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("evil", "../../outside"), file("evil/pwned.txt", "x")}
+				return []archiveEntry{symlinkEntry("evil", "../../outside"), fileEntry("evil/pwned.txt", "x")}
 			},
 			entry: "evil", want: "outside the destination",
 		},
 		{
 			name: "file written through an in-archive symlink",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{file("sub/a", "a"), symlink("evil", "sub"), file("evil/pwned.txt", "x")}
+				return []archiveEntry{fileEntry("sub/a", "a"), symlinkEntry("evil", "sub"), fileEntry("evil/pwned.txt", "x")}
 			},
 			entry: "evil/pwned.txt", want: `goes through the symlink "evil"`,
 		},
 		{
 			name: "symlink through a symlink to the root: x -> d/../outside, d -> .",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("x", "d/../outside"), symlink("d", ".")}
+				return []archiveEntry{symlinkEntry("x", "d/../outside"), symlinkEntry("d", ".")}
 			},
 			entry: "x", want: `goes through the symlink "d"`,
 		},
 		{
 			name: "symlink whose lexically local target crosses another symlink",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("a/x", "../d/../y"), symlink("d", "a")}
+				return []archiveEntry{symlinkEntry("a/x", "../d/../y"), symlinkEntry("d", "a")}
 			},
 			entry: "a/x", want: `goes through the symlink "d"`,
 		},
 		{
 			name: "prefix-bypass sibling ../dest-sibling/x.txt",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{file("ok.txt", "fine"), file("../dest-sibling/x.txt", "x")}
+				return []archiveEntry{fileEntry("ok.txt", "fine"), fileEntry("../dest-sibling/x.txt", "x")}
 			},
 			entry: "../dest-sibling/x.txt", want: "points outside the destination",
 		},
 		{
 			name:    "dot-dot inside a longer path",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{file("a/b/../../../x.txt", "x")} },
+			entries: func(extractLayout) []archiveEntry { return []archiveEntry{fileEntry("a/b/../../../x.txt", "x")} },
 			entry:   "a/b/../../../x.txt", want: "points outside the destination",
 		},
 		{
 			name: "absolute path",
 			entries: func(l extractLayout) []archiveEntry {
-				return []archiveEntry{file(filepath.ToSlash(l.outside)+"/abs.txt", "x")}
+				return []archiveEntry{fileEntry(filepath.ToSlash(l.outside)+"/abs.txt", "x")}
 			},
 			want: "has an absolute path",
 		},
 		{
 			name:    "backslash traversal meant for Windows",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{file(`..\..\x.txt`, "x")} },
+			entries: func(extractLayout) []archiveEntry { return []archiveEntry{fileEntry(`..\..\x.txt`, "x")} },
 			entry:   `..\\..\\x.txt`, want: "backslash",
 		},
 		{
 			name:    "hard link to a file outside",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{hardlink("h", "../../outside/secret")} },
+			entries: func(extractLayout) []archiveEntry { return []archiveEntry{hardlinkEntry("h", "../../outside/secret")} },
 			entry:   "h", want: "points outside the destination",
 		},
 		{
 			name:    "hard link to an absolute path",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{hardlink("h", "/etc/passwd")} },
+			entries: func(extractLayout) []archiveEntry { return []archiveEntry{hardlinkEntry("h", "/etc/passwd")} },
 			entry:   "h", want: "has an absolute path",
 		},
 		{
 			name: "hard link to a symlink that leads outside the archive's files",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("s", "a"), file("a", "x"), hardlink("h", "s")}
+				return []archiveEntry{symlinkEntry("s", "a"), fileEntry("a", "x"), hardlinkEntry("h", "s")}
 			},
 			entry: "h", want: "not a file earlier in the archive",
 		},
 		{
-			name:    "hard link to an entry not yet extracted",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{hardlink("h", "later"), file("later", "x")} },
-			entry:   "h", want: "not a file earlier in the archive",
+			name: "hard link to an entry not yet extracted",
+			entries: func(extractLayout) []archiveEntry {
+				return []archiveEntry{hardlinkEntry("h", "later"), fileEntry("later", "x")}
+			},
+			entry: "h", want: "not a file earlier in the archive",
 		},
 		{
 			name: "character device",
@@ -334,19 +336,21 @@ func TestExtractRefusesEvilArchives(t *testing.T) {
 		{
 			name: "duplicate file overwriting an earlier one",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{file("tentacle/Tentacle", "good"), file("tentacle/Tentacle", "evil")}
+				return []archiveEntry{fileEntry("tentacle/Tentacle", "good"), fileEntry("tentacle/Tentacle", "evil")}
 			},
 			entry: "tentacle/Tentacle", want: "appears twice",
 		},
 		{
 			name:    "file replacing a symlink",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{symlink("a", "b"), file("a", "x")} },
+			entries: func(extractLayout) []archiveEntry { return []archiveEntry{symlinkEntry("a", "b"), fileEntry("a", "x")} },
 			entry:   "a", want: "appears twice",
 		},
 		{
-			name:    "file then symlink of the same directory name",
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{file("d/x", "x"), symlink("d", "e")} },
-			entry:   "d", want: "appears twice",
+			name: "file then symlink of the same directory name",
+			entries: func(extractLayout) []archiveEntry {
+				return []archiveEntry{fileEntry("d/x", "x"), symlinkEntry("d", "e")}
+			},
+			entry: "d", want: "appears twice",
 		},
 		{
 			name: "decompression bomb: one entry over the per-file bound",
@@ -365,27 +369,27 @@ func TestExtractRefusesEvilArchives(t *testing.T) {
 		{
 			name: "too many entries",
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{file("1", ""), file("2", ""), file("3", ""), file("4", ""), file("5", ""), file("6", "")}
+				return []archiveEntry{fileEntry("1", ""), fileEntry("2", ""), fileEntry("3", ""), fileEntry("4", ""), fileEntry("5", ""), fileEntry("6", "")}
 			},
 			limits: small, entry: "6", want: "limit of 5 entries",
 		},
 		{
 			name: "zip-slip (CVE-2025-3445)", zip: true,
 			entries: func(extractLayout) []archiveEntry {
-				return []archiveEntry{file("ok.txt", "x"), file("../dest-sibling/evil.txt", "x")}
+				return []archiveEntry{fileEntry("ok.txt", "x"), fileEntry("../dest-sibling/evil.txt", "x")}
 			},
 			entry: "../dest-sibling/evil.txt", want: "points outside the destination",
 		},
 		{
 			name: "zip symlink escaping", zip: true,
 			entries: func(l extractLayout) []archiveEntry {
-				return []archiveEntry{symlink("evil", "../../outside"), file("evil/pwned.txt", "x")}
+				return []archiveEntry{symlinkEntry("evil", "../../outside"), fileEntry("evil/pwned.txt", "x")}
 			},
 			entry: "evil", want: "outside the destination",
 		},
 		{
 			name: "zip duplicate", zip: true,
-			entries: func(extractLayout) []archiveEntry { return []archiveEntry{file("a", "1"), file("a", "2")} },
+			entries: func(extractLayout) []archiveEntry { return []archiveEntry{fileEntry("a", "1"), fileEntry("a", "2")} },
 			entry:   "a", want: "appears twice",
 		},
 		{
@@ -433,7 +437,7 @@ func TestExtractRefusesEvilArchives(t *testing.T) {
 
 func TestExtractRefusesAnExistingDestination(t *testing.T) {
 	l := newExtractLayout(t, "ok.tar.gz")
-	writeTarGz(t, l.archive, []archiveEntry{file("a", "new")})
+	writeTarGz(t, l.archive, []archiveEntry{fileEntry("a", "new")})
 	if err := os.Mkdir(l.dest, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +467,7 @@ func TestExtractRefusesWhatIsNotAnArchive(t *testing.T) {
 
 func TestExtractRefusesATruncatedTarGz(t *testing.T) {
 	l := newExtractLayout(t, "cut.tar.gz")
-	writeTarGz(t, l.archive, []archiveEntry{file("a", strings.Repeat("tentacle ", 20000)), file("b", "x")})
+	writeTarGz(t, l.archive, []archiveEntry{fileEntry("a", strings.Repeat("tentacle ", 20000)), fileEntry("b", "x")})
 	b, _ := os.ReadFile(l.archive)
 	if err := os.WriteFile(l.archive, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)

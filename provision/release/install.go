@@ -227,7 +227,7 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 		return res, config.Userf("The binary in %s does not run (%v), so it was not installed; is the archive for this OS and architecture (%s/%s)?", filepath.Base(archive), err, runtime.GOOS, runtime.GOARCH)
 	}
 	if res.Previous != "" {
-		res.Steps = append(res.Steps, fmt.Sprintf("keep %s (%s) as %s", res.Target, orUnknown(res.PreviousVersion), res.Previous))
+		res.Steps = append(res.Steps, fmt.Sprintf("keep %s (%s) as %s", res.Target, orUnknownVersion(res.PreviousVersion), res.Previous))
 	}
 	res.Steps = append(res.Steps, fmt.Sprintf("put %s from %s at %s", res.Version, filepath.Base(archive), res.Target))
 	if opts.DryRun {
@@ -244,7 +244,7 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 		}
 		return res, fmt.Errorf("move the new binary to %s: %w", res.Target, err)
 	}
-	syncDir(filepath.Dir(res.Target))
+	syncRenameDir(filepath.Dir(res.Target))
 	return res, nil
 }
 
@@ -262,10 +262,10 @@ func keepPrevious(target, previous string) error {
 	if err := os.Link(target, previous); err == nil {
 		return nil
 	}
-	return copyFile(target, previous)
+	return copyPreviousBinary(target, previous)
 }
 
-func copyFile(from, to string) error {
+func copyPreviousBinary(from, to string) error {
 	in, err := os.Open(from)
 	if err != nil {
 		return err
@@ -321,23 +321,23 @@ func binaryVersion(ctx context.Context, binary string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return "", fmt.Errorf("`version` failed: %v: %s", err, firstLine(msg))
+			return "", fmt.Errorf("`version` failed: %v: %s", err, firstLineOf(msg))
 		}
 		return "", fmt.Errorf("`version` failed: %v", err)
 	}
 	v := strings.TrimSpace(stdout.String())
 	if !versionPattern.MatchString(v) {
-		return "", fmt.Errorf("`version` printed %q, not a version", firstLine(v))
+		return "", fmt.Errorf("`version` printed %q, not a version", firstLineOf(v))
 	}
 	return v, nil
 }
 
-func firstLine(s string) string {
+func firstLineOf(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
 
-func orUnknown(v string) string {
+func orUnknownVersion(v string) string {
 	if v == "" {
 		return "version unknown"
 	}
@@ -384,6 +384,6 @@ func Rollback(ctx context.Context, target string, dryRun bool) (RollbackResult, 
 	if err := os.Rename(previous, res.Target); err != nil {
 		return res, fmt.Errorf("restore %s: %w", previous, err)
 	}
-	syncDir(filepath.Dir(res.Target))
+	syncRenameDir(filepath.Dir(res.Target))
 	return res, nil
 }

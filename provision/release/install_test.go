@@ -75,12 +75,12 @@ func releaseArchive(t *testing.T, dir, binary string) string {
 	writeTarGz(t, p, []archiveEntry{
 		{name: "tentacle/", kind: tar.TypeDir, mode: 0o755},
 		{name: "tentacle/" + name, kind: tar.TypeReg, mode: 0o755, body: string(b)},
-		file("tentacle/README.md", "readme"),
+		fileEntry("tentacle/README.md", "readme"),
 	})
 	return p
 }
 
-func copyTo(t *testing.T, from, to string) {
+func copyBinaryTo(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -91,7 +91,7 @@ func copyTo(t *testing.T, from, to string) {
 	}
 }
 
-func runVersion(t *testing.T, binary string) string {
+func versionOf(t *testing.T, binary string) string {
 	t.Helper()
 	out, err := exec.Command(binary, "version").Output()
 	if err != nil {
@@ -121,7 +121,7 @@ func TestInstallBinaryKeepsPreviousAndRollsBack(t *testing.T) {
 	noPackageManager(t)
 	dir := t.TempDir()
 	target := filepath.Join(dir, "tentacle")
-	copyTo(t, v1, target)
+	copyBinaryTo(t, v1, target)
 	archive := releaseArchive(t, t.TempDir(), v2)
 
 	res, err := Install(context.Background(), archive, InstallOptions{Target: target})
@@ -131,10 +131,10 @@ func TestInstallBinaryKeepsPreviousAndRollsBack(t *testing.T) {
 	if res.Method != MethodBinary || res.Version != "2.0.0" || res.PreviousVersion != "1.0.0" || res.Previous != target+".previous" {
 		t.Errorf("result = %+v", res)
 	}
-	if got := runVersion(t, target); got != "2.0.0" {
+	if got := versionOf(t, target); got != "2.0.0" {
 		t.Errorf("installed binary says %q, want 2.0.0", got)
 	}
-	if got := runVersion(t, target+".previous"); got != "1.0.0" {
+	if got := versionOf(t, target+".previous"); got != "1.0.0" {
 		t.Errorf("previous binary says %q, want 1.0.0", got)
 	}
 	assertNoInstallLeftovers(t, dir)
@@ -146,7 +146,7 @@ func TestInstallBinaryKeepsPreviousAndRollsBack(t *testing.T) {
 	if rb.Version != "1.0.0" {
 		t.Errorf("rollback result = %+v", rb)
 	}
-	if got := runVersion(t, target); got != "1.0.0" {
+	if got := versionOf(t, target); got != "1.0.0" {
 		t.Errorf("after rollback the binary says %q, want 1.0.0", got)
 	}
 	if _, err := os.Lstat(target + ".previous"); !errors.Is(err, os.ErrNotExist) {
@@ -170,7 +170,7 @@ func TestInstallFollowsASymlinkedTarget(t *testing.T) {
 	link := filepath.Join(dir, "bin", "tentacle")
 	os.MkdirAll(filepath.Dir(real), 0o755)
 	os.MkdirAll(filepath.Dir(link), 0o755)
-	copyTo(t, v1, real)
+	copyBinaryTo(t, v1, real)
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestInstallFollowsASymlinkedTarget(t *testing.T) {
 	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
 		t.Errorf("%s is no longer a symlink: %v", link, err)
 	}
-	if got := runVersion(t, link); got != "2.0.0" {
+	if got := versionOf(t, link); got != "2.0.0" {
 		t.Errorf("through the link: %q, want 2.0.0", got)
 	}
 }
@@ -194,7 +194,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	noPackageManager(t)
 	dir := t.TempDir()
 	target := filepath.Join(dir, "tentacle")
-	copyTo(t, v1, target)
+	copyBinaryTo(t, v1, target)
 	res, err := Install(context.Background(), releaseArchive(t, t.TempDir(), v2), InstallOptions{Target: target, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	if !res.DryRun || res.Version != "2.0.0" || len(res.Steps) != 2 || !strings.Contains(res.Steps[0], "1.0.0") {
 		t.Errorf("dry run result = %+v", res)
 	}
-	if got := runVersion(t, target); got != "1.0.0" {
+	if got := versionOf(t, target); got != "1.0.0" {
 		t.Errorf("a dry run replaced the binary: it says %q", got)
 	}
 	ents, _ := os.ReadDir(dir)
@@ -226,7 +226,7 @@ func TestInstallRefusesABinaryThatDoesNotRun(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			target := filepath.Join(dir, "tentacle")
-			copyTo(t, v1, target)
+			copyBinaryTo(t, v1, target)
 			broken := filepath.Join(t.TempDir(), "broken")
 			if err := os.WriteFile(broken, []byte(script), 0o755); err != nil {
 				t.Fatal(err)
@@ -236,7 +236,7 @@ func TestInstallRefusesABinaryThatDoesNotRun(t *testing.T) {
 			if !errors.As(err, &ue) || !strings.Contains(err.Error(), "does not run") || !strings.Contains(err.Error(), "not installed") {
 				t.Fatalf("err = %v; want a user error saying the new binary does not run", err)
 			}
-			if got := runVersion(t, target); got != "1.0.0" {
+			if got := versionOf(t, target); got != "1.0.0" {
 				t.Errorf("the target was replaced: %q", got)
 			}
 			ents, _ := os.ReadDir(dir)
@@ -253,7 +253,7 @@ func TestInstallRefusesAnArchiveWithoutTheBinary(t *testing.T) {
 	target := filepath.Join(dir, "tentacle")
 	os.WriteFile(target, []byte("old"), 0o755)
 	archive := filepath.Join(t.TempDir(), "other.tar.gz")
-	writeTarGz(t, archive, []archiveEntry{file("something/else", "x")})
+	writeTarGz(t, archive, []archiveEntry{fileEntry("something/else", "x")})
 	_, err := Install(context.Background(), archive, InstallOptions{Target: target})
 	if err == nil || !strings.Contains(err.Error(), "holds no tentacle/Tentacle") {
 		t.Fatalf("err = %v", err)
@@ -267,7 +267,7 @@ func TestInstallRefusesAnEvilArchiveBeforeTouchingTheTarget(t *testing.T) {
 	target := filepath.Join(dir, "tentacle")
 	os.WriteFile(target, []byte("old"), 0o755)
 	archive := filepath.Join(t.TempDir(), "evil.tar.gz")
-	writeTarGz(t, archive, []archiveEntry{file("tentacle/Tentacle", "x"), file("../../tentacle", "pwned")})
+	writeTarGz(t, archive, []archiveEntry{fileEntry("tentacle/Tentacle", "x"), fileEntry("../../tentacle", "pwned")})
 	_, err := Install(context.Background(), archive, InstallOptions{Target: target})
 	if err == nil || !strings.Contains(err.Error(), "points outside the destination") {
 		t.Fatalf("err = %v", err)
@@ -340,7 +340,7 @@ func TestInstallDetectsPackageManagedBinaries(t *testing.T) {
 			}
 			t.Setenv("PATH", bin)
 			target := filepath.Join(t.TempDir(), "tentacle")
-			copyTo(t, v1, target)
+			copyBinaryTo(t, v1, target)
 			artifact := releaseArchive(t, t.TempDir(), v2)
 			if tc.artifact != "tar.gz" {
 				artifact = filepath.Join(t.TempDir(), "tentacle-go_2.0.0_amd64"+tc.artifact)
@@ -374,7 +374,7 @@ func TestInstallDetectsPackageManagedBinaries(t *testing.T) {
 					t.Errorf("dry run: steps %q, calls:\n%s", res.Steps, calls)
 				}
 			case tc.method == MethodBinary:
-				if got := runVersion(t, target); got != "2.0.0" {
+				if got := versionOf(t, target); got != "2.0.0" {
 					t.Errorf("binary install: %q", got)
 				}
 			}
