@@ -1,0 +1,116 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/kong"
+)
+
+// writeReleaseTarGz writes a goreleaser-shaped archive holding binary as
+// tentacle/Tentacle.
+func writeReleaseTarGz(t *testing.T, path, binary string) {
+	t.Helper()
+	b, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "tentacle/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "tentacle/Tentacle", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(b))})
+	tw.Write(b)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gz.Close()
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReleaseInstallFlags(t *testing.T) {
+	var cli struct {
+		Install ReleaseInstallCmd `cmd:"" name:"install"`
+	}
+	p := kong.Must(&cli)
+	if _, err := p.Parse([]string{"install", "--from", "a.tar.gz", "--target", "/opt/tentacle", "--dry-run", "--format", "json"}); err != nil {
+		t.Fatal(err)
+	}
+	c := cli.Install
+	if c.From != "a.tar.gz" || c.Target != "/opt/tentacle" || !c.DryRun || c.Format != "json" {
+		t.Errorf("parsed %+v", c)
+	}
+	var fresh struct {
+		Install ReleaseInstallCmd `cmd:"" name:"install"`
+	}
+	if _, err := kong.Must(&fresh).Parse([]string{"install"}); err == nil || !strings.Contains(err.Error(), "--from") {
+		t.Errorf("without --from: %v", err)
+	}
+}
+
+// TestReleaseInstallOfTheRealBinary: a dry run in JSON, then the install,
+// then an artifact that is not there; dpkg and rpm are hidden so the binary
+// path is taken whatever owns what on this machine.
+func TestReleaseInstallOfTheRealBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	dir := t.TempDir()
+	target := filepath.Join(dir, "tentacle")
+	b, _ := os.ReadFile(builtBinary)
+	if err := os.WriteFile(target, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "tentacle_1.0.0_linux_amd64.tar.gz")
+	writeReleaseTarGz(t, archive, builtBinary)
+
+	var out, errOut bytes.Buffer
+	e := &Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
+	dry := &ReleaseInstallCmd{From: archive, Target: target, DryRun: true, formatFlag: formatFlag{Format: "json"}}
+	if err := dry.Run(e); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Method  string
+		Version string
+		DryRun  bool
+		Steps   []string
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if res.Method != "binary" || !res.DryRun || len(res.Steps) != 2 || res.Version == "" {
+		t.Errorf("dry run said %s", out.String())
+	}
+	if _, err := os.Stat(target + ".previous"); err == nil {
+		t.Fatal("the dry run kept a previous binary")
+	}
+
+	out.Reset()
+	if err := (&ReleaseInstallCmd{From: archive, Target: target}).Run(e); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Installed tentacle " + strings.SplitN(res.Version, "+", 2)[0], "is kept as " + target + ".previous"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output %q lacks %q", out.String(), want)
+		}
+	}
+	if _, err := os.Stat(target + ".previous"); err != nil {
+		t.Errorf("no previous binary: %v", err)
+	}
+
+	errOut.Reset()
+	err := (&ReleaseInstallCmd{From: filepath.Join(dir, "missing.tar.gz"), Target: target}).Run(e)
+	if code := reportError(e, err); code != exitUserError {
+		t.Errorf("missing artifact: exit %d, want %d", code, exitUserError)
+	}
+	if msg := errOut.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "missing.tar.gz does not exist") {
+		t.Errorf("missing artifact: stderr %q", msg)
+	}
+}
