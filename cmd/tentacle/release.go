@@ -19,6 +19,7 @@ type ReleaseCmd struct {
 	List     ReleaseListCmd     `cmd:"" name:"list" help:"List the versions of a release feed"`
 	Download ReleaseDownloadCmd `cmd:"" name:"download" help:"Download a release artifact for this machine, verified against the feed's signed checksums"`
 	Mirror   ReleaseMirrorCmd   `cmd:"" name:"mirror" help:"Copy versions of a feed, verified, into a directory that is itself a feed (for air-gapped sites)"`
+	Install  ReleaseInstallCmd  `cmd:"" name:"install" help:"Install a downloaded, verified release artifact the way this tentacle was installed (package manager or binary)"`
 }
 
 // releaseFeedFlags choose the feed and the versions.
