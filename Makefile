@@ -75,19 +75,26 @@ cross:
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/packaging$$')
 
-# fuzz runs every fuzz target of the network decoders for a bounded time,
-# starting from the corpus committed under each package's testdata/fuzz.
-FUZZTIME    ?= 30s
-# Minimising a new input may take 60 s by default: the whole window went to it, and the
-# targets reported ~0 execs/s after their first find (47,760 execs in 15 s with 2 s, 3,344 without).
+# fuzz runs every fuzz target of the network decoders for a bounded number
+# of executions (about 30 s each here), starting from the corpus committed
+# under each package's testdata/fuzz. A count, not a duration: with
+# -fuzztime 30s Go's fuzzing coordinator can fail a run with a bare "context
+# deadline exceeded" when a worker is mid-input at the deadline (a known race,
+# seen here once under load), and a count has no deadline to race. FUZZTIME
+# overrides every target's count (e.g. FUZZTIME=5m for a long local run).
+FUZZTIME    ?=
+# Minimising a new input may take 60 s by default, and took most of each run:
+# the targets reported ~0 execs/s after their first find (47,760 execs in 15 s
+# with 2 s of minimising, 3,344 without).
 FUZZMINIMIZETIME ?= 2s
-FUZZTARGETS := agent/halibut:FuzzReadMessage agent/halibut:FuzzReadIdentity \
-               agent/halibut:FuzzDataStreamRecords agent/halibut:FuzzParseDoc
+FUZZTARGETS := agent/halibut:FuzzReadMessage:200000x agent/halibut:FuzzReadIdentity:300000x \
+               agent/halibut:FuzzDataStreamRecords:300000x agent/halibut:FuzzParseDoc:30000x
 fuzz:
 	@set -e; for t in $(FUZZTARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ ; \
+		pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; budget=$${rest#*:}; \
+		budget=$(or $(FUZZTIME),$$budget); \
+		echo "fuzz $$pkg $$name for $$budget"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$budget -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ ; \
 	done
 
 # demo runs the main job on a throwaway instance under a temp directory; it
