@@ -18,6 +18,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/scripttest"
 )
 
 // containerPkgDir is where the test's packages appear in the container.
@@ -287,32 +288,5 @@ func startCommand(ticket, body string) contracts.StartScriptCommandV2 {
 // its output lines (without the agent's verbose preamble) and exit code.
 func runToCompletion(t *testing.T, s contracts.ScriptServiceV2Client, ticket string) ([]string, int32) {
 	t.Helper()
-	var lines []string
-	verbose := false
-	var seq int64
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := s.GetStatus(context.Background(), contracts.ScriptStatusRequestV2{Ticket: contracts.ScriptTicket{TaskID: ticket}, LastLogSequence: seq})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range st.Logs {
-			switch {
-			case strings.HasPrefix(l.Text, "##octopus[stdout-verbose]"):
-				verbose = true
-			case strings.HasPrefix(l.Text, "##octopus[stdout-"):
-				verbose = false
-			case l.Source != contracts.SourceDebug && !verbose:
-				lines = append(lines, l.Text)
-			}
-		}
-		seq = st.NextLogSequence
-		if st.State == contracts.StateComplete {
-			return lines, st.ExitCode
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("script %s did not finish", ticket)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return scripttest.RunToCompletion(t, s, ticket, 0)
 }

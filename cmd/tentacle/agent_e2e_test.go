@@ -21,6 +21,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
+	"github.com/tentacle-go/tentacle/internal/scripttest"
 )
 
 // realAgent is the tentacle binary running `agent` for one temp instance,
@@ -136,34 +137,7 @@ func startCmd(ticket, body string, iso contracts.ScriptIsolationLevel) contracts
 // every output line and the exit code.
 func runToCompletion(t *testing.T, s contracts.ScriptServiceV2Client, ticket string, from int64) ([]string, int32) {
 	t.Helper()
-	var lines []string
-	verbose := false // inside ##octopus[stdout-verbose] ... ##octopus[stdout-default]
-	seq := from
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := s.GetStatus(context.Background(), contracts.ScriptStatusRequestV2{Ticket: contracts.ScriptTicket{TaskID: ticket}, LastLogSequence: seq})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range st.Logs {
-			switch {
-			case strings.HasPrefix(l.Text, "##octopus[stdout-verbose]"):
-				verbose = true
-			case strings.HasPrefix(l.Text, "##octopus[stdout-"):
-				verbose = false
-			case l.Source != contracts.SourceDebug && !verbose:
-				lines = append(lines, l.Text)
-			}
-		}
-		seq = st.NextLogSequence
-		if st.State == contracts.StateComplete {
-			return lines, st.ExitCode
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("script %s did not finish", ticket)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return scripttest.RunToCompletion(t, s, ticket, from)
 }
 
 func TestAgentRunsScriptsAndSurvivesKill9(t *testing.T) {
