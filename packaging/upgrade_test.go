@@ -168,19 +168,8 @@ const containerFeedDir = "/srv/feed-test"
 // daily timer runs the upgrade unit for real; uninstalling removes it.
 func TestUpgradeUnderSystemd(t *testing.T) {
 	f, s := first(t), second(t)
-	rootfs := nspawntest.Rootfs(t)
-	fd := newUpgradeFeed(t, f, s)
-	share := t.TempDir()
-	if err := os.Chmod(share, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(share, "ca.pem"), fd.CA, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	archive := copyInto(t, f.find(t, "Archive", `_linux_amd64\.tar\.gz$`), share)
 	start := time.Now()
-	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: share, Container: containerFeedDir, ReadOnly: true})
-	t.Logf("systemd booted in %s", time.Since(start).Round(time.Millisecond))
+	m, fd, archive := bootWithFeed(t, f, s, f.find(t, "Archive", `_linux_amd64\.tar\.gz$`))
 	env := []string{"SSL_CERT_FILE=" + containerFeedDir + "/ca.pem"}
 	const bin = "/opt/tentacle/Tentacle"
 	m.Must("tar", "xzf", containerFeedDir+"/"+archive, "-C", "/opt")
@@ -275,18 +264,8 @@ func TestUpgradeUnderSystemd(t *testing.T) {
 // the agent and the upgrade checks it is healthy.
 func TestUpgradeOfTheDebUnderSystemd(t *testing.T) {
 	f, s := first(t), second(t)
-	rootfs := nspawntest.Rootfs(t)
-	fd := newUpgradeFeed(t, f, s)
-	share := t.TempDir()
-	if err := os.Chmod(share, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(share, "ca.pem"), fd.CA, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	deb1 := copyInto(t, f.find(t, "Linux Package", `_amd64\.deb$`), share)
 	start := time.Now()
-	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: share, Container: containerFeedDir, ReadOnly: true})
+	m, fd, deb1 := bootWithFeed(t, f, s, f.find(t, "Linux Package", `_amd64\.deb$`))
 	m.Must("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-y", "-q", "install", containerFeedDir+"/"+deb1)
 	port, op := setUpListeningInstance(t, m, "tentacle")
 	thumb := strings.TrimSpace(m.Must("tentacle", "show-thumbprint", "--instance", "Tentacle"))
@@ -298,7 +277,7 @@ func TestUpgradeOfTheDebUnderSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	pidBefore := mainPID(t, m)
-	out, err := m.RunEnv(env(containerFeedDir), "tentacle", "upgrade", "--feed", fd.URL, "--version", s.Version, "--pubkey", fd.PubKey, "--format", "json")
+	out, err := m.RunEnv([]string{"SSL_CERT_FILE=" + containerFeedDir + "/ca.pem"}, "tentacle", "upgrade", "--feed", fd.URL, "--version", s.Version, "--pubkey", fd.PubKey, "--format", "json")
 	if err != nil {
 		t.Fatalf("tentacle upgrade of the deb: %v\n%s", err, out)
 	}
@@ -321,7 +300,26 @@ func TestUpgradeOfTheDebUnderSystemd(t *testing.T) {
 	t.Logf("whole deb upgrade test: %s", time.Since(start).Round(time.Millisecond))
 }
 
-func env(feedDir string) []string { return []string{"SSL_CERT_FILE=" + feedDir + "/ca.pem"} }
+// bootWithFeed serves the upgrade feed and boots a container that sees, in
+// containerFeedDir, the feed's CA certificate and the artifact to start from
+// (whose file name it returns).
+func bootWithFeed(t *testing.T, f, s *goreleaserBuild, artifact string) (*nspawntest.Machine, *upgradeFeed, string) {
+	t.Helper()
+	rootfs := nspawntest.Rootfs(t)
+	fd := newUpgradeFeed(t, f, s)
+	share := t.TempDir()
+	if err := os.Chmod(share, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(share, "ca.pem"), fd.CA, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := copyInto(t, artifact, share)
+	start := time.Now()
+	m := nspawntest.Boot(t, rootfs, nspawntest.Bind{Host: share, Container: containerFeedDir, ReadOnly: true})
+	t.Logf("systemd booted in %s", time.Since(start).Round(time.Millisecond))
+	return m, fd, name
+}
 
 // setUpListeningInstance creates the Tentacle instance listening on a free
 // loopback port and runs it as a service, with bin.

@@ -13,22 +13,8 @@ func TestAutoUpgradeUnitsGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, got := range map[string]string{"auto-upgrade.service": svc, "auto-upgrade.timer": timer} {
-		path := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if got != string(want) {
-			t.Errorf("%s differs from %s:\n%s", name, path, got)
-		}
-	}
+	checkGolden(t, filepath.Join("testdata", "auto-upgrade.service"), svc)
+	checkGolden(t, filepath.Join("testdata", "auto-upgrade.timer"), timer)
 }
 
 // Both units pass `systemd-analyze verify` without a word.
