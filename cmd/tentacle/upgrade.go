@@ -74,7 +74,7 @@ func (c *UpgradeCmd) Run(e *Env) error {
 			Dir: absFrom(e, c.DownloadDir), Progress: releaseProgress(e, asJSON),
 		},
 		Instances:  instances,
-		Services:   &systemdServices{e: e},
+		Services:   &systemdServices{e: e, startupWait: time.Duration(c.HealthWait) * time.Second},
 		HealthWait: time.Duration(c.HealthWait) * time.Second,
 		DryRun:     c.DryRun,
 		Output:     out,
@@ -150,7 +150,10 @@ func (c *UpgradeCmd) instances(e *Env) ([]upgrade.Instance, error) {
 // systemdServices lets the upgrade read and restart instances' units.
 type systemdServices struct {
 	e *Env
-	m *service.Systemd
+	// startupWait bounds a restart's wait for the first heartbeat, so
+	// --health-wait bounds the whole way back.
+	startupWait time.Duration
+	m           *service.Systemd
 }
 
 func (s *systemdServices) manager() (*service.Systemd, error) {
@@ -167,6 +170,7 @@ func (s *systemdServices) manager() (*service.Systemd, error) {
 	}
 	// The upgrade prints its own progress; the manager's lines would repeat it.
 	m.Infof = func(string, ...any) {}
+	m.StartupWait = s.startupWait
 	s.m = m
 	return m, nil
 }
