@@ -36,6 +36,7 @@ func sortNewestFirst(vs []Version) {
 func Select(vs []Version, constraint string, prerelease bool) ([]Version, error) {
 	constraint = strings.TrimSpace(constraint)
 	var cs goversion.Constraints
+	namesPre := false
 	if constraint != "" && !strings.EqualFold(constraint, "latest") {
 		var err error
 		cs, err = goversion.NewConstraint(strings.TrimPrefix(constraint, "v"))
@@ -44,6 +45,7 @@ func Select(vs []Version, constraint string, prerelease bool) ([]Version, error)
 		}
 		if strings.Contains(constraint, "-") {
 			prerelease = true // the constraint names a pre-release
+			namesPre = true
 		}
 	}
 	var out []Version
@@ -56,7 +58,10 @@ func Select(vs []Version, constraint string, prerelease bool) ([]Version, error)
 		if isPre && !prerelease {
 			continue
 		}
-		if cs != nil && !cs.Check(sv) && !(isPre && cs.Check(sv.Core())) {
+		// A constraint that names a pre-release compares pre-releases
+		// exactly: "> 1.5.0-rc.1" must not match 1.5.0-rc.1 through its
+		// release 1.5.0.
+		if cs != nil && !cs.Check(sv) && !(isPre && !namesPre && cs.Check(sv.Core())) {
 			continue
 		}
 		out = append(out, v)

@@ -315,7 +315,9 @@ func orUnknown(v string) string {
 	return v
 }
 
+// firstLine is the first line of a multi-line error, without its final
+// full stop (it goes inside a sentence).
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
-	return line
+	return strings.TrimSuffix(strings.TrimSpace(line), ".")
 }
