@@ -4,8 +4,8 @@ package packaging_test
 
 import (
 	"context"
-	"errors"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
