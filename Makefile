@@ -148,8 +148,11 @@ package: $(GOBIN)/goreleaser
 # package-test installs what `make package` built for real: the deb in a
 # container booted with systemd (install, service, upgrade while a script
 # runs, remove, purge), the rpm into a scratch root, lintian and rpmlint, the
-# size budget and the feed (packaging/*_test.go), and install.sh from that
-# feed (scripts/).
+# size budget and the feed (packaging/*_test.go), `release list/install` and
+# `tentacle upgrade` from that feed served over HTTPS (binary and deb under
+# systemd, a script running across, a release that cannot start rolled back,
+# the auto-upgrade timer; packaging/upgrade_test.go), and install.sh from
+# that feed (scripts/).
 PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev
 package-test: package
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES)'

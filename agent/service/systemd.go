@@ -555,3 +555,48 @@ func (m *Systemd) failed(ctx context.Context, s Spec, cause error) error {
 	msg += fmt.Sprintf("\nSee `%s` and the instance log under %s/Logs; fix the cause, then `tentacle service --instance %s --start`.", journalCmd, s.Home, instanceArg(s))
 	return &UserError{Msg: msg}
 }
+
+// Status is what `tentacle upgrade` needs to know of an instance's unit.
+type Status struct {
+	Installed bool
+	// Running is active (or reloading); Failed is failed or waiting to be
+	// restarted after the agent exited.
+	Running, Failed bool
+	MainPID         int
+	// Executable is the program of the unit's ExecStart.
+	Executable string
+}
+
+// Status reads the unit's state and the binary it runs.
+func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
+	st, err := m.state(ctx, s)
+	if err != nil {
+		return Status{}, err
+	}
+	out := Status{
+		Installed: st.Load != "not-found",
+		Running:   st.running(),
+		Failed:    st.Active == "failed" || st.Sub == "auto-restart",
+		MainPID:   st.MainPID,
+	}
+	if !out.Installed {
+		return out, nil
+	}
+	show, err := m.systemctl(ctx, "show", UnitName(s.Instance), "--property=ExecStart")
+	if err != nil {
+		return out, err
+	}
+	out.Executable = execStartPath(show)
+	return out, nil
+}
+
+// execStartPath is the path= of `systemctl show --property=ExecStart`
+// ("ExecStart={ path=/usr/bin/tentacle ; argv[]=... }").
+func execStartPath(show string) string {
+	_, rest, ok := strings.Cut(show, "path=")
+	if !ok {
+		return ""
+	}
+	path, _, _ := strings.Cut(rest, " ;")
+	return strings.TrimSpace(path)
+}

@@ -38,21 +38,27 @@ func TestUnitGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "unit-"+c.name+".service")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run `go test ./agent/service -update` to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("unit differs from %s (rerun with -update if intended):\n%s", path, got)
-			}
+			checkGolden(t, filepath.Join("testdata", "unit-"+c.name+".service"), got)
 		})
+	}
+}
+
+// checkGolden compares a generated unit with its golden file (-update
+// rewrites it).
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run `go test ./agent/service -update` to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("unit differs from %s (rerun with -update if intended):\n%s", path, got)
 	}
 }
 

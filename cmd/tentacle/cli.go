@@ -34,6 +34,7 @@ type CLI struct {
 	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	Firewall                  FirewallCmd                  `cmd:"" name:"firewall" help:"Opens the Tentacle's port in the machine's firewall, an AWS security group or an Azure network security group" group:"Firewall"`
 	Release                   ReleaseCmd                   `cmd:"" name:"release" help:"Lists, downloads (verified) and mirrors releases of tentacle from a release feed" group:"Other"`
+	Upgrade                   UpgradeCmd                   `cmd:"" name:"upgrade" help:"Installs a release from a feed and restarts the agents running this binary onto it, rolling back if one does not come healthy" group:"Other"`
 	Diag                      DiagCmd                      `cmd:"" name:"diag" help:"Tools for debugging the protocol: decode and encode captured messages" group:"Other"`
 	Version                   VersionCmd                   `cmd:"" name:"version" help:"Show the Tentacle version information" group:"Other"`
 	Help                      HelpCmd                      `cmd:"" name:"help" aliases:"h,?" help:"Prints this help text" group:"Other"`

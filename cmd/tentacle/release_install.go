@@ -5,18 +5,24 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 
+	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/provision/release"
 )
 
-// ReleaseInstallCmd is `release install`: it puts a downloaded, verified
-// release artifact in place the way this tentacle was installed (see
-// provision/release.Install).
+// ReleaseInstallCmd is `release install`: it puts a release artifact in
+// place the way this tentacle was installed (see provision/release.Install):
+// a file already downloaded (--from), or the right artifact of a version of
+// a feed, downloaded and verified first (--feed, --version).
 type ReleaseInstallCmd struct {
 	formatFlag
-	From   string `name:"from" required:"" help:"The downloaded, verified release artifact to install: the .deb or .rpm when tentacle was installed by a package, else the release's tar.gz (zip on Windows)" placeholder:"FILE"`
-	Target string `name:"target" help:"The tentacle binary to replace (default: the running one, symlinks resolved)" placeholder:"PATH"`
-	DryRun bool   `name:"dry-run" help:"Check the artifact and print what would happen, changing nothing"`
+	releaseFeedFlags
+	releaseTrustFlags
+	From        string `name:"from" help:"A downloaded, verified release artifact to install: the .deb or .rpm when tentacle was installed by a package, else the release's tar.gz (zip on Windows). Without it, the artifact comes from --feed" placeholder:"FILE"`
+	DownloadDir string `name:"download-dir" help:"Where an artifact from the feed is downloaded (a re-run continues a cut download). Default: /var/cache/tentacle/releases as root, else your cache folder" placeholder:"DIR"`
+	Target      string `name:"target" help:"The tentacle binary to replace (default: the running one, symlinks resolved)" placeholder:"PATH"`
+	DryRun      bool   `name:"dry-run" help:"Check the artifact and print what would happen, changing nothing"`
 }
 
 func (c *ReleaseInstallCmd) Run(e *Env) error {
@@ -32,7 +38,26 @@ func (c *ReleaseInstallCmd) Run(e *Env) error {
 	if asJSON {
 		pmOutput = e.Stderr
 	}
-	res, err := release.Install(ctx, c.From, release.InstallOptions{Target: c.Target, DryRun: c.DryRun, Output: pmOutput})
+	from := c.From
+	if from == "" {
+		fetched, err := c.fetch(ctx, e, asJSON)
+		if err != nil {
+			return err
+		}
+		if fetched.UpToDate() {
+			if asJSON {
+				return writeJSON(e, release.InstallResult{Method: fetched.Method, Target: fetched.Target, Package: fetched.Package, Version: fetched.Current, DryRun: c.DryRun, Steps: []string{}})
+			}
+			e.Infof("%s is already version %s, the newest of %s matching %q; nothing to install.", fetched.Target, fetched.Current, c.feedName(e), c.Version)
+			return nil
+		}
+		from = fetched.Path
+	} else if c.Feed != "" {
+		return config.Userf("Give either --from FILE or --feed FEED, not both.")
+	} else if !filepath.IsAbs(from) {
+		from = filepath.Join(e.Cwd, from)
+	}
+	res, err := release.Install(ctx, from, release.InstallOptions{Target: c.Target, DryRun: c.DryRun, Output: pmOutput})
 	if err != nil {
 		return err
 	}
@@ -40,7 +65,7 @@ func (c *ReleaseInstallCmd) Run(e *Env) error {
 		return writeJSON(e, res)
 	}
 	if res.DryRun {
-		e.Infof("Dry run: nothing was changed. Installing %s at %s (%s install) would:", c.From, res.Target, res.Method)
+		e.Infof("Dry run: nothing was changed. Installing %s at %s (%s install) would:", from, res.Target, res.Method)
 		for _, s := range res.Steps {
 			e.Infof("  %s", s)
 		}
@@ -53,10 +78,42 @@ func (c *ReleaseInstallCmd) Run(e *Env) error {
 			e.Infof("The previous binary (%s) is kept as %s.", orUnknownVersion(res.PreviousVersion), res.Previous)
 		}
 	default:
-		e.Infof("Installed %s through the %s package manager (package %s); %s now reports %s.", c.From, res.Method, res.Package, res.Target, orUnknownVersion(res.Version))
+		e.Infof("Installed %s through the %s package manager (package %s); %s now reports %s.", from, res.Method, res.Package, res.Target, orUnknownVersion(res.Version))
 	}
-	e.Warnf("Running agents keep the old version until their services restart (tentacle service --instance NAME --restart).")
+	e.Warnf("Running agents keep the old version until their services restart (tentacle service --instance NAME --restart); `tentacle upgrade` installs and restarts them in one step.")
 	return nil
+}
+
+// fetch downloads and verifies, from the feed, the artifact this machine's
+// install method needs.
+func (c *ReleaseInstallCmd) fetch(ctx context.Context, e *Env, asJSON bool) (release.Fetched, error) {
+	if c.Feed == "" && e.Getenv("TENTACLE_RELEASES_FEED") == "" {
+		return release.Fetched{}, config.Userf("Nothing to install: give --from FILE (a downloaded artifact) or --feed FEED (with --version) to download one; TENTACLE_RELEASES_FEED sets a default feed.")
+	}
+	feed, err := c.open(e)
+	if err != nil {
+		return release.Fetched{}, err
+	}
+	fetched, err := release.FetchForInstall(ctx, release.FetchRequest{
+		Feed: feed, Constraint: c.Version, Prerelease: c.Prerelease, Trust: c.trust(e),
+		Target: c.Target, Dir: absFrom(e, c.DownloadDir), Progress: releaseProgress(e, asJSON),
+	})
+	return fetched, releaseError(err)
+}
+
+func (c *ReleaseInstallCmd) feedName(e *Env) string {
+	if c.Feed != "" {
+		return c.Feed
+	}
+	return e.Getenv("TENTACLE_RELEASES_FEED")
+}
+
+// absFrom makes a path given on the command line absolute ("" stays "").
+func absFrom(e *Env, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(e.Cwd, p)
 }
 
 func orUnknownVersion(v string) string {

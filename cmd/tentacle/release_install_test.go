@@ -4,13 +4,18 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/tentacle-go/tentacle/provision/release"
 )
 
 // writeReleaseTarGz writes a goreleaser-shaped archive holding binary as
@@ -48,11 +53,54 @@ func TestReleaseInstallFlags(t *testing.T) {
 	if c.From != "a.tar.gz" || c.Target != "/opt/tentacle" || !c.DryRun || c.Format != "json" {
 		t.Errorf("parsed %+v", c)
 	}
-	var fresh struct {
-		Install ReleaseInstallCmd `cmd:"" name:"install"`
+	var out, errOut bytes.Buffer
+	e := &Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
+	if code := run([]string{"release", "install"}, e); code != exitUserError || !strings.Contains(errOut.String(), "give --from FILE") || !strings.Contains(errOut.String(), "--feed FEED") {
+		t.Errorf("neither --from nor --feed: exit %d, stderr %q", code, errOut.String())
 	}
-	if _, err := kong.Must(&fresh).Parse([]string{"install"}); err == nil || !strings.Contains(err.Error(), "--from") {
-		t.Errorf("without --from: %v", err)
+	errOut.Reset()
+	if code := run([]string{"release", "install", "--from", "a.tar.gz", "--feed", "/srv/feed"}, e); code != exitUserError || !strings.Contains(errOut.String(), "not both") {
+		t.Errorf("--from and --feed: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestReleaseInstallFromAFeed: --feed and --version download the archive of
+// that version for this machine, verify it against checksums.txt and
+// install it, keeping the previous binary.
+func TestReleaseInstallFromAFeed(t *testing.T) {
+	feedDir := t.TempDir()
+	name := "tentacle_1.0.0_" + runtime.GOOS + "_" + release.HostPlatform().Arch + ".tar.gz"
+	if err := os.MkdirAll(filepath.Join(feedDir, "1.0.0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeReleaseTarGz(t, filepath.Join(feedDir, "1.0.0", name), builtBinary)
+	data, _ := os.ReadFile(filepath.Join(feedDir, "1.0.0", name))
+	sum := sha256.Sum256(data)
+	os.WriteFile(filepath.Join(feedDir, "1.0.0", "checksums.txt"), []byte(hex.EncodeToString(sum[:])+"  "+name+"\n"), 0o644)
+	os.WriteFile(filepath.Join(feedDir, "index.json"), []byte(`{"schema":1,"versions":[{"version":"1.0.0","date":"2026-12-03T09:00:00Z","files":["checksums.txt","`+name+`"]}]}`), 0o644)
+
+	t.Setenv("PATH", t.TempDir()) // no dpkg or rpm: a binary install
+	target := filepath.Join(t.TempDir(), "tentacle")
+	os.WriteFile(target, []byte("#!/bin/sh\necho 0.9.0\n"), 0o755)
+	downloads := t.TempDir()
+	var out, errOut bytes.Buffer
+	e := &Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
+	args := []string{"release", "install", "--feed", feedDir, "--version", "~> 1.0", "--target", target, "--download-dir", downloads}
+	if code := run(args, e); code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "Installed tentacle") || !strings.Contains(errOut.String(), "NOT checked") {
+		t.Errorf("stdout %q, stderr %q", out.String(), errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(downloads, "1.0.0", name)); err != nil {
+		t.Errorf("the artifact is not in --download-dir: %v", err)
+	}
+	if prev, _ := os.ReadFile(target + ".previous"); !strings.Contains(string(prev), "0.9.0") {
+		t.Errorf("the previous binary was not kept: %q", prev)
+	}
+	built, _ := os.ReadFile(builtBinary)
+	if got, _ := os.ReadFile(target); !bytes.Equal(got, built) {
+		t.Error("the target is not the feed's binary")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/service"
+	"github.com/tentacle-go/tentacle/provision/release"
 )
 
 // ServiceCmd is upstream's service: install, remove and control the
@@ -28,6 +29,9 @@ type ServiceCmd struct {
 	Username    string `name:"username" aliases:"user" help:"Account the service runs as (default: root on Linux, LocalSystem on Windows); also OCTOPUS_SERVICE_USERNAME" placeholder:"USER"`
 	Password    string `name:"password" help:"Password of the account (Windows only); also OCTOPUS_SERVICE_PASSWORD" placeholder:"PASSWORD" sensitive:""`
 	DependOn    string `name:"dependOn" help:"Another service this one depends on" placeholder:"SERVICE"`
+	AutoUpgrade string `name:"auto-upgrade" help:"With --install or --reconfigure: a daily systemd timer runs 'tentacle upgrade --all --version CONSTRAINT' at a random time of day (off by default; off removes it). Linux only" placeholder:"CONSTRAINT|off"`
+	UpgradeFeed string `name:"auto-upgrade-feed" help:"The release feed of --auto-upgrade. Default: $TENTACLE_RELEASES_FEED" placeholder:"FEED"`
+	UpgradeKey  string `name:"auto-upgrade-pubkey" help:"The minisign public key the --auto-upgrade feed is signed with. Default: $TENTACLE_RELEASES_PUBKEY, else the key built into release binaries" placeholder:"KEY"`
 }
 
 // serviceExecutable is the binary the service runs: this one.
@@ -106,6 +110,10 @@ func (c *ServiceCmd) Run(e *Env) error {
 	if len(acts.Steps()) == 0 {
 		return config.Userf("Nothing to do: pass one or more of --install, --start, --stop, --restart, --reconfigure, --uninstall. For example `tentacle service --instance Tentacle --install --start`.")
 	}
+	autoUpgrade, err := c.autoUpgrade(e, acts)
+	if err != nil {
+		return err
+	}
 	if c.Password != "" && runtime.GOOS != "windows" {
 		e.Warnf("--password is only used on Windows; systemd needs none.")
 	}
@@ -136,7 +144,86 @@ func (c *ServiceCmd) Run(e *Env) error {
 	if len(failures) > 0 {
 		return config.Userf("The service of %d of %d instances could not be changed:\n%s", len(failures), len(sels), strings.Join(failures, "\n"))
 	}
-	return nil
+	return serviceError(c.applyAutoUpgrade(e, sels[0], acts, autoUpgrade))
+}
+
+// autoUpgrade checks --auto-upgrade before anything is changed; nil means
+// no timer is to be written.
+func (c *ServiceCmd) autoUpgrade(e *Env, acts service.Actions) (*service.AutoUpgrade, error) {
+	if c.AutoUpgrade == "" {
+		return nil, nil
+	}
+	if runtime.GOOS != "linux" {
+		return nil, config.Userf("--auto-upgrade is a systemd timer and is not there yet on %s; upgrade with `tentacle release install --feed FEED` and restart the service.", runtime.GOOS)
+	}
+	if !acts.Install && !acts.Reconfigure {
+		return nil, config.Userf("--auto-upgrade goes with --install or --reconfigure, for example `tentacle service --instance Tentacle --install --auto-upgrade '~> 1.4' --auto-upgrade-feed https://example.com/tentacle`.")
+	}
+	if c.Instance == "*" || c.Config != "" {
+		return nil, config.Userf("--auto-upgrade is machine-wide and needs an instance of the machine-wide index (--instance NAME), run as root.")
+	}
+	if strings.EqualFold(c.AutoUpgrade, "off") {
+		return nil, nil
+	}
+	if _, err := release.Select(nil, c.AutoUpgrade, false); err != nil {
+		return nil, releaseError(err)
+	}
+	a := &service.AutoUpgrade{Constraint: c.AutoUpgrade, Feed: c.UpgradeFeed, PublicKey: c.UpgradeKey}
+	if a.Feed == "" {
+		a.Feed = e.Getenv("TENTACLE_RELEASES_FEED")
+	}
+	if a.PublicKey == "" {
+		a.PublicKey = e.Getenv("TENTACLE_RELEASES_PUBKEY")
+	}
+	if a.Feed == "" {
+		return nil, config.Userf("--auto-upgrade needs a release feed: pass --auto-upgrade-feed (a directory, https:// URL or github:OWNER/REPO) or set TENTACLE_RELEASES_FEED.")
+	}
+	if _, err := release.Open(a.Feed, release.Options{}); err != nil {
+		return nil, releaseError(err)
+	}
+	return a, nil
+}
+
+// applyAutoUpgrade writes or removes the machine-wide upgrade timer: written
+// with --auto-upgrade CONSTRAINT, removed with --auto-upgrade off and when
+// --uninstall removed the last instance's service.
+func (c *ServiceCmd) applyAutoUpgrade(e *Env, sel config.Selection, acts service.Actions, a *service.AutoUpgrade) error {
+	off := strings.EqualFold(c.AutoUpgrade, "off")
+	if a == nil && !off && !acts.Uninstall {
+		return nil
+	}
+	if runtime.GOOS != "linux" || sel.Rootless {
+		return nil
+	}
+	mgr, err := newServiceManager(e, sel)
+	if err != nil {
+		return err
+	}
+	m, ok := mgr.(*service.Systemd)
+	if !ok || m.Scope != service.SystemScope {
+		return nil
+	}
+	ctx := context.Background()
+	if a != nil {
+		exe, err := serviceExecutable()
+		if err != nil {
+			return err
+		}
+		a.Executable = exe
+		return m.InstallAutoUpgrade(ctx, *a)
+	}
+	if acts.Uninstall && !off {
+		list, err := e.Index().List()
+		if err != nil {
+			return err
+		}
+		for _, in := range list {
+			if m.Installed(service.Spec{Instance: in.Name}) {
+				return nil // another instance's agent still runs this binary
+			}
+		}
+	}
+	return m.UninstallAutoUpgrade(ctx)
 }
 
 // selections are the instances the command acts on.

@@ -236,6 +236,10 @@ func TestConformance(t *testing.T) {
 				{"1.4.0", false, []string{"1.4.0"}},
 				{"v2.0.0", false, []string{"2.0.0"}},
 				{"1.5.0-rc.1", false, []string{"1.5.0-rc.1"}},
+				// Named pre-releases compare exactly, not through their release.
+				{"> 1.5.0-rc.1", false, []string{"2.0.0"}},
+				{">= 1.4.2, < 1.5.0-rc.1", false, []string{"1.4.2"}},
+				{"> 1.4.2-rc.1, < 3", false, []string{"2.0.0", "1.5.0-rc.1", "1.4.2"}},
 				{">= 3", true, nil},
 			} {
 				sel, err := Select(all, c.constraint, c.pre)

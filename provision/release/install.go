@@ -50,6 +50,9 @@ type InstallOptions struct {
 	Limits ExtractLimits
 	// Output receives the package manager's output; nil discards it.
 	Output io.Writer
+	// AllowDowngrade lets the package manager install an older package
+	// than the installed one (a rollback does).
+	AllowDowngrade bool
 }
 
 // InstallResult says what Install did (or, for a dry run, would do).
@@ -156,13 +159,20 @@ func Install(ctx context.Context, artifact string, opts InstallOptions) (Install
 		cmd := []string{"dpkg", "-i", abs}
 		if _, err := exec.LookPath("apt-get"); err == nil {
 			cmd = []string{"apt-get", "install", "-y", abs} // an absolute path: apt-get reads it as a file
+			if opts.AllowDowngrade {
+				cmd = []string{"apt-get", "install", "-y", "--allow-downgrades", abs}
+			}
 		}
 		return installPackage(ctx, res, cmd, opts)
 	case MethodRPM:
 		if !strings.HasSuffix(lower, ".rpm") {
 			return res, config.Userf("%s was installed by the %s rpm package, so install the release's .rpm, not %s.", res.Target, PackageName, filepath.Base(abs))
 		}
-		return installPackage(ctx, res, []string{"rpm", "-U", abs}, opts)
+		cmd := []string{"rpm", "-U", abs}
+		if opts.AllowDowngrade {
+			cmd = []string{"rpm", "-U", "--oldpackage", abs}
+		}
+		return installPackage(ctx, res, cmd, opts)
 	}
 	if strings.HasSuffix(lower, ".deb") || strings.HasSuffix(lower, ".rpm") {
 		return res, config.Userf("%s is not owned by a package, so install the release's tar.gz (or zip) archive, not %s.", res.Target, filepath.Base(abs))

@@ -56,13 +56,36 @@ func Select(vs []Version, constraint string, prerelease bool) ([]Version, error)
 		if isPre && !prerelease {
 			continue
 		}
-		if cs != nil && !cs.Check(sv) && !(isPre && cs.Check(sv.Core())) {
+		if cs != nil && !allow(cs, sv, isPre) {
 			continue
 		}
 		out = append(out, v)
 	}
 	sortNewestFirst(out)
 	return out, nil
+}
+
+// allow checks v against each part of cs. A pre-release counts as its
+// release ("< 2" matches 1.5.0-rc.1, which go-version alone refuses), except
+// against a part naming a pre-release of the same release, which compares
+// exactly ("> 1.5.0-rc.1" does not match 1.5.0-rc.1 through 1.5.0). Against
+// a pre-release of another release the release decides, as in SemVer.
+func allow(cs goversion.Constraints, v *goversion.Version, isPre bool) bool {
+	for _, c := range cs {
+		if c.Check(v) {
+			continue
+		}
+		if !isPre || (c.Prerelease() && sameCore(c, v)) || !c.Check(v.Core()) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameCore reports whether the version c names has v's major.minor.patch.
+func sameCore(c *goversion.Constraint, v *goversion.Version) bool {
+	cv, err := goversion.NewVersion(strings.TrimLeft(c.String(), "<>=!~ "))
+	return err != nil || cv.Core().Equal(v.Core())
 }
 
 // Newest is the newest version constraint allows, or an error saying what
