@@ -164,10 +164,15 @@ func Apply(ctx context.Context, f *File, opts Options) (Result, error) {
 	if opts.Getenv == nil {
 		return Result{}, errors.New("plan.Apply: Options.Getenv is required")
 	}
+	if err := f.validate(); err != nil {
+		return Result{}, &FileError{Msg: "the provision file: " + err.Error()}
+	}
 	resolved, err := Resolve(f, opts.Getenv, "the provision file", nil)
 	if err != nil {
 		return Result{}, err
 	}
+	// Secrets are plain text now, by design; the values are checked again.
+	resolved.AllowPlaintextSecrets = true
 	if err := resolved.validate(); err != nil {
 		return Result{}, &FileError{Msg: "the provision file: " + err.Error()}
 	}

@@ -406,8 +406,11 @@ func (r *Registration) validate(p string, polling, plaintextOK bool) error {
 			return fieldErrorf(p+".comms-style", "%s does not agree with the instance, which %s; leave comms-style out, or change the instance's listen/polling.", r.CommsStyle, map[bool]string{true: "polls", false: "listens"}[polling])
 		}
 	}
-	if polling && (r.ServerProxy != "" || r.PublicHostName != "") {
-		return fieldErrorf(p+".server-proxy", "server-proxy and public-host-name are how the server reaches a listening Tentacle; this one polls.")
+	if polling && (r.ServerProxy != "" || r.PublicHostName != "" || r.TentacleCommsPort != 0) {
+		return fieldErrorf(p+".server-proxy", "server-proxy, public-host-name and tentacle-comms-port are how the server reaches a listening Tentacle; this one polls.")
+	}
+	if r.TentacleCommsPort < 0 || r.TentacleCommsPort > 65535 {
+		return fieldErrorf(p+".tentacle-comms-port", "%d is not a TCP port.", r.TentacleCommsPort)
 	}
 	if !polling && (r.ServerCommsAddress != "" || r.ServerCommsPort != 0) {
 		return fieldErrorf(p+".server-comms-address", "server-comms-address and server-comms-port are for polling Tentacles; this one listens.")

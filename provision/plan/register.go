@@ -99,7 +99,11 @@ func (r *run) planRegistration(ctx context.Context, in *Instance, p instancePath
 		if host == "" {
 			host, _ = os.Hostname()
 		}
-		want.Endpoint.Listening = "https://" + net.JoinHostPort(strings.ToLower(host), strconv.Itoa(listenPort(in))) + "/"
+		port := listenPort(in)
+		if reg.TentacleCommsPort != 0 {
+			port = reg.TentacleCommsPort
+		}
+		want.Endpoint.Listening = "https://" + net.JoinHostPort(strings.ToLower(host), strconv.Itoa(port)) + "/"
 	}
 
 	client, err := octopus.Connect(ctx, octopus.Options{Server: reg.Server, Credentials: creds, Proxy: proxy, InsecureSkipVerify: reg.IgnoreSSLErrors, Space: reg.Space})
