@@ -107,6 +107,7 @@ func parentPath(p string) string {
 var (
 	decodeErrorPosition = regexp.MustCompile(`^\[(\d+):(\d+)\] (.*)$`)
 	goFieldPhrase       = regexp.MustCompile(`into Go struct field \S+ of type (\S+)`)
+	keyBefore           = regexp.MustCompile(`([A-Za-z0-9_-]+):\s*$`)
 )
 
 // decodeErrorMessage is go-yaml's error as file:line:column, the key on
@@ -119,11 +120,18 @@ func decodeErrorMessage(name string, data []byte, err error) string {
 	}
 	what := goFieldPhrase.ReplaceAllString(m[3], "into $1")
 	key := ""
-	var line int
+	var line, col int
 	fmt.Sscanf(m[1], "%d", &line)
+	fmt.Sscanf(m[2], "%d", &col)
 	if lines := strings.Split(string(data), "\n"); line >= 1 && line <= len(lines) {
-		text := strings.TrimLeft(strings.TrimSpace(lines[line-1]), "- ")
-		if k, _, ok := strings.Cut(text, ":"); ok && !strings.ContainsAny(k, " {[") {
+		text := lines[line-1]
+		if col >= 1 && col-1 <= len(text) {
+			text = text[:col-1]
+		}
+		// The key is the last "name:" before the column (block or flow style).
+		if k := keyBefore.FindStringSubmatch(text); k != nil {
+			key = k[1] + ": "
+		} else if k, _, ok := strings.Cut(strings.TrimLeft(strings.TrimSpace(lines[line-1]), "- "), ":"); ok && !strings.ContainsAny(k, " {[") {
 			key = k + ": "
 		}
 	}
