@@ -77,35 +77,14 @@ func (c *ProvisionCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	flags := c.variables()
-	getenv := e.Getenv
-	var file *plan.File
-	switch {
-	case c.File != "" && (c.FromEnv || len(flags) > 0):
-		return config.Userf("--file declares the whole machine; leave out --from-env and the setting flags (or put them in the file).")
-	case c.File != "":
-		data, name, err := c.readFile(e)
-		if err != nil {
-			return err
-		}
-		if file, err = plan.Parse(name, data); err != nil {
-			return config.Userf("%s", err.Error())
-		}
-	case c.FromEnv || len(flags) > 0:
-		getenv = func(k string) string {
-			if v, ok := flags[k]; ok {
-				return v
+	file, getenv, err := c.declaration(e)
+	if err != nil {
+		if asJSON {
+			if werr := writeProvisionJSON(e, plan.Result{}, c.DryRun, err); werr != nil {
+				return werr
 			}
-			if c.FromEnv {
-				return e.Getenv(k)
-			}
-			return ""
 		}
-		if file, err = plan.FromEnv(getenv); err != nil {
-			return config.Userf("%s", strings.Replace(err.Error(), "--from-env: ", "", 1))
-		}
-	default:
-		return config.Userf("Say what to converge to: --file machine.yaml, --from-env (upstream's container variables), or settings as flags (--server ... --environment ... --role ...). `tentacle help provision` lists them.")
+		return err
 	}
 	if c.WriteFile != "" {
 		data, err := plan.Marshal(file)
@@ -158,6 +137,43 @@ func (c *ProvisionCmd) Run(e *Env) error {
 		return err
 	}
 	return nil
+}
+
+// declaration is the declared machine from --file, or from the
+// environment and flags, and how its ${NAME} references resolve.
+func (c *ProvisionCmd) declaration(e *Env) (*plan.File, func(string) string, error) {
+	flags := c.variables()
+	getenv := e.Getenv
+	var file *plan.File
+	var err error
+	switch {
+	case c.File != "" && (c.FromEnv || len(flags) > 0):
+		return nil, nil, config.Userf("--file declares the whole machine; leave out --from-env and the setting flags (or put them in the file).")
+	case c.File != "":
+		data, name, err := c.readFile(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		if file, err = plan.Parse(name, data); err != nil {
+			return nil, nil, config.Userf("%s", err.Error())
+		}
+	case c.FromEnv || len(flags) > 0:
+		getenv = func(k string) string {
+			if v, ok := flags[k]; ok {
+				return v
+			}
+			if c.FromEnv {
+				return e.Getenv(k)
+			}
+			return ""
+		}
+		if file, err = plan.FromEnv(getenv); err != nil {
+			return nil, nil, config.Userf("%s", strings.Replace(err.Error(), "--from-env: ", "", 1))
+		}
+	default:
+		return nil, nil, config.Userf("Say what to converge to: --file machine.yaml, --from-env (upstream's container variables), or settings as flags (--server ... --environment ... --role ...). `tentacle help provision` lists them.")
+	}
+	return file, getenv, nil
 }
 
 // readFile reads --file, or standard input for -.
