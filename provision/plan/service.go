@@ -29,7 +29,7 @@ func (r *run) planService(ctx context.Context, in *Instance, p instancePaths, st
 	spec := service.Spec{
 		Instance: p.name, ConfigPath: p.config, Home: p.home, Executable: r.opts.Executable,
 		Username: sv.Username, Password: string(sv.Password),
-		Protected: []string{filepath.Join(r.opts.Root, "instances"), filepath.Join(r.opts.Root, "machinekey")},
+		Protected: []string{config.NewIndex(r.opts.Root).Dir, filepath.Join(r.opts.Root, "machinekey")},
 	}
 	install, start := enabled(sv.Install), enabled(sv.Start)
 	var m service.Manager
