@@ -67,8 +67,10 @@ type HealthChecker interface {
 // InstanceState is what a health check needs to know of an instance.
 type InstanceState struct {
 	Name, ConfigPath, Home string
-	// Port is the listening port (0 for a polling Tentacle).
-	Port int
+	// Port is the listening port (0 for a polling Tentacle), ListenIP its
+	// address ("" for any).
+	Port     int
+	ListenIP string
 	// Polling: the servers it polls and its subscription ids.
 	Polling bool
 	// ServiceStarted says the run started (or found running) its service,

@@ -122,7 +122,11 @@ func (LivenessCheck) Check(ctx context.Context, in InstanceState) error {
 	ctx, cancel := context.WithTimeout(ctx, HealthCheckTimeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("localhost", strconv.Itoa(in.Port)))
+	host := in.ListenIP
+	if host == "" {
+		host = "localhost"
+	}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(in.Port)))
 	if err != nil {
 		return config.Userf("The agent of instance %s runs but does not accept connections on port %d (%v). Check the listen settings and `journalctl -u %s`.", in.Name, in.Port, err, service.UnitName(in.Name))
 	}
