@@ -144,7 +144,7 @@ func (r *run) planRegistration(ctx context.Context, in *Instance, p instancePath
 		if err != nil {
 			return err
 		}
-		s.SetTrustedServers(addOrUpdateServer(servers, entry))
+		s.SetTrustedServers(config.AddOrUpdateServer(servers, entry))
 		if polling {
 			if n, _ := s.PollingConnectionCount(); n == 0 {
 				count := 1
@@ -174,17 +174,6 @@ func endpointOf(r octopus.Registration) string {
 		return "polling as " + r.Endpoint.Subscription
 	}
 	return "listening at " + r.Endpoint.Listening
-}
-
-// addOrUpdateServer replaces the entry for the same server or appends it.
-func addOrUpdateServer(list []config.TrustedServer, srv config.TrustedServer) []config.TrustedServer {
-	for i := range list {
-		if list[i].SameServer(srv) {
-			list[i] = srv
-			return list
-		}
-	}
-	return append(list, srv)
 }
 
 // pollingAddress is server-comms-address, else the server's host, on

@@ -57,28 +57,15 @@ func (r *run) planService(ctx context.Context, in *Instance, p instancePaths, st
 		if status.Installed {
 			what = "bring the installed service up to date and enable it"
 		}
-		out.add(what, func(ctx context.Context) error { return serviceError(mgr.Install(ctx, spec)) })
+		out.add(what, func(ctx context.Context) error { return mgr.Install(ctx, spec) })
 	}
 	if start {
 		st.ServiceStarted = true
 		if !canInspect || !status.Running {
-			out.add("start the service and wait until the agent serves", func(ctx context.Context) error { return serviceError(mgr.Start(ctx, spec)) })
+			out.add("start the service and wait until the agent serves", func(ctx context.Context) error { return mgr.Start(ctx, spec) })
 		}
 	}
 	return out, nil
-}
-
-// serviceError keeps the service package's user errors user errors.
-func serviceError(err error) error {
-	var ue *service.UserError
-	if errors.As(err, &ue) {
-		return config.Userf("%s", ue.Msg)
-	}
-	var ce *service.CommandError
-	if errors.As(err, &ce) {
-		return config.Userf("%s failed: %s", ce.Command, ce.Output)
-	}
-	return err
 }
 
 // planHealth checks the instance can serve; it changes nothing.
