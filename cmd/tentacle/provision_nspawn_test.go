@@ -95,11 +95,37 @@ func TestProvisionUnderRealSystemd(t *testing.T) {
 		return out
 	}
 
+	// Failures first, each stopping at its step with nothing half-done: a
+	// broken file before anything, a wrong API key at the registration
+	// (nothing registered, no service installed, the server not trusted).
+	write("broken.yaml", "instances:\n  - name: Web\n    listen: {port: 10933}\n    servce: {}\n")
+	if out, err := m.RunEnv(env, containerBinDir+"/tentacle", "provision", "--file", "/srv/provision/broken.yaml"); err == nil ||
+		!strings.Contains(out, "broken.yaml:4:5: servce: unknown field \"servce\"") {
+		t.Errorf("a broken file: %v\n%s", err, out)
+	}
+	if out, err := m.Run("ls", "-A", "/etc/octopus"); err == nil {
+		t.Errorf("a broken file left /etc/octopus: %s", out)
+	}
+	wrongKey := append([]string{"OCTOPUS_API_KEY=API-WRONG"}, env[1:]...)
+	if out, err := m.RunEnv(wrongKey, containerBinDir+"/tentacle", "provision", "--file", "/srv/provision/web.yaml"); err == nil ||
+		!strings.Contains(out, "provision stopped at step registration of instance Web") {
+		t.Errorf("a wrong API key: %v\n%s", err, out)
+	}
+	if len(srv.Machines()) != 0 {
+		t.Error("a wrong API key registered a machine")
+	}
+	if got := strings.TrimSpace(m.Must("systemctl", "show", "-p", "LoadState", "--value", "Web.service")); got != "not-found" {
+		t.Errorf("after a failed registration the service is %s", got)
+	}
+	if show := tentacleIn(m, "show-configuration", "--instance", "Web"); strings.Contains(show, srv.Thumbprint()) {
+		t.Errorf("after a failed registration the server is trusted:\n%s", show)
+	}
+
 	for _, file := range []string{"web.yaml", "worker.yaml"} {
 		runStart := time.Now()
 		first := provision(file)
 		t.Logf("first run of %s (%s):\n%s", file, time.Since(runStart).Round(time.Millisecond), first)
-		if strings.Contains(first, "\n0 changed") {
+		if strings.Contains(first, "\n0 changed") || strings.Contains(first, "failed") {
 			t.Errorf("the first run of %s changed nothing", file)
 		}
 		runStart = time.Now()
