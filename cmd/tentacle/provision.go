@@ -77,7 +77,7 @@ func (c *ProvisionCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	file, getenv, err := c.declaration(e)
+	file, getenv, source, err := c.declaration(e)
 	if err != nil {
 		if asJSON {
 			if werr := writeProvisionJSON(e, plan.Result{}, c.DryRun, err); werr != nil {
@@ -104,6 +104,7 @@ func (c *ProvisionCmd) Run(e *Env) error {
 	defer stop()
 	opts := plan.Options{
 		Root: e.Root(), Getenv: getenv, Cwd: e.Cwd, DryRun: c.DryRun, Executable: exe,
+		SourceName: c.File, Source: source,
 		CurrentVersion: buildVersion(),
 		ServiceManager: func(sel config.Selection) (service.Manager, error) {
 			return newServiceManager(quietEnv(e), sel)
@@ -141,21 +142,23 @@ func (c *ProvisionCmd) Run(e *Env) error {
 
 // declaration is the declared machine from --file, or from the
 // environment and flags, and how its ${NAME} references resolve.
-func (c *ProvisionCmd) declaration(e *Env) (*plan.File, func(string) string, error) {
+func (c *ProvisionCmd) declaration(e *Env) (*plan.File, func(string) string, []byte, error) {
 	flags := c.variables()
 	getenv := e.Getenv
 	var file *plan.File
+	var source []byte
 	var err error
 	switch {
 	case c.File != "" && (c.FromEnv || len(flags) > 0):
-		return nil, nil, config.Userf("--file declares the whole machine; leave out --from-env and the setting flags (or put them in the file).")
+		return nil, nil, nil, config.Userf("--file declares the whole machine; leave out --from-env and the setting flags (or put them in the file).")
 	case c.File != "":
 		data, name, err := c.readFile(e)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
+		source = data
 		if file, err = plan.Parse(name, data); err != nil {
-			return nil, nil, config.Userf("%s", err.Error())
+			return nil, nil, nil, config.Userf("%s", err.Error())
 		}
 	case c.FromEnv || len(flags) > 0:
 		getenv = func(k string) string {
@@ -168,12 +171,12 @@ func (c *ProvisionCmd) declaration(e *Env) (*plan.File, func(string) string, err
 			return ""
 		}
 		if file, err = plan.FromEnv(getenv); err != nil {
-			return nil, nil, config.Userf("%s", strings.Replace(err.Error(), "--from-env: ", "", 1))
+			return nil, nil, nil, config.Userf("%s", strings.Replace(err.Error(), "--from-env: ", "", 1))
 		}
 	default:
-		return nil, nil, config.Userf("Say what to converge to: --file machine.yaml, --from-env (upstream's container variables), or settings as flags (--server ... --environment ... --role ...). `tentacle help provision` lists them.")
+		return nil, nil, nil, config.Userf("Say what to converge to: --file machine.yaml, --from-env (upstream's container variables), or settings as flags (--server ... --environment ... --role ...). `tentacle help provision` lists them.")
 	}
-	return file, getenv, nil
+	return file, getenv, source, nil
 }
 
 // readFile reads --file, or standard input for -.

@@ -138,6 +138,17 @@ func TestProvisionStopsAtTheRightStep(t *testing.T) {
 			t.Fatal("registered with a wrong key")
 		}
 	})
+	t.Run("missing secret", func(t *testing.T) {
+		m := newProvisionMachine(t)
+		file := m.write("m.yaml", fmt.Sprintf(target, srv.URL))
+		_, errOut, code := m.run("provision", "--file", file)
+		if code != 1 || !strings.Contains(errOut, "m.yaml:6:16: instances[0].registration.api-key: the environment variable OCTOPUS_API_KEY is not set") {
+			t.Fatalf("exit %d\n%s", code, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(m.dir, "etc")); !os.IsNotExist(err) {
+			t.Fatal("a missing secret changed the machine")
+		}
+	})
 	t.Run("unreachable server", func(t *testing.T) {
 		m := newProvisionMachine(t, "OCTOPUS_API_KEY=API-X")
 		file := m.write("m.yaml", fmt.Sprintf(target, "http://127.0.0.1:1"))

@@ -66,8 +66,10 @@ func locate(name string, data []byte, err error) error {
 	}
 	field := strings.TrimPrefix(fe.path, "$.")
 	where := name
-	if pos := position(data, fe.path); pos != "" {
-		where += ":" + pos
+	if len(data) > 0 {
+		if pos := position(data, fe.path); pos != "" {
+			where += ":" + pos
+		}
 	}
 	return &FileError{Msg: fmt.Sprintf("%s: %s: %s", where, field, fe.msg)}
 }
