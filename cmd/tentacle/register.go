@@ -46,13 +46,7 @@ func httpProxy(s *config.Settings, keys config.ProxyKeys, mk config.MachineKey) 
 	if err != nil {
 		return nil, err
 	}
-	if u := p.URL(); u != nil {
-		return http.ProxyURL(u), nil
-	}
-	if p.UseDefault {
-		return http.ProxyFromEnvironment, nil
-	}
-	return nil, nil
+	return p.HTTPProxy(), nil
 }
 
 // registerFlags are the options register-with and register-worker share.
@@ -262,7 +256,7 @@ func (c *registerFlags) register(e *Env, r octopus.Registration) error {
 				s.Set(config.KeyPollingConnectionCount, strconv.Itoa(count))
 			}
 		}
-		s.SetTrustedServers(addOrUpdateServer(servers, entry))
+		s.SetTrustedServers(config.AddOrUpdateServer(servers, entry))
 		return nil
 	})
 	if err != nil {
