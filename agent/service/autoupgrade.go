@@ -126,6 +126,26 @@ func (m *Systemd) InstallAutoUpgrade(ctx context.Context, a AutoUpgrade) error {
 	return nil
 }
 
+// AutoUpgradeUpToDate reports, changing nothing, whether InstallAutoUpgrade
+// would change nothing: both units are as it writes them and the timer is
+// enabled and active (`tentacle provision` plans with it).
+func (m *Systemd) AutoUpgradeUpToDate(ctx context.Context, a AutoUpgrade) (bool, error) {
+	svc, timer, err := RenderAutoUpgrade(a)
+	if err != nil {
+		return false, err
+	}
+	for name, text := range map[string]string{AutoUpgradeService: svc, AutoUpgradeTimer: timer} {
+		if old, err := os.ReadFile(filepath.Join(m.UnitDir, name)); err != nil || string(old) != text {
+			return false, nil
+		}
+	}
+	show, err := m.systemctl(ctx, "show", AutoUpgradeTimer, "--property=UnitFileState,ActiveState")
+	if err != nil {
+		return false, err
+	}
+	return strings.Contains(show, "UnitFileState=enabled") && strings.Contains(show, "ActiveState=active"), nil
+}
+
 // UninstallAutoUpgrade stops and removes the timer and its service; it
 // says so when there is nothing to remove.
 func (m *Systemd) UninstallAutoUpgrade(ctx context.Context) error {

@@ -121,12 +121,19 @@ type Manager interface {
 	SetCredentials(ctx context.Context, s Spec) error
 }
 
-// Status is a service's state as far as Install and Start care.
+// Status is a service's state, as Install and Start and an upgrade's
+// restart care about it.
 type Status struct {
 	// Installed: the definition exists; UpToDate: it is what Install writes.
 	Installed, UpToDate bool
 	// Enabled: it starts at boot; Running: it is active now.
 	Enabled, Running bool
+	// Failed: it failed, or waits to be restarted after the agent exited.
+	Failed bool
+	// MainPID is the agent's process (0 when none).
+	MainPID int
+	// Executable is the program the service runs.
+	Executable string
 }
 
 // Inspector is a Manager that can report Status without changing anything.

@@ -202,28 +202,45 @@ func (m *Systemd) effectiveSpec(s Spec, say bool) (Spec, error) {
 	return s, nil
 }
 
-// Status says, changing nothing, whether Install and Start would change
-// anything: `tentacle provision` plans with it.
+// Status reads the unit's state, changing nothing: `tentacle provision`
+// plans with it (would Install and Start change anything?), `tentacle
+// upgrade` follows a restart with it. UpToDate is only worked out for a spec
+// that names the executable, as Install's does.
 func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
 	s, err := m.effectiveSpec(s, false)
 	if err != nil {
 		return Status{}, err
 	}
-	text, err := RenderUnit(s, UnitOptions{Scope: m.Scope, SystemdVersion: m.SystemdVersion})
-	if err != nil {
-		return Status{}, err
-	}
-	old, readErr := os.ReadFile(m.unitPath(s))
 	st, err := m.state(ctx, s)
 	if err != nil {
 		return Status{}, err
 	}
-	return Status{
-		Installed: readErr == nil,
-		UpToDate:  readErr == nil && string(old) == text,
+	out := Status{
+		Installed: st.Load != "not-found",
 		Enabled:   st.UnitFileState == "enabled",
 		Running:   st.running(),
-	}, nil
+		Failed:    st.Active == "failed" || st.Sub == "auto-restart",
+		MainPID:   st.MainPID,
+	}
+	old, readErr := os.ReadFile(m.unitPath(s))
+	if readErr != nil {
+		out.Installed = false
+	}
+	if out.Installed && s.Executable != "" {
+		text, err := RenderUnit(s, UnitOptions{Scope: m.Scope, SystemdVersion: m.SystemdVersion})
+		if err != nil {
+			return Status{}, err
+		}
+		out.UpToDate = string(old) == text
+	}
+	if out.Installed {
+		show, err := m.systemctl(ctx, "show", UnitName(s.Instance), "--property=ExecStart")
+		if err != nil {
+			return out, err
+		}
+		out.Executable = execStartPath(show)
+	}
+	return out, nil
 }
 
 func (m *Systemd) write(ctx context.Context, s Spec, verb string) error {
@@ -589,40 +606,6 @@ func (m *Systemd) failed(ctx context.Context, s Spec, cause error) error {
 	}
 	msg += fmt.Sprintf("\nSee `%s` and the instance log under %s/Logs; fix the cause, then `tentacle service --instance %s --start`.", journalCmd, s.Home, instanceArg(s))
 	return &UserError{Msg: msg}
-}
-
-// Status is what `tentacle upgrade` needs to know of an instance's unit.
-type Status struct {
-	Installed bool
-	// Running is active (or reloading); Failed is failed or waiting to be
-	// restarted after the agent exited.
-	Running, Failed bool
-	MainPID         int
-	// Executable is the program of the unit's ExecStart.
-	Executable string
-}
-
-// Status reads the unit's state and the binary it runs.
-func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
-	st, err := m.state(ctx, s)
-	if err != nil {
-		return Status{}, err
-	}
-	out := Status{
-		Installed: st.Load != "not-found",
-		Running:   st.running(),
-		Failed:    st.Active == "failed" || st.Sub == "auto-restart",
-		MainPID:   st.MainPID,
-	}
-	if !out.Installed {
-		return out, nil
-	}
-	show, err := m.systemctl(ctx, "show", UnitName(s.Instance), "--property=ExecStart")
-	if err != nil {
-		return out, err
-	}
-	out.Executable = execStartPath(show)
-	return out, nil
 }
 
 // execStartPath is the path= of `systemctl show --property=ExecStart`

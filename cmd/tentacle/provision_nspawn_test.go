@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,7 +70,21 @@ func TestProvisionUnderRealSystemd(t *testing.T) {
       roles: [web]
     service: {}
 `, port, group, srv.URL))
-	write("worker.yaml", fmt.Sprintf(`instances:
+	// The worker follows a feed whose newest version is this binary's (so
+	// the release step is unchanged) and turns on the daily upgrade timer.
+	version, err := exec.Command(filepath.Join(binDir, "tentacle"), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(files, "feed"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	current := strings.TrimSpace(string(version)) // a pre-release: named exactly
+	write("feed/index.json", fmt.Sprintf(`{"schema":1,"versions":[{"version":%q,"files":[]}]}`, current))
+	write("worker.yaml", fmt.Sprintf(`release:
+  feed: /srv/provision/feed
+  version: %s
+instances:
   - name: Worker
     polling: {}
     registration:
@@ -79,8 +94,9 @@ func TestProvisionUnderRealSystemd(t *testing.T) {
       name: worker01
       worker-pools: [Linux Workers]
       server-comms-address: %s
-    service: {}
-`, srv.URL, srv.PollingAddress))
+    service:
+      auto-upgrade: true
+`, current, srv.URL, srv.PollingAddress))
 	m := nspawntest.Boot(t, rootfs,
 		nspawntest.Bind{Host: binDir, Container: containerBinDir, ReadOnly: true},
 		nspawntest.Bind{Host: files, Container: "/srv/provision", ReadOnly: true})
@@ -148,6 +164,12 @@ func TestProvisionUnderRealSystemd(t *testing.T) {
 		if got := strings.TrimSpace(m.Must("systemctl", "is-enabled", unit)); got != "enabled" {
 			t.Errorf("%s is %q", unit, got)
 		}
+	}
+	if got := strings.TrimSpace(m.Must("systemctl", "is-enabled", "tentacle-upgrade.timer")); got != "enabled" {
+		t.Errorf("the automatic upgrade timer is %q", got)
+	}
+	if show := m.Must("systemctl", "show", "-p", "ExecStart", "tentacle-upgrade.service"); !strings.Contains(show, "--feed=/srv/provision/feed") || !strings.Contains(show, "--version="+current) {
+		t.Errorf("the automatic upgrade runs: %s", show)
 	}
 	if perms := motoIngress(t, moto.Endpoint, group); perms != fmt.Sprintf("tcp %d-%d 10.0.0.0/8", port, port) {
 		t.Errorf("security group %s ingress: %q", group, perms)

@@ -17,6 +17,7 @@ import (
 // a feed, downloaded and verified first (--feed, --version).
 type ReleaseInstallCmd struct {
 	formatFlag
+	InstanceFlags
 	releaseFeedFlags
 	releaseTrustFlags
 	From        string `name:"from" help:"A downloaded, verified release artifact to install: the .deb or .rpm when tentacle was installed by a package, else the release's tar.gz (zip on Windows). Without it, the artifact comes from --feed" placeholder:"FILE"`
@@ -87,15 +88,19 @@ func (c *ReleaseInstallCmd) Run(e *Env) error {
 // fetch downloads and verifies, from the feed, the artifact this machine's
 // install method needs.
 func (c *ReleaseInstallCmd) fetch(ctx context.Context, e *Env, asJSON bool) (release.Fetched, error) {
-	if c.Feed == "" && e.Getenv("TENTACLE_RELEASES_FEED") == "" {
-		return release.Fetched{}, config.Userf("Nothing to install: give --from FILE (a downloaded artifact) or --feed FEED (with --version) to download one; TENTACLE_RELEASES_FEED sets a default feed.")
+	defaults, err := instanceReleaseDefaults(e, c.InstanceFlags)
+	if err != nil {
+		return release.Fetched{}, err
 	}
-	feed, err := c.open(e)
+	if c.Feed == "" && e.Getenv("TENTACLE_RELEASES_FEED") == "" && defaults.Feed == "" {
+		return release.Fetched{}, config.Userf("Nothing to install: give --from FILE (a downloaded artifact) or --feed FEED (with --version) to download one; TENTACLE_RELEASES_FEED or `tentacle configure --releases-feed` sets a default feed.")
+	}
+	feed, err := c.open(e, defaults)
 	if err != nil {
 		return release.Fetched{}, err
 	}
 	fetched, err := release.FetchForInstall(ctx, release.FetchRequest{
-		Feed: feed, Constraint: c.Version, Prerelease: c.Prerelease, Trust: c.trust(e),
+		Feed: feed, Constraint: c.Version, Prerelease: c.Prerelease, Trust: c.trust(e, defaults),
 		Target: c.Target, Dir: absFrom(e, c.DownloadDir), Progress: releaseProgress(e, asJSON),
 	})
 	return fetched, releaseError(err)

@@ -47,10 +47,16 @@ func (c *UpgradeCmd) Run(e *Env) error {
 	if os.Geteuid() != 0 && !c.DryRun {
 		return config.Userf("`tentacle upgrade` replaces the binary and restarts services: run it as root (sudo tentacle upgrade ...). Nothing was changed.")
 	}
-	if c.Feed == "" && e.Getenv("TENTACLE_RELEASES_FEED") == "" {
-		return config.Userf("No release feed: pass --feed (a directory, https:// URL or github:OWNER/REPO) or set TENTACLE_RELEASES_FEED.")
+	// The feed and key default to those of the instance named, else of the
+	// default instance (configure --releases-feed/--releases-public-key).
+	defaults, err := instanceReleaseDefaults(e, InstanceFlags{Instance: c.Instance})
+	if err != nil {
+		return err
 	}
-	feed, err := c.open(e)
+	if c.Feed == "" && e.Getenv("TENTACLE_RELEASES_FEED") == "" && defaults.Feed == "" {
+		return config.Userf("No release feed: pass --feed (a directory, https:// URL or github:OWNER/REPO), set TENTACLE_RELEASES_FEED, or give the instance one with `tentacle configure --releases-feed`.")
+	}
+	feed, err := c.open(e, defaults)
 	if err != nil {
 		return err
 	}
@@ -70,7 +76,7 @@ func (c *UpgradeCmd) Run(e *Env) error {
 	}
 	res, err := upgrade.Run(ctx, upgrade.Options{
 		Fetch: release.FetchRequest{
-			Feed: feed, Constraint: c.Version, Prerelease: c.Prerelease, Trust: c.trust(e),
+			Feed: feed, Constraint: c.Version, Prerelease: c.Prerelease, Trust: c.trust(e, defaults),
 			Dir: absFrom(e, c.DownloadDir), Progress: releaseProgress(e, asJSON),
 		},
 		Instances:  instances,
@@ -185,7 +191,7 @@ func (s *systemdServices) Status(ctx context.Context, in upgrade.Instance) (upgr
 		return upgrade.ServiceStatus{}, err
 	}
 	st, err := m.Status(ctx, s.spec(in))
-	return upgrade.ServiceStatus(st), err
+	return upgrade.ServiceStatus{Installed: st.Installed, Running: st.Running, Failed: st.Failed, MainPID: st.MainPID, Executable: st.Executable}, err
 }
 
 func (s *systemdServices) Restart(ctx context.Context, in upgrade.Instance) error {

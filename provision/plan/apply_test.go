@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/service"
 	"github.com/tentacle-go/tentacle/provision/octopus/octopustest"
 )
 
@@ -238,14 +239,30 @@ func TestApplyStopsAtTheFailingStepWithNothingHalfDone(t *testing.T) {
 	})
 }
 
-func TestApplyRefusesAutoUpgradeUntilItExists(t *testing.T) {
-	opts := machine(t, nil)
-	opts.ServiceManager = nil
-	f := parse(t, "instances:\n  - name: A\n    service:\n      auto-upgrade: true\n")
-	_, err := Apply(context.Background(), f, opts)
-	var se *StepError
-	if !errors.As(err, &se) || se.Step != "service" || !strings.Contains(err.Error(), "service.auto-upgrade is not available yet") {
-		t.Fatalf("error = %v", err)
+// noTimers is a service manager with no daily timers (not systemd); its
+// methods are never reached, as auto-upgrade is refused while planning.
+type noTimers struct{ service.Manager }
+
+// service.auto-upgrade follows the release section, and needs a manager
+// with timers; either missing stops the run at the service step, before
+// anything of that step is applied. (The systemd end-to-end test installs
+// the timer for real.)
+func TestApplyRefusesAutoUpgradeWithoutAReleaseOrTimers(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"instances:\n  - name: A\n    service:\n      auto-upgrade: true\n", "service.auto-upgrade needs the release section"},
+		{"release:\n  feed: /srv/feed\ninstances:\n  - name: A\n    service:\n      auto-upgrade: true\n", "service.auto-upgrade needs systemd"},
+	} {
+		opts := machine(t, nil)
+		opts.ServiceManager = func(config.Selection) (service.Manager, error) { return noTimers{}, nil }
+		opts.CurrentVersion = "1.0.0"
+		feed := t.TempDir()
+		os.WriteFile(filepath.Join(feed, "index.json"), []byte(`{"schema":1,"versions":[{"version":"1.0.0","files":[]}]}`), 0o644)
+		file := strings.Replace(tc.file, "/srv/feed", feed, 1)
+		_, err := Apply(context.Background(), parse(t, file), opts)
+		var se *StepError
+		if !errors.As(err, &se) || se.Step != "service" || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error = %v", tc.want, err)
+		}
 	}
 }
 

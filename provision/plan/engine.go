@@ -100,9 +100,6 @@ type Options struct {
 	CurrentVersion string
 	// Health checks each instance at the end; nil is LivenessCheck.
 	Health HealthChecker
-	// AutoUpgradeAvailable says `service --install --auto-upgrade` exists
-	// in this build (issue 15); until then the key is refused.
-	AutoUpgradeAvailable bool
 	// Progress, when set, is told each step's result as it ends.
 	Progress func(StepResult)
 	// SourceName and Source are the file f was parsed from, so that errors

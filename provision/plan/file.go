@@ -199,7 +199,8 @@ type Service struct {
 	// Username is the account it runs as; Password is Windows only.
 	Username string `yaml:"username,omitempty"`
 	Password Secret `yaml:"password,omitempty"`
-	// AutoUpgrade installs the auto-upgrade timer (issue 15).
+	// AutoUpgrade installs the daily upgrade timer (systemd), which follows
+	// the release section's feed, version constraint and key.
 	AutoUpgrade bool `yaml:"auto-upgrade,omitempty"`
 }
 

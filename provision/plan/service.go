@@ -18,9 +18,6 @@ import (
 // planService installs (or brings up to date) and starts the OS service.
 func (r *run) planService(ctx context.Context, in *Instance, p instancePaths, st *InstanceState) (*planned, error) {
 	sv := in.Service
-	if sv.AutoUpgrade && !r.opts.AutoUpgradeAvailable {
-		return nil, config.Userf("service.auto-upgrade is not available yet in this build (it comes with `tentacle service --install --auto-upgrade`, issue 15). Remove the key, or upgrade with the release step.")
-	}
 	if r.opts.ServiceManager == nil {
 		return nil, errors.New("plan: Options.ServiceManager is not set")
 	}
@@ -65,7 +62,49 @@ func (r *run) planService(ctx context.Context, in *Instance, p instancePaths, st
 			out.add("start the service and wait until the agent serves", func(ctx context.Context) error { return mgr.Start(ctx, spec) })
 		}
 	}
+	if sv.AutoUpgrade {
+		if err := r.planAutoUpgrade(ctx, mgr, out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// autoUpgrader is a service manager that can install the daily upgrade
+// timer (systemd).
+type autoUpgrader interface {
+	InstallAutoUpgrade(ctx context.Context, a service.AutoUpgrade) error
+	AutoUpgradeUpToDate(ctx context.Context, a service.AutoUpgrade) (bool, error)
+}
+
+// planAutoUpgrade installs the machine's daily `tentacle upgrade`, following
+// the file's release section (feed, version constraint, key).
+func (r *run) planAutoUpgrade(ctx context.Context, mgr service.Manager, out *planned) error {
+	rel := r.file.Release
+	if rel == nil {
+		return config.Userf("service.auto-upgrade needs the release section: the feed and version constraint the daily upgrade follows.")
+	}
+	au, ok := mgr.(autoUpgrader)
+	if !ok {
+		return config.Userf("service.auto-upgrade needs systemd (it is a daily timer); this machine's service manager has none yet.")
+	}
+	if err := release.CheckFeedSpec(rel.Feed); err != nil {
+		return config.Userf("release.feed: %v", err)
+	}
+	a := service.AutoUpgrade{Executable: r.opts.Executable, Constraint: rel.Version, Feed: rel.Feed, PublicKey: rel.PublicKey}
+	if a.Constraint == "" {
+		a.Constraint = "latest"
+	}
+	upToDate, err := au.AutoUpgradeUpToDate(ctx, a)
+	if err != nil {
+		return err
+	}
+	if !upToDate {
+		out.add(fmt.Sprintf("install the daily automatic upgrade (%s: tentacle upgrade --all --version %s)", service.AutoUpgradeTimer, a.Constraint), func(ctx context.Context) error {
+			return au.InstallAutoUpgrade(ctx, a)
+		})
+	}
+	return nil
 }
 
 // planHealth checks the instance can serve; it changes nothing.
