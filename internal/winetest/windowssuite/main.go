@@ -7,7 +7,7 @@
 // (top-level tests), and exits 1 when a Windows test failed.
 //
 // Tests that start the real tentacle binary find a prebuilt tentacle.exe in
-// TENTACLE_TEST_BINARY (Wine has no Go toolchain to build one).
+// TENTACLE_TEST_BINARY_DIR (Wine has no Go toolchain to build one).
 package main
 
 import (
@@ -82,9 +82,8 @@ func suite(cacheDir, run string, timeout time.Duration, patterns []string) error
 	if err != nil {
 		return err
 	}
-	tentacleExe := filepath.Join(binDir, "tentacle.exe")
-	if out, err := tc.GoCommand(ctx, "", "build", "-o", tentacleExe, "./cmd/tentacle").CombinedOutput(); err != nil {
-		return fmt.Errorf("building tentacle.exe: %v\n%s", err, out)
+	if err := buildTentacle(ctx, tc, binDir); err != nil {
+		return err
 	}
 	buildAll(ctx, tc, pkgs, binDir)
 	wg.Wait()
@@ -101,12 +100,34 @@ func suite(cacheDir, run string, timeout time.Duration, patterns []string) error
 			total.failed++
 			continue
 		}
-		c := runPackage(ctx, prefix, p, run, timeout, tentacleExe)
+		c := runPackage(ctx, prefix, p, run, timeout, binDir)
 		total.add(c)
 	}
 	fmt.Printf("windows: %d passed, %d failed, %d skipped (%s)\n", total.passed, total.failed, total.skipped, time.Since(start).Round(time.Second))
 	if total.failed > 0 {
 		return fmt.Errorf("%d Windows test(s) failed", total.failed)
+	}
+	return nil
+}
+
+// testBinaryVersions are the versions provision/release's install tests
+// stamp into tentacle builds of their own (-X main.version).
+var testBinaryVersions = []string{"1.0.0", "2.0.0"}
+
+// buildTentacle builds, for the tests that run the real binary, the
+// tentacle.exe the cmd/tentacle tests start and the versioned ones of
+// provision/release, into binDir, which tests find in
+// TENTACLE_TEST_BINARY_DIR.
+func buildTentacle(ctx context.Context, tc *winetest.Toolchain, binDir string) error {
+	builds := map[string]string{"tentacle.exe": ""}
+	for _, v := range testBinaryVersions {
+		builds["tentacle-"+v+".exe"] = "-X main.version=" + v
+	}
+	for name, ldflags := range builds {
+		out, err := tc.GoCommand(ctx, "", "build", "-o", filepath.Join(binDir, name), "-ldflags", ldflags, "./cmd/tentacle").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("building %s: %v\n%s", name, err, out)
+		}
 	}
 	return nil
 }
@@ -164,7 +185,7 @@ type event struct {
 
 // runPackage runs one test binary under Wine through test2json and reports
 // its top-level tests.
-func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string, timeout time.Duration, tentacleExe string) counts {
+func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string, timeout time.Duration, binDir string) counts {
 	args := []string{"tool", "test2json", "-p", p.importPath, winetest.Loader, p.exe, "-test.v=test2json", "-test.timeout=" + timeout.String()}
 	if run != "" {
 		args = append(args, "-test.run="+run)
@@ -173,7 +194,7 @@ func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = p.dir
-	cmd.Env = append(prefix.Env(), "TENTACLE_TEST_BINARY="+winetest.WindowsPath(tentacleExe))
+	cmd.Env = append(prefix.Env(), "TENTACLE_TEST_BINARY_DIR="+winetest.WindowsPath(binDir))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
