@@ -1,9 +1,11 @@
 package scripts
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +20,54 @@ const agentHelperArg = "test-agent-helper"
 // leakMarker is put in the environment of every process the tests start, directly or
 // through a supervisor, so that TestMain can find any that outlive the tests.
 var leakMarker = "TENTACLE_SCRIPTS_TEST_RUN=" + strconv.Itoa(os.Getpid())
+
+// startAgentHelper starts this test binary as an agent process (runAgentHelper) running a
+// script, and returns once the script's first line is in the log.
+func startAgentHelper(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := exec.Command(exe, append([]string{agentHelperArg}, args...)...)
+	agent.Env = append(os.Environ(), leakMarker)
+	agent.Stderr = os.Stderr
+	out, _ := agent.StdoutPipe()
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- line
+	}()
+	select {
+	case line := <-ready:
+		if strings.TrimSpace(line) != "ready" {
+			agent.Process.Kill()
+			agent.Wait()
+			t.Fatalf("agent helper said %q", line)
+		}
+	case <-time.After(30 * time.Second):
+		agent.Process.Kill()
+		agent.Wait()
+		t.Fatal("agent helper did not start the script")
+	}
+	return agent
+}
+
+// runHelperProcess runs what TestMain was started for when the test binary is a
+// supervisor or an agent helper, and exits; otherwise it returns.
+func runHelperProcess() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case SupervisorArg:
+			os.Exit(Supervise(os.Args[2:]))
+		case agentHelperArg:
+			os.Exit(runAgentHelper(os.Args[2:]))
+		}
+	}
+}
 
 // runAgentHelper is an agent process for the kill -9 test: it starts a script, reports
 // "ready" on stdout once the script's first line is in the log, and waits to be killed.

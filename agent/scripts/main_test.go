@@ -17,14 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case SupervisorArg:
-			os.Exit(Supervise(os.Args[2:]))
-		case agentHelperArg:
-			os.Exit(runAgentHelper(os.Args[2:]))
-		}
-	}
+	runHelperProcess()
 	code := m.Run()
 	if leaked := leakedProcesses(); len(leaked) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: processes left running by the tests: %v\n", leaked)

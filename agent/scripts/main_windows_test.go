@@ -16,14 +16,7 @@ import (
 // The test binary doubles as the supervisor and as a throwaway agent process,
 // as on Unix (main_test.go).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case SupervisorArg:
-			os.Exit(Supervise(os.Args[2:]))
-		case agentHelperArg:
-			os.Exit(runAgentHelper(os.Args[2:]))
-		}
-	}
+	runHelperProcess()
 	os.Exit(m.Run())
 }
 

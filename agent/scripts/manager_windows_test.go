@@ -3,9 +3,7 @@
 package scripts
 
 import (
-	"bufio"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -132,34 +130,8 @@ func TestPowerShellFullIsolationSerialises(t *testing.T) {
 // and the next agent re-attaches to it and reads the whole log.
 func TestPowerShellReattachAfterAgentKilled(t *testing.T) {
 	cfg := powerShellTestConfig(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	body := "echo line1\r\n" + sleepCmd(1) + "\r\necho line2\r\n" + sleepCmd(1) + "\r\necho line3\r\necho bye>&2\r\nexit /b 7\r\n"
-	agent := exec.Command(exe, agentHelperArg, cfg.Home, "PSKilled", body, cfg.PowerShellPath)
-	agent.Stderr = os.Stderr
-	out, _ := agent.StdoutPipe()
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- line
-	}()
-	select {
-	case line := <-ready:
-		if strings.TrimSpace(line) != "ready" {
-			agent.Process.Kill()
-			agent.Wait()
-			t.Fatalf("agent helper said %q", line)
-		}
-	case <-time.After(30 * time.Second):
-		agent.Process.Kill()
-		agent.Wait()
-		t.Fatal("agent helper did not start the script")
-	}
+	agent := startAgentHelper(t, cfg.Home, "PSKilled", body, cfg.PowerShellPath)
 	if err := agent.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
