@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -141,7 +142,7 @@ func open(spec string, o Options, statDir bool) (Feed, error) {
 		if err != nil || u.Path == "" {
 			return nil, fmt.Errorf("feed %q is not a file:// URL; write it as file:///path/to/feed", spec)
 		}
-		return openDir(filepath.FromSlash(u.Path), statDir)
+		return openDir(fileURLPath(u), statDir)
 	case strings.HasPrefix(spec, "https://") || strings.HasPrefix(spec, "http://"):
 		u, err := url.Parse(spec)
 		if err != nil || u.Host == "" {
@@ -156,6 +157,24 @@ func open(spec string, o Options, statDir bool) (Feed, error) {
 		return nil, fmt.Errorf("feed %q has a scheme tentacle does not read; give a directory, file://, https:// or github:OWNER/REPO", spec)
 	}
 	return openDir(spec, statDir)
+}
+
+// fileURLPath is the local folder a file:// URL names: file:///srv/feed;
+// on Windows file:///C:/feed, file://C:/feed (the drive letter read as the
+// host) and file://server/share/feed (a UNC path).
+func fileURLPath(u *url.URL) string {
+	p := u.Path
+	if runtime.GOOS == "windows" {
+		switch {
+		case len(u.Host) == 2 && u.Host[1] == ':':
+			p = u.Host + p
+		case len(p) >= 3 && p[0] == '/' && p[2] == ':':
+			p = p[1:]
+		case u.Host != "" && !strings.EqualFold(u.Host, "localhost"):
+			p = "//" + u.Host + p
+		}
+	}
+	return filepath.FromSlash(p)
 }
 
 func isLoopback(host string) bool {
