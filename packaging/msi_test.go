@@ -480,8 +480,11 @@ func isInstanceData(rel string) bool {
 }
 
 // isWineOwn are files Wine itself writes while the programs run (its
-// per-user temp files), none of them ours.
+// per-user temp files, msiexec's log), none of them ours.
 func isWineOwn(rel string) bool {
 	rel = filepath.ToSlash(rel)
-	return strings.HasPrefix(rel, "users/") && strings.Contains(rel, "/Temp")
+	// Windows Installer's cache folder (a real Windows always has it; the
+	// cached copies of our MSI in it are removed at uninstall).
+	return rel == "windows/Installer" ||
+		strings.HasPrefix(rel, "users/") && strings.Contains(rel, "/Temp")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/tentacle-go/tentacle/agent/config"
@@ -30,6 +31,37 @@ type msiRegistration struct {
 // such key (no MSI install, or not Windows). A variable so tests point it
 // at a key of their own.
 var readMSIRegistration = readMSIRegistrationFromRegistry
+
+// MSIMovedAsidePath is where an upgrade through msiexec moves the running
+// Tentacle.exe (target) so that the MSI can put the new one in place.
+func MSIMovedAsidePath(target string) string { return target + ".old" }
+
+// RemoveMovedAside deletes the Tentacle.exe.old that an upgrade through
+// msiexec left beside the running binary (the process that moved it was
+// running from it, so could not delete it). Every start on Windows tries:
+// the MSI's uninstall runs Tentacle.exe before it removes the folder, so
+// no such file is left behind. While the old binary still runs the delete
+// fails, harmlessly.
+func RemoveMovedAside() {
+	if runtime.GOOS != "windows" {
+		return
+	}
+	if exe, err := os.Executable(); err == nil {
+		os.Remove(MSIMovedAsidePath(exe))
+	}
+}
+
+// running reports whether this process runs binary.
+func running(binary string) bool {
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	return strings.EqualFold(filepath.Clean(exe), filepath.Clean(binary))
+}
 
 // msiExitRebootRequired is msiexec's ERROR_SUCCESS_REBOOT_REQUIRED: the
 // install succeeded and a file in use is replaced at the next restart.
@@ -66,6 +98,19 @@ func installMSI(ctx context.Context, res InstallResult, msi string, opts Install
 		return res, nil
 	}
 	res.PreviousVersion, _ = binaryVersion(ctx, res.Target)
+	// When this process runs the installed Tentacle.exe, Windows Installer
+	// cannot replace it until a restart (exit 3010). A running executable
+	// may be renamed, so it is moved aside first and the MSI installs the
+	// new file in its place; the MSI deletes the moved file on its next
+	// install or uninstall (RemoveFile in tentacle.wxs).
+	aside := ""
+	if running(res.Target) {
+		aside = MSIMovedAsidePath(res.Target)
+		os.Remove(aside) // one left by the previous upgrade
+		if err := os.Rename(res.Target, aside); err != nil {
+			return res, fmt.Errorf("move the running %s aside for msiexec: %w", res.Target, err)
+		}
+	}
 	out := opts.Output
 	if out == nil {
 		out = io.Discard
@@ -73,6 +118,13 @@ func installMSI(ctx context.Context, res InstallResult, msi string, opts Install
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
+	if aside != "" {
+		if _, serr := os.Stat(res.Target); serr != nil {
+			os.Rename(aside, res.Target) // msiexec failed before installing: put it back
+		} else {
+			os.Remove(aside) // fails while it runs; the MSI removes it later
+		}
+	}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
