@@ -142,7 +142,11 @@ $(GOBIN)/goreleaser:
 # versions in the feed stay.
 FEED_DIR ?= dist/feed
 comma    := ,
+# wixl builds the MSI (packaging/msi.sh, a goreleaser build hook); msitools
+# has msiinfo; osslsigncode signs it when TENTACLE_CODESIGN_PFX is set.
+MSI_APT_PACKAGES := wixl msitools osslsigncode
 package: $(GOBIN)/goreleaser
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(MSI_APT_PACKAGES)'
 	@$(GOBIN)/goreleaser --version 2>/dev/null | grep -q 'GitVersion: *$(GORELEASER_VER)$$' || { \
 		echo "$(GOBIN)/goreleaser is not $(GORELEASER_VER); remove it and run make package again"; exit 1; }
 	$(GOBIN)/goreleaser release --snapshot --clean --skip=publish$(if $(TENTACLE_SIGNING_KEY),,$(comma)sign)
@@ -151,12 +155,13 @@ package: $(GOBIN)/goreleaser
 # package-test installs what `make package` built for real: the deb in a
 # container booted with systemd (install, service, upgrade while a script
 # runs, remove, purge), the rpm into a scratch root, lintian and rpmlint, the
-# size budget and the feed (packaging/*_test.go), and install.sh from that
-# feed (scripts/).
-PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev
+# MSI's tables (msiinfo), its signing (osslsigncode) and its install, upgrade
+# and uninstall with Wine's msiexec, the size budgets and the feed
+# (packaging/*_test.go), and install.sh from that feed (scripts/).
+PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev $(MSI_APT_PACKAGES) $(WINE_APT_PACKAGES)
 package-test: package
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES)'
-	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -v ./packaging/
+	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -timeout 25m -v ./packaging/
 	TENTACLE_PACKAGE_FEED=$(abspath $(FEED_DIR)) $(GO) test -count=1 -v -run TestInstallShFromThePackagedFeed ./scripts/
 
 clean:
