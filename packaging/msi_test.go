@@ -434,6 +434,12 @@ func TestMSIUnderWine(t *testing.T) {
 			t.Errorf(`uninstall left %s\InstallLocation = %q`, k, v)
 		}
 	}
+	// The keys go too when nothing else is in them.
+	for _, k := range []string{`HKLM\Software\tentacle-go`, upstream} {
+		if keyExists(p, k) {
+			t.Errorf("uninstall left the registry key %s", k)
+		}
+	}
 	// Nothing of ours is left on C: but instance data.
 	var left []string
 	for f := range driveFiles(p) {
