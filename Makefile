@@ -149,8 +149,12 @@ $(GOBIN)/goreleaser:
 # release never ships a key that does not verify its own feed.
 FEED_DIR ?= dist/feed
 comma    := ,
+# wixl builds the MSI (packaging/msi.sh, a goreleaser build hook); msitools
+# has msiinfo; osslsigncode signs it when TENTACLE_CODESIGN_PFX is set.
+MSI_APT_PACKAGES := wixl msitools osslsigncode
 TENTACLE_SIGNING_PUBKEY ?= $(if $(TENTACLE_SIGNING_KEY),$(shell sed -n 2p '$(basename $(TENTACLE_SIGNING_KEY)).pub' 2>/dev/null))
 package: $(GOBIN)/goreleaser
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(MSI_APT_PACKAGES)'
 	@$(GOBIN)/goreleaser --version 2>/dev/null | grep -q 'GitVersion: *$(GORELEASER_VER)$$' || { \
 		echo "$(GOBIN)/goreleaser is not $(GORELEASER_VER); remove it and run make package again"; exit 1; }
 	@if [ -n "$(TENTACLE_SIGNING_KEY)" ] && [ -z "$(TENTACLE_SIGNING_PUBKEY)" ]; then \
@@ -165,12 +169,13 @@ package: $(GOBIN)/goreleaser
 # size budget and the feed (packaging/*_test.go), `release list/install` and
 # `tentacle upgrade` from that feed served over HTTPS (binary and deb under
 # systemd, a script running across, a release that cannot start rolled back,
-# the auto-upgrade timer; packaging/upgrade_test.go), and install.sh from
-# that feed (scripts/).
-PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev
+# the auto-upgrade timer; packaging/upgrade_test.go), the MSI's tables
+# (msiinfo), its signing (osslsigncode) and its install, upgrade and
+# uninstall with Wine's msiexec, and install.sh from that feed (scripts/).
+PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev $(MSI_APT_PACKAGES) $(WINE_APT_PACKAGES)
 package-test: package
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES)'
-	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -v ./packaging/
+	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -timeout 25m -v ./packaging/
 	TENTACLE_PACKAGE_FEED=$(abspath $(FEED_DIR)) $(GO) test -count=1 -v -run TestInstallShFromThePackagedFeed ./scripts/
 
 clean:

@@ -100,10 +100,12 @@ func (a Actions) Steps() []Step {
 	return out
 }
 
-// OnlyControl reports whether the actions only start, stop or restart: the
-// ones upstream allows with --instance=*.
-func (a Actions) OnlyControl() bool {
-	return !a.Uninstall && !a.Install && !a.Reconfigure && !a.Credentials
+// EveryInstanceAllowed reports whether the actions may apply to every
+// instance at once (--instance=*): upstream's control actions, and, ours
+// only, uninstall, which the MSI runs on uninstall to remove every
+// instance's service. Installing needs a decision per instance.
+func (a Actions) EveryInstanceAllowed() bool {
+	return !a.Install && !a.Reconfigure && !a.Credentials
 }
 
 // Manager controls the services of one operating system. Every method is

@@ -194,7 +194,14 @@ func TestStepsFollowUpstreamOrder(t *testing.T) {
 	if got := (Actions{Start: true, Install: true}).Steps(); !reflect.DeepEqual(got, []Step{StepInstall, StepStart}) {
 		t.Errorf("install+start = %v", got)
 	}
-	if (Actions{Start: true, Stop: true, Restart: true}).OnlyControl() != true || (Actions{Start: true, Install: true}).OnlyControl() {
-		t.Error("OnlyControl is wrong")
+	for _, a := range []Actions{{Start: true, Stop: true, Restart: true}, {Stop: true, Uninstall: true}, {Uninstall: true}} {
+		if !a.EveryInstanceAllowed() {
+			t.Errorf("%+v is refused for every instance", a)
+		}
+	}
+	for _, a := range []Actions{{Start: true, Install: true}, {Reconfigure: true}, {Stop: true, Credentials: true}} {
+		if a.EveryInstanceAllowed() {
+			t.Errorf("%+v is allowed for every instance", a)
+		}
 	}
 }

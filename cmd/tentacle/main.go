@@ -18,6 +18,7 @@ import (
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/scripts"
+	"github.com/tentacle-go/tentacle/provision/release"
 )
 
 // Exit codes, as upstream (tentacle-surface §1.4); automation depends on them.
@@ -34,6 +35,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == scripts.SupervisorArg {
 		os.Exit(scripts.Supervise(os.Args[2:]))
 	}
+	release.RemoveMovedAside()
 	cwd, _ := os.Getwd()
 	e := &Env{
 		Stdin:  os.Stdin,

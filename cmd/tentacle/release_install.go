@@ -20,7 +20,7 @@ type ReleaseInstallCmd struct {
 	InstanceFlags
 	releaseFeedFlags
 	releaseTrustFlags
-	From        string `name:"from" help:"A downloaded, verified release artifact to install: the .deb or .rpm when tentacle was installed by a package, else the release's tar.gz (zip on Windows). Without it, the artifact comes from --feed" placeholder:"FILE"`
+	From        string `name:"from" help:"A downloaded, verified release artifact to install: the .deb or .rpm when tentacle was installed by a package, the .msi when the MSI installed it, else the release's tar.gz (zip on Windows). Without it, the artifact comes from --feed" placeholder:"FILE"`
 	DownloadDir string `name:"download-dir" help:"Where an artifact from the feed is downloaded (a re-run continues a cut download). Default: /var/cache/tentacle/releases as root, else your cache folder" placeholder:"DIR"`
 	Target      string `name:"target" help:"The tentacle binary to replace (default: the running one, symlinks resolved)" placeholder:"PATH"`
 	DryRun      bool   `name:"dry-run" help:"Check the artifact and print what would happen, changing nothing"`
@@ -78,6 +78,11 @@ func (c *ReleaseInstallCmd) Run(e *Env) error {
 		if res.Previous != "" {
 			e.Infof("The previous binary (%s) is kept as %s.", orUnknownVersion(res.PreviousVersion), res.Previous)
 		}
+	case release.MethodMSI:
+		e.Infof("Installed %s through msiexec (it replaced the MSI's product %s); %s now reports %s.", from, res.Package, res.Target, orUnknownVersion(res.Version))
+		// The MSI stops every instance's service before it replaces the binary.
+		e.Warnf("The upgrade stopped the agents' services; start them again with tentacle service --instance=* --start.")
+		return nil
 	default:
 		e.Infof("Installed %s through the %s package manager (package %s); %s now reports %s.", from, res.Method, res.Package, res.Target, orUnknownVersion(res.Version))
 	}

@@ -18,7 +18,7 @@ import (
 // ServiceCmd is upstream's service: install, remove and control the
 // instance's OS service (tentacle-surface §6).
 type ServiceCmd struct {
-	Instance    string `name:"instance" help:"Name of the instance; * for every instance (with --start, --stop and --restart only)" placeholder:"NAME|*"`
+	Instance    string `name:"instance" help:"Name of the instance; * for every instance (with --start, --stop, --restart and --uninstall only)" placeholder:"NAME|*"`
 	Config      string `name:"config" help:"Configuration file of a rootless instance" placeholder:"PATH"`
 	Start       bool   `name:"start" help:"Start the service if it is not already running"`
 	Stop        bool   `name:"stop" help:"Stop the service if it is running (running scripts keep running)"`
@@ -235,8 +235,8 @@ func (c *ServiceCmd) selections(e *Env, acts service.Actions) ([]config.Selectio
 		}
 		return []config.Selection{sel}, nil
 	}
-	if !acts.OnlyControl() {
-		return nil, config.Userf("--instance=* can only be used with --start, --stop and --restart; name the instance to install, reconfigure or uninstall.")
+	if !acts.EveryInstanceAllowed() {
+		return nil, config.Userf("--instance=* can only be used with --start, --stop, --restart and --uninstall; name the instance to install or reconfigure.")
 	}
 	list, err := e.Index().List()
 	if err != nil {

@@ -127,6 +127,22 @@ func TestServiceCommandWithSimulatedSystemd(t *testing.T) {
 	runLogged(h, fake, "service", "--instance", "Tentacle", "--start")
 	fake.FailStart = ""
 	runLogged(h, fake, "service", "--instance", "Tentacle", "--uninstall")
+
+	// --instance=* --uninstall removes every instance's service (what the
+	// MSI runs on uninstall); an instance without one is not an error.
+	h.must("create-instance", "--instance", "Second", "--config", filepath.Join(h.tmp, "var", "Second", "tentacle.config"))
+	h.must("create-instance", "--instance", "Third", "--config", filepath.Join(h.tmp, "var", "Third", "tentacle.config"))
+	runLogged(h, fake, "service", "--instance", "Tentacle", "--install", "--start")
+	runLogged(h, fake, "service", "--instance", "Second", "--install")
+	runLogged(h, fake, "service", "--instance=*", "--uninstall")
+	for _, u := range []string{"Tentacle.service", "Second.service", "Third.service"} {
+		if _, err := os.Stat(filepath.Join(unitDir, u)); err == nil {
+			t.Errorf("--instance=* --uninstall left %s", u)
+		}
+		if fake.Active(u) || fake.Enabled(u) {
+			t.Errorf("--instance=* --uninstall left %s active or enabled", u)
+		}
+	}
 	h.golden("service-systemd")
 }
 

@@ -72,9 +72,24 @@ func Publish(buildDir, feedDir string) (Version, error) {
 		return Version{}, err
 	}
 	var files []artifact
+	have := map[string]bool{}
 	for _, a := range arts {
 		if published[a.Type] {
 			files = append(files, a)
+			have[a.Name] = true
+		}
+	}
+	// checksum.extra_files (the MSI, which goreleaser OSS builds in a hook)
+	// are in checksums.txt but not in artifacts.json.
+	if listed, err := readChecksums(filepath.Join(buildDir, ChecksumsFile)); err == nil {
+		for name := range listed {
+			if have[name] {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Join(buildDir, name)); err != nil || !fi.Mode().IsRegular() || filepath.Base(name) != name {
+				return Version{}, fmt.Errorf("%s lists %s, which is not a file in %s; is the goreleaser run complete?", ChecksumsFile, name, buildDir)
+			}
+			files = append(files, artifact{Name: name, Type: "Extra File"})
 		}
 	}
 	staging, err := os.MkdirTemp(feedDir, ".staging-")
@@ -194,22 +209,8 @@ func Rebuild(feedDir string) (Index, error) {
 // checkCovered fails unless dir's checksums.txt lists every other file of
 // dir except signatures of checksums.txt.
 func checkCovered(dir string) error {
-	f, err := os.Open(filepath.Join(dir, ChecksumsFile))
+	listed, err := readChecksums(filepath.Join(dir, ChecksumsFile))
 	if err != nil {
-		return fmt.Errorf("the goreleaser run made no %s: %w", ChecksumsFile, err)
-	}
-	defer f.Close()
-	listed := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// sha256sum: 64 hex digits, two spaces (or space and *), the name.
-		line := sc.Text()
-		if len(line) < 67 {
-			return fmt.Errorf("%s: malformed line %q", ChecksumsFile, line)
-		}
-		listed[strings.TrimPrefix(line[66:], "*")] = true
-	}
-	if err := sc.Err(); err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(dir)
@@ -226,6 +227,26 @@ func checkCovered(dir string) error {
 		}
 	}
 	return nil
+}
+
+// readChecksums returns the file names a checksums.txt lists.
+func readChecksums(path string) (map[string]bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("the goreleaser run made no %s: %w", ChecksumsFile, err)
+	}
+	defer f.Close()
+	listed := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// sha256sum: 64 hex digits, two spaces (or space and *), the name.
+		line := sc.Text()
+		if len(line) < 67 {
+			return nil, fmt.Errorf("%s: malformed line %q", ChecksumsFile, line)
+		}
+		listed[strings.TrimPrefix(line[66:], "*")] = true
+	}
+	return listed, sc.Err()
 }
 
 func readJSON(path string, v any) error {

@@ -233,3 +233,39 @@ func TestReleaseReadsWhatPublishWrites(t *testing.T) {
 		t.Errorf("downloaded %q", data)
 	}
 }
+
+// The MSI is a checksum.extra_files entry: listed in checksums.txt, absent
+// from artifacts.json. Publish takes it along, and refuses a checksums.txt
+// that lists a file the run does not hold.
+func TestPublishTakesTheFilesOnlyChecksumsListed(t *testing.T) {
+	version := "1.2.3"
+	dir := fakeRun(t, version, "2026-12-03T09:00:00Z", []string{"tentacle_1.2.3_windows_amd64.zip"}, "")
+	msi := "tentacle_1.2.3_windows_amd64.msi"
+	body := []byte("an MSI")
+	if err := os.WriteFile(filepath.Join(dir, msi), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sums, err := os.OpenFile(filepath.Join(dir, "checksums.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	fmt.Fprintf(sums, "%s  %s\n", hex.EncodeToString(sum[:]), msi)
+	sums.Close()
+	feedDir := filepath.Join(t.TempDir(), "feed")
+	v, err := Publish(dir, feedDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(v.Files, []string{"checksums.txt", msi, "tentacle_1.2.3_windows_amd64.zip"}) {
+		t.Errorf("published %v", v.Files)
+	}
+	if data, err := os.ReadFile(filepath.Join(feedDir, version, msi)); err != nil || string(data) != "an MSI" {
+		t.Errorf("the feed's MSI: %q %v", data, err)
+	}
+
+	os.Remove(filepath.Join(dir, msi))
+	if _, err := Publish(dir, filepath.Join(t.TempDir(), "feed")); err == nil || !strings.Contains(err.Error(), "lists "+msi+", which is not a file") {
+		t.Errorf("Publish with a listed file missing: %v", err)
+	}
+}

@@ -191,14 +191,7 @@ func (r *run) releaseStep(rel *Release) step {
 		if err != nil {
 			return nil, err
 		}
-		kind := release.KindArchive
-		switch method {
-		case release.MethodDeb:
-			kind = release.KindDeb
-		case release.MethodRPM:
-			kind = release.KindRPM
-		}
-		name, err := release.ArtifactName(kind, v.Version, release.HostPlatform())
+		name, err := release.ArtifactName(release.KindFor(method), v.Version, release.HostPlatform())
 		if err != nil {
 			return nil, config.Userf("release: %v", err)
 		}
@@ -212,20 +205,15 @@ func (r *run) releaseStep(rel *Release) step {
 			return nil, config.Userf("release: no public key to verify the feed with: set release.public-key (RW...) or TENTACLE_RELEASES_PUBKEY.")
 		}
 		out.add(fmt.Sprintf("install tentacle %s (%s) from %s over %s (now %s)", v.Version, name, feed, target, r.opts.CurrentVersion), func(ctx context.Context) error {
-			sums, _, _, err := release.FetchChecksums(ctx, feed, v, trust)
+			// The exact version planned, downloaded (resumably) and verified.
+			fetched, err := release.FetchForInstall(ctx, release.FetchRequest{Feed: feed, Constraint: v.Version, Prerelease: v.Prerelease, Trust: trust, Target: target})
 			if err != nil {
 				return config.Userf("release: %v", err)
 			}
-			dir, err := os.MkdirTemp("", "tentacle-provision-release-")
-			if err != nil {
-				return err
+			if fetched.UpToDate() {
+				return nil // the target (not this binary) already is that version
 			}
-			defer os.RemoveAll(dir)
-			path, err := release.Download(ctx, feed, v, name, sums, dir, nil)
-			if err != nil {
-				return config.Userf("release: %v", err)
-			}
-			_, err = release.Install(ctx, path, release.InstallOptions{Target: target})
+			_, err = release.Install(ctx, fetched.Path, release.InstallOptions{Target: target})
 			return err
 		})
 		return out, nil

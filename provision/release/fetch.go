@@ -72,13 +72,15 @@ func KindFor(m InstallMethod) Kind {
 		return KindDeb
 	case MethodRPM:
 		return KindRPM
+	case MethodMSI:
+		return KindMSI
 	}
 	return KindArchive
 }
 
 // FetchForInstall resolves, downloads and verifies the artifact that
 // Install needs on this machine: it finds how the target was installed
-// (deb, rpm or a plain binary), picks the newest version of the feed the
+// (deb, rpm, the MSI or a plain binary), picks the newest version of the feed the
 // constraint allows, and downloads that version's package or archive for
 // this OS and architecture, checked against the feed's signed checksums.
 // Nothing is installed. The download is skipped when the target already

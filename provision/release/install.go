@@ -36,6 +36,8 @@ const (
 	MethodDeb InstallMethod = "deb"
 	// MethodRPM upgrades through rpm with the release's .rpm.
 	MethodRPM InstallMethod = "rpm"
+	// MethodMSI installs the release's .msi through msiexec (Windows).
+	MethodMSI InstallMethod = "msi"
 )
 
 // InstallOptions say where and how Install works.
@@ -95,11 +97,15 @@ func ResolveTarget(target string) (string, error) {
 	return resolved, nil
 }
 
-// DetectInstall tells how binary was installed: owned by the tentacle-go
-// package according to dpkg (deb) or rpm, or not owned by any package
-// (binary). A binary owned by another package is refused, since replacing
-// it would fight that package.
+// DetectInstall tells how binary was installed: by our MSI (it is the
+// Tentacle.exe in the folder the MSI recorded; the second value is the
+// MSI's ProductCode), owned by the tentacle-go package according to dpkg
+// (deb) or rpm, or not owned by any package (binary). A binary owned by
+// another package is refused, since replacing it would fight that package.
 func DetectInstall(ctx context.Context, binary string) (InstallMethod, string, error) {
+	if code, ok := detectMSI(binary); ok {
+		return MethodMSI, code, nil
+	}
 	if _, err := exec.LookPath("dpkg"); err == nil {
 		out, err := exec.CommandContext(ctx, "dpkg", "-S", binary).Output()
 		if err == nil {
@@ -129,7 +135,7 @@ func ownedBy(method InstallMethod, owner, binary string) (InstallMethod, string,
 
 // Install puts a downloaded (and already verified) release artifact in place
 // the way this machine's tentacle was installed: a .deb through apt-get (or
-// dpkg), an .rpm through rpm, or, for a binary not owned by a package, the
+// dpkg), an .rpm through rpm, an .msi through msiexec, or, for a binary not owned by a package, the
 // binary from a tar.gz or zip release archive, atomically renamed over the
 // target with the previous one kept as PreviousPath(target). A new binary
 // that does not answer `version` is never put in place.
@@ -173,9 +179,14 @@ func Install(ctx context.Context, artifact string, opts InstallOptions) (Install
 			cmd = []string{"rpm", "-U", "--oldpackage", abs}
 		}
 		return installPackage(ctx, res, cmd, opts)
+	case MethodMSI:
+		if !strings.HasSuffix(lower, ".msi") {
+			return res, config.Userf("%s was installed by the tentacle MSI, so install the release's .msi (through msiexec), not %s.", res.Target, filepath.Base(abs))
+		}
+		return installMSI(ctx, res, abs, opts)
 	}
-	if strings.HasSuffix(lower, ".deb") || strings.HasSuffix(lower, ".rpm") {
-		return res, config.Userf("%s is not owned by a package, so install the release's tar.gz (or zip) archive, not %s.", res.Target, filepath.Base(abs))
+	if strings.HasSuffix(lower, ".deb") || strings.HasSuffix(lower, ".rpm") || strings.HasSuffix(lower, ".msi") {
+		return res, config.Userf("%s is not owned by a package or the MSI, so install the release's tar.gz (or zip) archive, not %s.", res.Target, filepath.Base(abs))
 	}
 	return installBinary(ctx, res, abs, opts)
 }

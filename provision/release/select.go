@@ -133,6 +133,7 @@ const (
 	KindArchive Kind = "archive" // tar.gz (zip on Windows)
 	KindDeb     Kind = "deb"
 	KindRPM     Kind = "rpm"
+	KindMSI     Kind = "msi" // the Windows installer, windows/amd64 only
 )
 
 var (
@@ -155,6 +156,11 @@ func ArtifactName(kind Kind, version string, p Platform) (string, error) {
 			return fmt.Sprintf("tentacle_%s_%s_%s.zip", version, p.OS, arch), nil
 		}
 		return fmt.Sprintf("tentacle_%s_%s_%s.tar.gz", version, p.OS, arch), nil
+	case KindMSI:
+		if p.OS != "windows" || arch != "amd64" {
+			return "", fmt.Errorf("the MSI is built for windows/amd64 only, not %s/%s; use --kind archive", p.OS, arch)
+		}
+		return fmt.Sprintf("tentacle_%s_windows_amd64.msi", version), nil
 	case KindDeb, KindRPM:
 		if p.OS != "linux" {
 			return "", fmt.Errorf("%s packages are built for linux only, not %s; use --kind archive", kind, p.OS)
@@ -172,5 +178,5 @@ func ArtifactName(kind Kind, version string, p Platform) (string, error) {
 		}
 		return fmt.Sprintf("tentacle-go-%s-1.%s.rpm", pkgVersion, a), nil
 	}
-	return "", fmt.Errorf("unknown artifact kind %q; use archive, deb or rpm", kind)
+	return "", fmt.Errorf("unknown artifact kind %q; use archive, deb, rpm or msi", kind)
 }

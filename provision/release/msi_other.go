@@ -1,0 +1,6 @@
+//go:build !windows
+
+package release
+
+// Only Windows has an MSI install.
+func readMSIRegistrationFromRegistry() (msiRegistration, bool) { return msiRegistration{}, false }
