@@ -47,9 +47,9 @@ const ServiceFlag = "--windows-service"
 // actions and service SIDs), numbered here so the rule is tested on every
 // platform.
 const (
-	errorNotSupported        = 50
-	errorCallNotImplemented  = 120
-	errorInvalidLevel        = 124
+	errorNotSupported       = 50
+	errorCallNotImplemented = 120
+	errorInvalidLevel       = 124
 )
 
 // OptionalSettingRefused reports whether code is an SCM's way of saying it
