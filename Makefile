@@ -23,7 +23,7 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 APT_PACKAGES   := gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
                   dash busybox shellcheck minisign cloud-init
 
-.PHONY: all build test vet fmt-check unit fuzz demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs
+.PHONY: all build test test-windows vet fmt-check unit fuzz demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs
 
 all: build
 
@@ -50,7 +50,7 @@ build:
 
 # test is what CI runs (.ci/run): static checks, then every test with the
 # race detector.
-test: deps vet fmt-check cross unit fuzz package-test
+test: deps vet fmt-check cross unit test-windows fuzz package-test
 
 vet:
 	$(GO) vet ./...
@@ -74,6 +74,18 @@ cross:
 # packages `make package` builds (package-test).
 unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/packaging$$')
+
+# test-windows runs every package's Windows test binary under Wine
+# (internal/winetest, shared recipe: windows-under-wine.md): the ProcessPrng
+# shim and the standard-library overlay Go 1.26 needs under Wine 8.0 are
+# built once and cached under .cache/wine, the tests run in one fresh prefix
+# per run, and it prints `windows: N passed, N failed` (a skip prints its
+# reason). WINDOWS_RUN narrows it (-test.run). Cost: see docs/benchmarks.md.
+WINE_APT_PACKAGES := wine64 gcc-mingw-w64-x86-64
+WINDOWS_RUN ?=
+test-windows:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES)'
+	$(GO) run ./internal/winetest/windowssuite $(if $(WINDOWS_RUN),-run '$(WINDOWS_RUN)')
 
 # fuzz runs every fuzz target of the network decoders for a bounded number
 # of executions (about 30 s each here), starting from the corpus committed

@@ -80,7 +80,7 @@ func (x *Index) List() ([]Instance, error) {
 func (x *Index) read(path string) (Instance, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Instance{}, Userf("The instance index entry %s cannot be read: %v. Run the command as a user who can read it (usually root).", path, errors.Unwrap(err))
+		return Instance{}, Unreadable("The instance index entry", path, err, "Run the command as a user who can read it (usually root).")
 	}
 	var inst Instance
 	data = []byte(strings.TrimPrefix(string(data), "\uFEFF"))

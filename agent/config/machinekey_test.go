@@ -67,10 +67,7 @@ func TestMachineKeyRoundTripAndFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(noID.GeneratedKeyPath)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("generated key: %v %v", st, err)
-	}
+	assertPrivateFile(t, noID.GeneratedKeyPath)
 	raw, _ := os.ReadFile(noID.GeneratedKeyPath)
 	parts := strings.Split(string(raw), ".")
 	if len(parts) != 2 {

@@ -165,3 +165,15 @@ func TestCheckPermissions(t *testing.T) {
 		_ = dir
 	}
 }
+
+// assertPrivateFile checks what makes a secret file private on Unix: mode 0600.
+func assertPrivateFile(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want 0600", path, st.Mode().Perm())
+	}
+}

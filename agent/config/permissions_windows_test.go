@@ -80,7 +80,36 @@ func grantUsers(t *testing.T, path string, mask windows.ACCESS_MASK) {
 // Wine 8 accepts a file's new ACL and forgets it: it derives every ACL from
 // the Unix mode. These tests need Windows.
 func skipUnderWine(t *testing.T) {
-	if windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil {
+	if underWine() {
 		t.Skip("Wine does not keep file ACLs (it derives them from the Unix mode); this test needs Windows")
+	}
+}
+
+func underWine() bool {
+	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
+}
+
+// assertPrivateFile checks what makes a secret file private on Windows: a
+// protected ACL that lets only its owner, SYSTEM and Administrators in
+// (Wine cannot show it: it keeps no ACLs).
+func assertPrivateFile(t *testing.T, path string) {
+	t.Helper()
+	if underWine() {
+		t.Logf("%s: its ACL is not checked: Wine keeps no file ACLs (real Windows only)", path)
+		return
+	}
+	a, err := pathAccess(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.othersRead || a.othersWrite || !a.ownerTrusted {
+		t.Errorf("%s is not private: %s", path, a.describe)
+	}
+	sd, err := windows.GetNamedSecurityInfo(path, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl, _, err := sd.Control(); err != nil || ctl&windows.SE_DACL_PROTECTED == 0 {
+		t.Errorf("%s: its ACL still inherits from its folder (control %#x, %v)", path, ctl, err)
 	}
 }

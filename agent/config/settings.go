@@ -38,7 +38,7 @@ func LoadSettings(path string) (*Settings, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &UserError{Msg: fmt.Sprintf("The configuration file %s does not exist. Create it with `tentacle create-instance`, or pass --config with the right path.", path)}
 		}
-		return nil, &UserError{Msg: fmt.Sprintf("The configuration file %s cannot be read: %v. Check its permissions, or run the command as a user who can read it.", path, errors.Unwrap(err))}
+		return nil, Unreadable("The configuration file", path, err, "Check its permissions, or run the command as a user who can read it.")
 	}
 	s, err := ParseSettings(data)
 	if err != nil {
@@ -268,3 +268,20 @@ func (e *UserError) Error() string { return e.Msg }
 
 // Userf builds a UserError.
 func Userf(format string, args ...any) error { return &UserError{Msg: fmt.Sprintf(format, args...)} }
+
+// Unreadable is the UserError for a file that exists but could not be read
+// (err from os.ReadFile): what names it ("The configuration file"), hint
+// says what to do. A directory where the file should be is named as such:
+// Windows reports reading one as "Incorrect function." (Wine: "Invalid
+// function."), which says nothing useful.
+func Unreadable(what, path string, err error, hint string) error {
+	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+		return Userf("%s %s is a directory, not a file. Give the path of the file itself.", what, path)
+	}
+	reason := err
+	if inner := errors.Unwrap(err); inner != nil {
+		reason = inner
+	}
+	// Windows' messages end with a period; ours follows.
+	return Userf("%s %s cannot be read: %s. %s", what, path, strings.TrimRight(strings.TrimSpace(reason.Error()), "."), hint)
+}

@@ -2,9 +2,12 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +86,9 @@ func TestMarshalMatchesUpstreamLayout(t *testing.T) {
   <set key="group2.setting3">a string</set>
   <set key="json">[{"A":"&lt;b&gt;&amp;"}]</set>
 </octopus-settings>`
+	if runtime.GOOS == "windows" { // upstream's XmlSerializer writes Environment.NewLine
+		want = strings.ReplaceAll(want, "\n", "\r\n")
+	}
 	if got := string(s.Marshal()); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -134,10 +140,7 @@ func TestUpdateWritesAtomicallyWithPrivateMode(t *testing.T) {
 	if err := NewSettings(path).Save(); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := os.Stat(path)
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("mode = %v, want 0600", st.Mode().Perm())
-	}
+	assertPrivateFile(t, path)
 	changed, err := Update(path, func(s *Settings) error { s.Set("a", "1"); return nil })
 	if err != nil || !changed {
 		t.Fatal(changed, err)
@@ -155,9 +158,18 @@ func TestUpdateWritesAtomicallyWithPrivateMode(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Error("file changed by a no-op or failed update")
 	}
+	// Windows cannot lock a directory: the lock is a sidecar file that stays.
+	want := []string{"t.config"}
+	if runtime.GOOS == "windows" {
+		want = append(want, "t.config.lock")
+	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		t.Errorf("temp files left behind: %v", ents)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("files after the updates: %v, want %v (temp files left behind?)", names, want)
 	}
 }
 
@@ -204,5 +216,29 @@ func TestLoadSettingsErrorsSayWhatToDo(t *testing.T) {
 	}
 	if _, err := Update(bad, func(*Settings) error { return nil }); err == nil {
 		t.Error("update of a corrupt file must fail")
+	}
+}
+
+// A directory given where the configuration file is expected is named as
+// one on every platform (Windows reports reading it as "Incorrect
+// function.", which once read "cannot be read: Invalid function..").
+func TestLoadSettingsNamesADirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadSettings(dir)
+	var ue *UserError
+	if !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want a UserError", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, dir+" is a directory, not a file") || strings.Contains(msg, "..") {
+		t.Errorf("err = %q, want it to say %s is a directory", msg, dir)
+	}
+}
+
+// An unreadable file's reason is the OS's, without the period Windows ends
+// its messages with doubled by ours.
+func TestUnreadableEndsOneSentence(t *testing.T) {
+	err := Unreadable("The file", "x", &os.PathError{Op: "read", Path: "x", Err: errors.New("Access is denied.")}, "Fix it.")
+	if got, want := err.Error(), "The file x cannot be read: Access is denied. Fix it."; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

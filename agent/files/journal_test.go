@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -98,8 +99,17 @@ func TestSweepInterruptedUploadsRemovesOnlyOldTemporariesItRecorded(t *testing.T
 	record("c", notOurs, old)
 	unrecorded := file(".other.bin.upload-777", old)
 	link := filepath.Join(dir, ".link.upload-1")
-	os.Symlink(notOurs, link)
-	record("d", link, old)
+	survivors := []string{freshTemp, notOurs, unrecorded}
+	if err := os.Symlink(notOurs, link); err == nil {
+		record("d", link, old)
+		survivors = append(survivors, link)
+	} else if runtime.GOOS == "windows" {
+		// Creating a symlink needs SeCreateSymbolicLinkPrivilege (or
+		// developer mode) on Windows, and Wine cannot.
+		t.Logf("the recorded-symlink case is not covered here: %v", err)
+	} else {
+		t.Fatal(err)
+	}
 	record("e", "relative/.x.upload-1", old)
 	laterRecord := record("f", file(".later.bin.upload-5", old), fresh)
 
@@ -110,7 +120,7 @@ func TestSweepInterruptedUploadsRemovesOnlyOldTemporariesItRecorded(t *testing.T
 	if !slices.Equal(removed, []string{crashed}) || n != int64(len("partial")) {
 		t.Errorf("removed %v (%d bytes), want only %s", removed, n, crashed)
 	}
-	for _, p := range []string{freshTemp, notOurs, unrecorded, link, laterRecord} {
+	for _, p := range append(survivors, laterRecord) {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s was removed: %v", p, err)
 		}

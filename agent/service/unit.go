@@ -3,7 +3,7 @@ package service
 import (
 	_ "embed"
 	"fmt"
-	"path/filepath"
+	"path"
 	"strings"
 	"sync"
 	"text/template"
@@ -62,10 +62,10 @@ func ExecArgs(s Spec) []string {
 
 // RenderUnit returns the unit file text for s.
 func RenderUnit(s Spec, o UnitOptions) (string, error) {
-	if !filepath.IsAbs(s.Executable) {
+	if !path.IsAbs(s.Executable) {
 		return "", fmt.Errorf("the service needs the absolute path of the tentacle binary, not %q", s.Executable)
 	}
-	if s.Rootless() && !filepath.IsAbs(s.ConfigPath) {
+	if s.Rootless() && !path.IsAbs(s.ConfigPath) {
 		return "", fmt.Errorf("the service needs the absolute path of the configuration file, not %q", s.ConfigPath)
 	}
 	version := o.SystemdVersion

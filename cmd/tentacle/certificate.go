@@ -137,7 +137,7 @@ func (c *ImportCertificateCmd) Run(e *Env) error {
 			if errors.Is(rerr, os.ErrNotExist) {
 				return config.Userf("Certificate '%s' was not found.", path)
 			}
-			return config.Userf("Cannot read the certificate file %s: %v.", path, errors.Unwrap(rerr))
+			return config.Unreadable("The certificate file", path, rerr, "Check its permissions, or run the command as a user who can read it.")
 		}
 		e.Infof("Importing the certificate stored in %s...", path)
 		// Files that are not .pfx may be new-certificate's base64 text.

@@ -212,7 +212,7 @@ func (c *RemoteExecCmd) Run(e *Env) error {
 	if c.File != "" {
 		b, err := os.ReadFile(absPath(e, c.File))
 		if err != nil {
-			return config.Userf("Cannot read the script %s: %v.", c.File, errors.Unwrap(err))
+			return config.Unreadable("The script", absPath(e, c.File), err, "Check its permissions.")
 		}
 		body = string(b)
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -130,7 +131,7 @@ func Open(spec string, o Options) (Feed, error) {
 		if err != nil || u.Path == "" {
 			return nil, fmt.Errorf("feed %q is not a file:// URL; write it as file:///path/to/feed", spec)
 		}
-		return openDir(filepath.FromSlash(u.Path))
+		return openDir(fileURLPath(u))
 	case strings.HasPrefix(spec, "https://") || strings.HasPrefix(spec, "http://"):
 		u, err := url.Parse(spec)
 		if err != nil || u.Host == "" {
@@ -145,6 +146,24 @@ func Open(spec string, o Options) (Feed, error) {
 		return nil, fmt.Errorf("feed %q has a scheme tentacle does not read; give a directory, file://, https:// or github:OWNER/REPO", spec)
 	}
 	return openDir(spec)
+}
+
+// fileURLPath is the local folder a file:// URL names: file:///srv/feed;
+// on Windows file:///C:/feed, file://C:/feed (the drive letter read as the
+// host) and file://server/share/feed (a UNC path).
+func fileURLPath(u *url.URL) string {
+	p := u.Path
+	if runtime.GOOS == "windows" {
+		switch {
+		case len(u.Host) == 2 && u.Host[1] == ':':
+			p = u.Host + p
+		case len(p) >= 3 && p[0] == '/' && p[2] == ':':
+			p = p[1:]
+		case u.Host != "" && !strings.EqualFold(u.Host, "localhost"):
+			p = "//" + u.Host + p
+		}
+	}
+	return filepath.FromSlash(p)
 }
 
 func isLoopback(host string) bool {

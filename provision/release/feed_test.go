@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,5 +337,28 @@ func TestArtifactNamesAreMakePackages(t *testing.T) {
 	}
 	if _, err := ArtifactName(KindDeb, "1.0.0", Platform{"windows", "amd64"}); err == nil || !strings.Contains(err.Error(), "--kind archive") {
 		t.Errorf("a deb for windows: %v", err)
+	}
+}
+
+// A file:// feed names a local folder in each platform's spelling.
+func TestFileURLNamesTheLocalFolder(t *testing.T) {
+	cases := map[string]string{"file:///srv/feed": "/srv/feed", "file:///srv/my%20feed/": "/srv/my feed/"}
+	if runtime.GOOS == "windows" {
+		cases = map[string]string{
+			"file:///C:/feed":                    `C:\feed`,
+			"file://C:/feed":                     `C:\feed`,
+			"file://localhost/C:/feed":           `C:\feed`,
+			"file://server/share/feed":           `\\server\share\feed`,
+			"file:///D:/Octopus%20Feed/tentacle": `D:\Octopus Feed\tentacle`,
+		}
+	}
+	for in, want := range cases {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fileURLPath(u); got != want {
+			t.Errorf("%s names %q, want %q", in, got, want)
+		}
 	}
 }

@@ -1,0 +1,304 @@
+//go:build linux
+
+// Command windowssuite is `make test-windows`: it builds every package's
+// Windows test binary (with the Wine overlay), runs each under Wine from its
+// package directory in one fresh prefix, prints every failure's output and
+// every skip's reason, then `windows: N passed, N failed, N skipped`
+// (top-level tests), and exits 1 when a Windows test failed.
+//
+// Tests that start the real tentacle binary find a prebuilt tentacle.exe in
+// TENTACLE_TEST_BINARY_DIR (Wine has no Go toolchain to build one).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tentacle-go/tentacle/internal/winetest"
+)
+
+type pkg struct {
+	importPath, dir, exe string
+	buildErr             string
+}
+
+func main() {
+	cache := flag.String("cache", ".cache/wine", "where the shim, overlay, prefix and test binaries live")
+	run := flag.String("run", "", "passed to every test binary as -test.run")
+	timeout := flag.Duration("timeout", 10*time.Minute, "per test binary")
+	flag.Parse()
+	patterns := flag.Args()
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	if err := suite(*cache, *run, *timeout, patterns); err != nil {
+		fmt.Fprintln(os.Stderr, "windows:", err)
+		os.Exit(1)
+	}
+}
+
+func suite(cacheDir, run string, timeout time.Duration, patterns []string) error {
+	cacheDir, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	tc, err := winetest.Prepare(cacheDir)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+
+	// One fresh prefix per run, made while the tests build.
+	prefixDir := filepath.Join(cacheDir, "prefix")
+	if err := os.RemoveAll(prefixDir); err != nil {
+		return err
+	}
+	var prefix *winetest.Prefix
+	var prefixErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { prefix, prefixErr = tc.NewPrefix(ctx, prefixDir) })
+
+	binDir := filepath.Join(cacheDir, "bin")
+	if err := os.RemoveAll(binDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return err
+	}
+	pkgs, err := testPackages(ctx, tc, patterns)
+	if err != nil {
+		return err
+	}
+	if err := buildTentacle(ctx, tc, binDir); err != nil {
+		return err
+	}
+	buildAll(ctx, tc, pkgs, binDir)
+	wg.Wait()
+	if prefixErr != nil {
+		return prefixErr
+	}
+	defer prefix.Close()
+	fmt.Printf("windows: built %d test binaries and the prefix in %s\n", len(pkgs), time.Since(start).Round(time.Second))
+
+	var total counts
+	for _, p := range pkgs {
+		if p.buildErr != "" {
+			fmt.Printf("FAIL %s (build)\n%s\n", p.importPath, p.buildErr)
+			total.failed++
+			continue
+		}
+		c := runPackage(ctx, prefix, p, run, timeout, binDir)
+		total.add(c)
+	}
+	fmt.Printf("windows: %d passed, %d failed, %d skipped (%s)\n", total.passed, total.failed, total.skipped, time.Since(start).Round(time.Second))
+	if total.failed > 0 {
+		return fmt.Errorf("%d Windows test(s) failed", total.failed)
+	}
+	return nil
+}
+
+// testBinaryVersions are the versions provision/release's install tests
+// stamp into tentacle builds of their own (-X main.version).
+var testBinaryVersions = []string{"1.0.0", "2.0.0"}
+
+// buildTentacle builds, for the tests that run the real binary, the
+// tentacle.exe the cmd/tentacle tests start and the versioned ones of
+// provision/release, into binDir, which tests find in
+// TENTACLE_TEST_BINARY_DIR.
+func buildTentacle(ctx context.Context, tc *winetest.Toolchain, binDir string) error {
+	builds := map[string]string{"tentacle.exe": ""}
+	for _, v := range testBinaryVersions {
+		builds["tentacle-"+v+".exe"] = "-X main.version=" + v
+	}
+	for name, ldflags := range builds {
+		out, err := tc.GoCommand(ctx, "", "build", "-o", filepath.Join(binDir, name), "-ldflags", ldflags, "./cmd/tentacle").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("building %s: %v\n%s", name, err, out)
+		}
+	}
+	return nil
+}
+
+type counts struct{ passed, failed, skipped int }
+
+func (c *counts) add(o counts) {
+	c.passed += o.passed
+	c.failed += o.failed
+	c.skipped += o.skipped
+}
+
+// testPackages lists the packages (as built for Windows) that have tests.
+func testPackages(ctx context.Context, tc *winetest.Toolchain, patterns []string) ([]*pkg, error) {
+	args := append([]string{"-f", "{{.ImportPath}}\t{{.Dir}}\t{{len .TestGoFiles}}{{len .XTestGoFiles}}"}, patterns...)
+	out, err := tc.GoCommand(ctx, "", "list", args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list: %v", err)
+	}
+	var pkgs []*pkg
+	for line := range strings.Lines(string(out)) {
+		f := strings.Split(strings.TrimSpace(line), "\t")
+		if len(f) != 3 || f[2] == "00" {
+			continue
+		}
+		pkgs = append(pkgs, &pkg{importPath: f[0], dir: f[1]})
+	}
+	return pkgs, nil
+}
+
+// buildAll builds the test binaries two at a time (the go command
+// parallelises each build too).
+func buildAll(ctx context.Context, tc *winetest.Toolchain, pkgs []*pkg, binDir string) {
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for _, p := range pkgs {
+		p.exe = filepath.Join(binDir, strings.ReplaceAll(p.importPath, "/", "_")+".test.exe")
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if out, err := tc.GoCommand(ctx, "", "test", "-c", "-o", p.exe, p.importPath).CombinedOutput(); err != nil {
+				p.buildErr = fmt.Sprintf("%v\n%s", err, out)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// event is one line of test2json output.
+type event struct {
+	Action string
+	Test   string
+	Output string
+}
+
+// runPackage runs one test binary under Wine through test2json and reports
+// its top-level tests.
+func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string, timeout time.Duration, binDir string) counts {
+	args := []string{"tool", "test2json", "-p", p.importPath, winetest.Loader, p.exe, "-test.v=test2json", "-test.timeout=" + timeout.String()}
+	if run != "" {
+		args = append(args, "-test.run="+run)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = p.dir
+	cmd.Env = append(prefix.Env(), "TENTACLE_TEST_BINARY_DIR="+winetest.WindowsPath(binDir))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return failedPackage(p, err.Error())
+	}
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		return failedPackage(p, err.Error())
+	}
+	output := map[string]*strings.Builder{} // by top-level test; "" is the package's own
+	result := map[string]string{}
+	var order []string
+	pkgAction := ""
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e event
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		top, _, _ := strings.Cut(e.Test, "/")
+		if output[top] == nil {
+			output[top] = &strings.Builder{}
+			if top != "" {
+				order = append(order, top)
+			}
+		}
+		output[top].WriteString(e.Output)
+		switch e.Action {
+		case "pass", "fail", "skip":
+			if e.Test == "" {
+				pkgAction = e.Action
+			} else if e.Test == top {
+				result[top] = e.Action
+			}
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	waitErr := cmd.Wait()
+
+	var c counts
+	var failed, skipped []string
+	for _, name := range order {
+		switch result[name] {
+		case "pass":
+			c.passed++
+		case "skip":
+			c.skipped++
+			skipped = append(skipped, name)
+		default: // fail, or no result: the binary died in it
+			c.failed++
+			failed = append(failed, name)
+		}
+	}
+	status := "ok  "
+	if len(failed) > 0 || pkgAction != "pass" && pkgAction != "skip" {
+		status = "FAIL"
+	}
+	fmt.Printf("%s %s: %d passed, %d failed, %d skipped (%s)\n", status, p.importPath, c.passed, c.failed, c.skipped, time.Since(started).Round(100*time.Millisecond))
+	sort.Strings(skipped)
+	for _, name := range skipped {
+		fmt.Printf("  skip %s: %s\n", name, skipReason(output[name].String()))
+	}
+	for _, name := range failed {
+		fmt.Printf("  --- %s\n%s", name, indent(output[name].String()))
+	}
+	if status == "FAIL" && len(failed) == 0 {
+		// The binary failed outside any test (TestMain, a panic, a leak check).
+		c.failed++
+		fmt.Printf("  package output:\n%s%s", indent(output[""].String()), indent(stderr.String()))
+		if waitErr != nil {
+			fmt.Printf("    (%v)\n", waitErr)
+		}
+	}
+	return c
+}
+
+func failedPackage(p *pkg, msg string) counts {
+	fmt.Printf("FAIL %s: %s\n", p.importPath, msg)
+	return counts{failed: 1}
+}
+
+// skipReason is the message t.Skip printed: the test's output without the
+// === RUN / --- SKIP framing.
+func skipReason(out string) string {
+	var lines []string
+	for line := range strings.Lines(out) {
+		l := strings.TrimSpace(line)
+		if l == "" || strings.HasPrefix(l, "=== ") || strings.HasPrefix(l, "--- SKIP") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return strings.Join(lines, " / ")
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		b.WriteString("    " + line)
+	}
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		b.WriteString("\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,275 @@
+//go:build linux
+
+// Package winetest runs the Windows build for real, under Debian's Wine 8.0
+// (shared recipe: windows-under-wine.md), for `make test-windows` and for
+// end-to-end tests that drive tentacle.exe from the Linux build.
+//
+// Go 1.26 binaries need two workarounds under Wine 8.0, which a Toolchain
+// carries:
+//   - a bcryptprimitives.dll exporting ProcessPrng (Go calls it at start-up;
+//     Wine 8.0 has none), built with mingw and copied into every Prefix;
+//   - a one-file overlay of the standard library (go build -overlay) whose
+//     FileDispositionInformationEx fallback also accepts Wine's
+//     STATUS_NOT_IMPLEMENTED, without which os.RemoveAll (and every
+//     t.TempDir cleanup) fails with "Invalid function.".
+//
+// Both are built once and cached under the repository's .cache/wine, keyed by
+// their inputs (the shim's source, the Go version). Typical use in a test:
+//
+//	tc := winetest.Require(t)                       // skips, saying why, without wine64/mingw
+//	exe := tc.BuildExe(t, "./cmd/tentacle")         // GOOS=windows go build with the overlay
+//	p := winetest.NewPrefix(t, tc)                  // fresh prefix, wineserver -k at cleanup
+//	out, err := p.Command(ctx, exe, "version").CombinedOutput()
+package winetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+)
+
+// AptPackages are the Debian packages a Toolchain needs (the Makefile's
+// WINE_APT_PACKAGES installs the same).
+const AptPackages = "wine64 gcc-mingw-w64-x86-64"
+
+// Loader is Debian's 64-bit Wine loader (not on PATH).
+const Loader = "/usr/lib/wine/wine64"
+
+// wineserverPath is the wine64 package's server, used for `wineserver -k`.
+const wineserverPath = "/usr/lib/wine/wineserver64"
+
+const mingwCC = "x86_64-w64-mingw32-gcc"
+
+// prngShimSource implements ProcessPrng on top of advapi32's
+// SystemFunction036 (RtlGenRandom), which Wine 8.0 has.
+const prngShimSource = `#include <windows.h>
+typedef BOOLEAN (WINAPI *rtlgen)(PVOID, ULONG);
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
+  static rtlgen f = 0;
+  if (!f) f = (rtlgen)GetProcAddress(LoadLibraryA("advapi32.dll"), "SystemFunction036");
+  while (len > 0) {
+    ULONG n = len > 0x10000000 ? 0x10000000 : (ULONG)len;
+    if (!f(data, n)) return FALSE;
+    data += n; len -= n;
+  }
+  return TRUE;
+}
+`
+
+// ErrMissingTool says that wine64 or the mingw compiler is not installed.
+var ErrMissingTool = errors.New("wine64 or the mingw compiler is missing (apt-get install " + AptPackages + "; `make test-windows` does it)")
+
+// Toolchain is what every Wine run needs: the ProcessPrng shim and the
+// standard-library overlay, built and cached.
+type Toolchain struct {
+	// Shim is bcryptprimitives.dll, copied into each prefix's system32.
+	Shim string
+	// Overlay is the -overlay file for every Windows build run under Wine.
+	Overlay string
+}
+
+// Prepare finds the tools and builds (or reuses) the shim and overlay under
+// cacheDir. Concurrent callers (test packages running in parallel) build
+// once: the work is done under a lock and renamed into place.
+func Prepare(cacheDir string) (*Toolchain, error) {
+	if runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("wine64 runs windows/amd64 binaries on an amd64 host, not %s", runtime.GOARCH)
+	}
+	for _, tool := range []string{Loader, wineserverPath} {
+		if _, err := os.Stat(tool); err != nil {
+			return nil, fmt.Errorf("%s: %w", tool, ErrMissingTool)
+		}
+	}
+	if _, err := exec.LookPath(mingwCC); err != nil {
+		return nil, fmt.Errorf("%s: %w", mingwCC, ErrMissingTool)
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(cacheDir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, err
+	}
+	shim, err := buildShim(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	overlay, err := buildOverlay(cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Toolchain{Shim: shim, Overlay: overlay}, nil
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:6])
+}
+
+// buildShim compiles the shim once per version of its source.
+func buildShim(cacheDir string) (string, error) {
+	dll := filepath.Join(cacheDir, "shim-"+shortHash(prngShimSource), "bcryptprimitives.dll")
+	if _, err := os.Stat(dll); err == nil {
+		return dll, nil
+	}
+	tmp, err := os.MkdirTemp(cacheDir, "shim-tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "prng.c")
+	if err := os.WriteFile(src, []byte(prngShimSource), 0o644); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command(mingwCC, "-shared", "-O2", "-o", filepath.Join(tmp, "bcryptprimitives.dll"), src).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the ProcessPrng shim: %v\n%s", err, out)
+	}
+	if err := os.Rename(tmp, filepath.Dir(dll)); err != nil {
+		return "", err
+	}
+	return dll, nil
+}
+
+// overlayTarget is the standard-library file the overlay replaces, and
+// overlayLine the fallback case in it that gains STATUS_NOT_IMPLEMENTED.
+const (
+	overlayTarget = "src/internal/syscall/windows/at_windows.go"
+	overlayLine   = "STATUS_NOT_SUPPORTED:     //"
+)
+
+// buildOverlay writes the patched at_windows.go and its overlay JSON once
+// per Go installation (GOROOT and version).
+func buildOverlay(cacheDir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOROOT", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env: %v", err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) != 2 {
+		return "", fmt.Errorf("go env GOROOT GOVERSION printed %q", out)
+	}
+	goroot, goversion := fields[0], fields[1]
+	dir := filepath.Join(cacheDir, "overlay-"+goversion+"-"+shortHash(goroot))
+	overlay := filepath.Join(dir, "overlay.json")
+	if _, err := os.Stat(overlay); err == nil {
+		return overlay, nil
+	}
+	target := filepath.Join(goroot, filepath.FromSlash(overlayTarget))
+	src, err := os.ReadFile(target)
+	if err != nil {
+		return "", err
+	}
+	if strings.Count(string(src), overlayLine) != 1 {
+		return "", fmt.Errorf("%s (%s) no longer has the line %q the Wine overlay patches: check whether Go now falls back on STATUS_NOT_IMPLEMENTED itself and update internal/winetest", target, goversion, overlayLine)
+	}
+	patched := strings.Replace(string(src), overlayLine, "STATUS_NOT_SUPPORTED, NTStatus(0xC0000002): // Wine 8.0 answers STATUS_NOT_IMPLEMENTED;", 1)
+	tmp, err := os.MkdirTemp(cacheDir, "overlay-tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.WriteFile(filepath.Join(tmp, "at_windows.go"), []byte(patched), 0o644); err != nil {
+		return "", err
+	}
+	spec, err := json.Marshal(map[string]map[string]string{"Replace": {target: filepath.Join(dir, "at_windows.go")}})
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "overlay.json"), spec, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return overlay, nil
+}
+
+// GoCommand is `go <verb> args...` for windows/amd64 with the overlay, run
+// in dir (a package or the module root).
+func (tc *Toolchain) GoCommand(ctx context.Context, dir, verb string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "go", append([]string{verb, "-overlay", tc.Overlay}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	return cmd
+}
+
+// Prefix is one Wine prefix (a C: drive, registry and wineserver of its
+// own) with the shim installed.
+type Prefix struct {
+	Dir string
+}
+
+// NewPrefix makes a fresh prefix in dir (which must not exist or be empty)
+// and installs the shim. About 15 s.
+func (tc *Toolchain) NewPrefix(ctx context.Context, dir string) (*Prefix, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	p := &Prefix{Dir: dir}
+	// Any command creates the prefix; wineboot's complaint about the 32-bit
+	// rundll32 (no wine32 here) is harmless.
+	if out, err := p.Command(ctx, "cmd", "/c", "exit").CombinedOutput(); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("creating the Wine prefix %s: %v\n%s", dir, err, out)
+	}
+	sys32 := filepath.Join(dir, "drive_c", "windows", "system32")
+	dll, err := os.ReadFile(tc.Shim)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(sys32, "bcryptprimitives.dll"), dll, 0o644)
+	}
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("installing the ProcessPrng shim in %s: %v", sys32, err)
+	}
+	return p, nil
+}
+
+// Env is the environment Wine runs with for this prefix: the caller's,
+// with WINEPREFIX set and Wine's debug channels off.
+func (p *Prefix) Env() []string {
+	return append(os.Environ(), "WINEPREFIX="+p.Dir, "WINEDEBUG=-all")
+}
+
+// Command runs a Windows program (a host path to an .exe, or the name of
+// one of Wine's own, like "cmd") under Wine in this prefix. Wine passes the
+// environment through: a path in it must be a Windows path (WindowsPath).
+func (p *Prefix) Command(ctx context.Context, exe string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, Loader, append([]string{exe}, args...)...)
+	cmd.Env = p.Env()
+	return cmd
+}
+
+// DriveC is the host directory that is C:\ in this prefix.
+func (p *Prefix) DriveC() string { return filepath.Join(p.Dir, "drive_c") }
+
+// Close stops the prefix's wineserver and every Windows process in it
+// (services included).
+func (p *Prefix) Close() error {
+	cmd := exec.Command(wineserverPath, "-k")
+	cmd.Env = p.Env()
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return nil // no server was running
+	}
+	return err
+}
+
+// WindowsPath is how a Windows program in any prefix names an absolute host
+// path: Wine maps the host's / to Z:.
+func WindowsPath(hostPath string) string {
+	return `Z:` + strings.ReplaceAll(filepath.Clean(hostPath), "/", `\`)
+}
