@@ -20,7 +20,10 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
 # it, sign a feed with minisign and validate the cloud-init examples with
 # cloud-init's schema checker (cloud-init is installed disabled: see deps).
-APT_PACKAGES   := gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
+# wine64 (its loader is /usr/lib/wine/wine64) and mingw run the Windows build
+# (test-windows, and the Windows end-to-end tests in unit: internal/winetest).
+WINE_APT_PACKAGES := wine64 gcc-mingw-w64-x86-64
+APT_PACKAGES   := $(WINE_APT_PACKAGES) gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
                   dash busybox shellcheck minisign cloud-init
 
 .PHONY: all build test test-windows vet fmt-check unit fuzz demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs
@@ -81,7 +84,6 @@ unit:
 # built once and cached under .cache/wine, the tests run in one fresh prefix
 # per run, and it prints `windows: N passed, N failed` (a skip prints its
 # reason). WINDOWS_RUN narrows it (-test.run). Cost: see docs/benchmarks.md.
-WINE_APT_PACKAGES := wine64 gcc-mingw-w64-x86-64
 WINDOWS_RUN ?=
 test-windows:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES)'

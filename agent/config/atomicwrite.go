@@ -1,9 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"time"
 )
 
 // File modes for everything we create. Upstream leaves these to the umask,
@@ -69,12 +72,40 @@ func writeAtomic(path string, data []byte, perm os.FileMode, secret bool) error 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	if err := os.Rename(tmpName, path); err != nil {
+	if err := renameReplacing(tmpName, path); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	ok = true
 	syncDir(dir)
 	return nil
+}
+
+// renameReplacing retries for a moment on Windows, where a rename over a file
+// fails while another process (a concurrent `tentacle` reading the
+// configuration) has it open.
+func renameReplacing(from, to string) error {
+	err := os.Rename(from, to)
+	for i := 0; err != nil && runtime.GOOS == "windows" && i < 50; i++ {
+		time.Sleep(10 * time.Millisecond)
+		err = os.Rename(from, to)
+	}
+	return err
+}
+
+// readFileRetrying is os.ReadFile that retries for a moment on Windows,
+// where opening a file fails while a rename replaces it.
+func readFileRetrying(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	for i := 0; err != nil && runtime.GOOS == "windows" && !errors.Is(err, os.ErrNotExist) && !isDir(path) && i < 50; i++ {
+		time.Sleep(10 * time.Millisecond)
+		data, err = os.ReadFile(path)
+	}
+	return data, err
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // syncDir makes a rename durable. Best effort: not every platform or file

@@ -33,7 +33,7 @@ func NewSettings(path string) *Settings { return &Settings{path: path} }
 
 // LoadSettings reads the configuration file at path.
 func LoadSettings(path string) (*Settings, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFileRetrying(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, &UserError{Msg: fmt.Sprintf("The configuration file %s does not exist. Create it with `tentacle create-instance`, or pass --config with the right path.", path)}
@@ -275,7 +275,7 @@ func Userf(format string, args ...any) error { return &UserError{Msg: fmt.Sprint
 // Windows reports reading one as "Incorrect function." (Wine: "Invalid
 // function."), which says nothing useful.
 func Unreadable(what, path string, err error, hint string) error {
-	if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+	if isDir(path) {
 		return Userf("%s %s is a directory, not a file. Give the path of the file itself.", what, path)
 	}
 	reason := err

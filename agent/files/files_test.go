@@ -14,14 +14,22 @@ import (
 
 func TestResolveFollowsUpstreamRules(t *testing.T) {
 	s := &Store{Home: "/home/tentacle"}
-	for in, want := range map[string]string{
+	cases := map[string]string{
 		`Files\pkg.1.0.nupkg`: "/home/tentacle/Files/pkg.1.0.nupkg",
 		"Files/a/../b.txt":    "/home/tentacle/Files/b.txt",
 		"/tmp/x.zip":          "/tmp/x.zip",
-	} {
-		if runtime.GOOS == "windows" {
-			t.Skip("Unix path rules")
+	}
+	if runtime.GOOS == "windows" {
+		s.Home = `C:\Octopus\Tentacle`
+		cases = map[string]string{
+			`Files\pkg.1.0.nupkg`:     `C:\Octopus\Tentacle\Files\pkg.1.0.nupkg`,
+			"Files/a/../b.txt":        `C:\Octopus\Tentacle\Files\b.txt`,
+			`D:\Temp\x.zip`:           `D:\Temp\x.zip`,
+			`\\server\share\y.txt`:    `\\server\share\y.txt`,
+			`C:\Octopus\..\Windows\x`: `C:\Windows\x`,
 		}
+	}
+	for in, want := range cases {
 		if got, err := s.Resolve(in); err != nil || got != want {
 			t.Errorf("%q -> %q %v, want %q", in, got, err, want)
 		}

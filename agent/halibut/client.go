@@ -9,9 +9,11 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -210,6 +212,9 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 	}
 	if err := c.sendText(identityLine(identityClient), cl.Limits.SendTimeout); err != nil {
 		c.Close()
+		if isReset(err) { // Windows: the refusal arrived as a reset before we wrote
+			err = cl.closedDuringIdentification(err)
+		}
 		return nil, &ConnectionInitializationError{Err: err}
 	}
 	id, err := readIdentity(c.r, cl.Limits.MaxControlLineBytes)
@@ -224,11 +229,15 @@ func (cl *Client) connection(ctx context.Context, ep Endpoint) (*conn, error) {
 			err = protocolErrorf("expected MX-SERVER, got %s", id.kind)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err) {
-			err = fmt.Errorf("the service closed the connection during identification; it probably does not trust this client's certificate thumbprint %s%s (%w)", thumbprintDER(cl.Certificate.Certificate[0]), ownCertificateNote(cl.Certificate), err)
+			err = cl.closedDuringIdentification(err)
 		}
 		return nil, &ConnectionInitializationError{Err: err}
 	}
 	return c, nil
+}
+
+func (cl *Client) closedDuringIdentification(err error) error {
+	return fmt.Errorf("the service closed the connection during identification; it probably does not trust this client's certificate thumbprint %s%s (%w)", thumbprintDER(cl.Certificate.Certificate[0]), ownCertificateNote(cl.Certificate), err)
 }
 
 // NoResponseError is a connection that the service closed after a request
@@ -255,8 +264,17 @@ func responseWaitError(req *RequestMessage, err error) error {
 }
 
 func isReset(err error) bool {
+	var errno syscall.Errno
+	if errors.As(err, &errno) && (errno == syscall.ECONNRESET || runtime.GOOS == "windows" && errno == wsaECONNRESET) {
+		return true
+	}
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
+
+// wsaECONNRESET is Winsock's reset ("An existing connection was forcibly closed by the
+// remote host."), which is not syscall.ECONNRESET on Windows. Windows resets a connection
+// the peer closed with unread data, so a refusal often arrives as one.
+const wsaECONNRESET = syscall.Errno(10054)
 
 // exchange sends the request and reads its response.
 func (cl *Client) exchange(ctx context.Context, c *conn, req *RequestMessage, sink StreamSink) (*ResponseMessage, error) {

@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -280,5 +283,22 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		conn.Close()
 		t.Error("still accepting after Shutdown")
+	}
+}
+
+// A reset is recognised by its errno on every OS: Windows' text ("An existing
+// connection was forcibly closed by the remote host.") names no reset, and
+// a refused client there often sees one instead of the refusal.
+func TestIsResetRecognisesTheOSReset(t *testing.T) {
+	errno := syscall.ECONNRESET
+	if runtime.GOOS == "windows" {
+		errno = syscall.Errno(10054) // WSAECONNRESET
+	}
+	err := &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: errno}}
+	if !isReset(fmt.Errorf("handshake: %w", err)) {
+		t.Errorf("isReset(%v) = false", err)
+	}
+	if isReset(&net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNREFUSED}}) {
+		t.Error("a refused connection is not a reset")
 	}
 }

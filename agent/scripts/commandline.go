@@ -38,17 +38,28 @@ func bashArgv(bash, bootstrap string, args []string) []string {
 // powerShellCommandLine is the raw Windows command line upstream uses to run a bootstrap
 // script: the arguments are spliced into the -Command text as they are, so the server's
 // quoting reaches PowerShell unchanged, and a quote in the path is doubled for the
-// single-quoted PowerShell string.
-func powerShellCommandLine(powerShell, bootstrap string, args []string) string {
+// single-quoted PowerShell string. Unlike upstream, PowerShell first prints startMarker
+// (powerShellStartMarker): a PowerShell.exe that exits without printing it never ran the
+// script (a stub, like Wine's), and the supervisor fails the script instead of reporting
+// the stub's exit code as the script's.
+func powerShellCommandLine(powerShell, bootstrap, startMarker string, args []string) string {
 	var b strings.Builder
 	b.WriteString(`"`)
 	b.WriteString(powerShell)
-	b.WriteString(`" -NonInteractive -NoProfile -NoLogo -ExecutionPolicy Unrestricted -Command "$ErrorActionPreference = 'Stop'; . {. '`)
+	b.WriteString(`" -NonInteractive -NoProfile -NoLogo -ExecutionPolicy Unrestricted -Command "$ErrorActionPreference = 'Stop'; Write-Output '`)
+	b.WriteString(startMarker)
+	b.WriteString(`'; . {. '`)
 	b.WriteString(strings.ReplaceAll(bootstrap, "'", "''"))
 	b.WriteString(`' `)
 	b.WriteString(strings.Join(args, " "))
 	b.WriteString(`; if ((test-path variable:global:lastexitcode)) { exit $LastExitCode }}"`)
 	return b.String()
+}
+
+// powerShellStartMarker is the line PowerShell prints before it runs the bootstrap of the
+// launch with token: the supervisor takes it out of the log.
+func powerShellStartMarker(token string) string {
+	return "##tentacle[powershell-started " + token + "]"
 }
 
 // defaultPowerShellPath finds Windows PowerShell as upstream does: the System32 copy under

@@ -11,9 +11,9 @@ import (
 
 func TestPowerShellCommandLine(t *testing.T) {
 	got := powerShellCommandLine(`C:\Windows\System32\WindowsPowerShell\v1.0\PowerShell.exe`,
-		`C:\Octopus\Work\O'Brien\Bootstrap.ps1`, []string{"-Verbose", `"a b"`})
+		`C:\Octopus\Work\O'Brien\Bootstrap.ps1`, powerShellStartMarker("T1"), []string{"-Verbose", `"a b"`})
 	want := `"C:\Windows\System32\WindowsPowerShell\v1.0\PowerShell.exe" -NonInteractive -NoProfile -NoLogo -ExecutionPolicy Unrestricted ` +
-		`-Command "$ErrorActionPreference = 'Stop'; . {. 'C:\Octopus\Work\O''Brien\Bootstrap.ps1' -Verbose "a b"; ` +
+		`-Command "$ErrorActionPreference = 'Stop'; Write-Output '##tentacle[powershell-started T1]'; . {. 'C:\Octopus\Work\O''Brien\Bootstrap.ps1' -Verbose "a b"; ` +
 		`if ((test-path variable:global:lastexitcode)) { exit $LastExitCode }}"`
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)

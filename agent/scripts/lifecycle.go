@@ -203,7 +203,8 @@ func (m *Manager) launchSpec(s *script, st *scriptState, token string) *launchSp
 	if m.flavor == powerShellFlavor {
 		ps := m.cfg.PowerShellPath
 		spec.Path, spec.Args = ps, []string{ps}
-		spec.CommandLine = powerShellCommandLine(ps, filepath.Join(s.dir, powerShellBootstrapName), st.Arguments)
+		spec.StartMarker = powerShellStartMarker(token)
+		spec.CommandLine = powerShellCommandLine(ps, filepath.Join(s.dir, powerShellBootstrapName), spec.StartMarker, st.Arguments)
 		return spec
 	}
 	spec.Path = m.cfg.BashPath

@@ -4,9 +4,9 @@ package scripts
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -16,24 +16,8 @@ import (
 	"time"
 )
 
-// The test binary doubles as the supervisor (Config.SupervisorCommand defaults to this
-// executable followed by SupervisorArg) and as a throwaway agent process that a test can
-// kill -9.
-const agentHelperArg = "test-agent-helper"
-
-// leakMarker is put in the environment of every process the tests start, directly or
-// through a supervisor, so that TestMain can find any that outlive the tests.
-var leakMarker = "TENTACLE_SCRIPTS_TEST_RUN=" + strconv.Itoa(os.Getpid())
-
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case SupervisorArg:
-			os.Exit(Supervise(os.Args[2:]))
-		case agentHelperArg:
-			os.Exit(runAgentHelper(os.Args[2:]))
-		}
-	}
+	runHelperProcess()
 	code := m.Run()
 	if leaked := leakedProcesses(); len(leaked) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: processes left running by the tests: %v\n", leaked)
@@ -81,172 +65,12 @@ func isZombieStat(stat string) bool {
 	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
-// runAgentHelper is an agent process for the kill -9 test: it starts a script, reports
-// "ready" on stdout once the script's first line is in the log, and waits to be killed.
-func runAgentHelper(args []string) int {
-	home, ticket, body := args[0], args[1], args[2]
-	m, err := NewManager(Config{Home: home, Environment: []string{leakMarker}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if _, err := m.Start(context.Background(), StartRequest{Ticket: ticket, ScriptBody: body, Isolation: FullIsolation}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for {
-		st, err := m.Status(ticket, 0)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		for _, l := range st.Logs {
-			if l.Source == StdOut && l.Text == "line1" {
-				fmt.Println("ready")
-				select {}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// testConfig is a configuration with short timeouts for tests.
-func testConfig(t *testing.T) Config {
-	return Config{
-		Home:                 t.TempDir(),
-		Environment:          []string{leakMarker},
-		KillGracePeriod:      2 * time.Second,
-		OutputDrainTimeout:   time.Second,
-		CancelPollInterval:   50 * time.Millisecond,
-		ReattachPollInterval: 50 * time.Millisecond,
-		LogSyncInterval:      100 * time.Millisecond,
-	}
-}
-
-// newTestManager starts a Manager that, at the end of the test, cancels whatever it still
-// runs and waits for it, so no test leaves a process behind.
-func newTestManager(t *testing.T, cfg Config) *Manager {
-	t.Helper()
-	m, err := NewManager(cfg)
+// stubPowerShell is a "PowerShell" that exits 0 without running anything, as
+// Wine's does: true(1).
+func stubPowerShell(t *testing.T, env []string) (string, []string) {
+	path, err := exec.LookPath("true")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stopAll(t, m) })
-	return m
-}
-
-func stopAll(t *testing.T, m *Manager) {
-	m.mu.Lock()
-	closed := m.closed
-	var all []*script
-	for _, s := range m.scripts {
-		all = append(all, s)
-	}
-	m.mu.Unlock()
-	if closed {
-		return
-	}
-	for _, s := range all {
-		_, _ = m.Cancel(s.ticket, 0)
-	}
-	for _, s := range all {
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("script %s did not stop after cancel", s.ticket)
-		}
-	}
-	m.Close()
-}
-
-// waitComplete polls Status until the script is Complete and returns every record.
-func waitComplete(t *testing.T, m *Manager, ticket string, limit time.Duration) Status {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	var all []LogRecord
-	var next int64
-	for {
-		st, err := m.Status(ticket, next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, st.Logs...)
-		next = st.NextLogSequence
-		if st.State == Complete {
-			st.Logs = all
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("script %s not complete after %v; state %v, logs:\n%s", ticket, limit, st.State, logText(all))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// waitForLine polls Status until a record with text appears.
-func waitForLine(t *testing.T, m *Manager, ticket, text string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		st, err := m.Status(ticket, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range st.Logs {
-			if l.Text == text {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no line %q from %s after %v; logs:\n%s", text, ticket, limit, logText(st.Logs))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func texts(logs []LogRecord, src Source) []string {
-	var out []string
-	for _, l := range logs {
-		if l.Source == src {
-			out = append(out, l.Text)
-		}
-	}
-	return out
-}
-
-func hasLineContaining(logs []LogRecord, part string) bool {
-	for _, l := range logs {
-		if strings.Contains(l.Text, part) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkSequence asserts records are numbered 1..n without gaps.
-func checkSequence(t *testing.T, logs []LogRecord) {
-	t.Helper()
-	for i, l := range logs {
-		if l.Sequence != int64(i+1) {
-			t.Fatalf("record %d has sequence %d; logs:\n%s", i, l.Sequence, logText(logs))
-		}
-	}
-}
-
-func mustStart(t *testing.T, m *Manager, req StartRequest) Status {
-	t.Helper()
-	st, err := m.Start(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-func readTestState(t *testing.T, m *Manager, ticket string) *scriptState {
-	t.Helper()
-	st, err := readState(m.workspace(ticket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return path, env
 }

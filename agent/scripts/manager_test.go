@@ -71,11 +71,6 @@ func TestScriptOutputAndExitCode(t *testing.T) {
 	}
 }
 
-func withWait(req StartRequest, d time.Duration) StartRequest {
-	req.WaitForFinish = d
-	return req
-}
-
 func TestWaitForFinish(t *testing.T) {
 	m := newTestManager(t, testConfig(t))
 	begin := time.Now()

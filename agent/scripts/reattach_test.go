@@ -3,10 +3,8 @@
 package scripts
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -86,34 +84,7 @@ func TestReattachAfterManagerClose(t *testing.T) {
 // agent reports every line and the exit code.
 func TestReattachAfterAgentKilled(t *testing.T) {
 	cfg := testConfig(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := exec.Command(exe, agentHelperArg, cfg.Home, "KillNine", countingScript(8, "0.15"))
-	agent.Env = append(os.Environ(), leakMarker)
-	agent.Stderr = os.Stderr
-	out, _ := agent.StdoutPipe()
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- line
-	}()
-	select {
-	case line := <-ready:
-		if line != "ready\n" {
-			agent.Process.Kill()
-			agent.Wait()
-			t.Fatalf("agent helper said %q", line)
-		}
-	case <-time.After(15 * time.Second):
-		agent.Process.Kill()
-		agent.Wait()
-		t.Fatal("agent helper did not start the script")
-	}
+	agent := startAgentHelper(t, cfg.Home, "KillNine", countingScript(8, "0.15"))
 	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

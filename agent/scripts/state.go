@@ -2,6 +2,7 @@ package scripts
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ type launchSpec struct {
 	Args []string `json:"Args"`
 	// CommandLine, on Windows, is the raw command line, used instead of Args.
 	CommandLine string `json:"CommandLine,omitempty"`
+	// StartMarker, when set, is the stdout line the shell prints before it runs the
+	// bootstrap; a shell that exits without printing it never ran the script.
+	StartMarker string `json:"StartMarker,omitempty"`
 	Dir         string `json:"Dir"`
 	// Encoding names the output encoding in the "Starting ..." debug line.
 	Encoding string `json:"Encoding"`
@@ -81,7 +85,15 @@ func (s *scriptState) complete(code int, ranToCompletion bool) {
 }
 
 func readState(dir string) (*scriptState, error) {
-	data, err := os.ReadFile(filepath.Join(dir, stateFileName))
+	path := filepath.Join(dir, stateFileName)
+	data, err := os.ReadFile(path)
+	// On Windows, opening the file while renameReplacing swaps in a new one fails with a
+	// sharing violation for a moment (seen under Wine with an agent polling a running
+	// script); like the writer, the reader tries again briefly.
+	for i := 0; err != nil && runtime.GOOS == "windows" && !errors.Is(err, os.ErrNotExist) && i < 20; i++ {
+		time.Sleep(10 * time.Millisecond)
+		data, err = os.ReadFile(path)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,8 @@ type supervisor struct {
 	log     *logWriter
 	logErr  error // the first failure to write the log; the result is then ExitCodeFatal
 	logMu   sync.Mutex
+	// shellStarted is set when the shell printed spec.StartMarker.
+	shellStarted atomic.Bool
 }
 
 func (s *supervisor) run() int {
@@ -223,6 +226,13 @@ func (s *supervisor) runShell() (int, bool) {
 	}
 	code := exitCodeOf(cmd.ProcessState)
 	s.write(Debug, fmt.Sprintf("Process %s in %s exited with code %d", spec.Path, spec.Dir, code))
+	if spec.StartMarker != "" && !s.shellStarted.Load() && stopped == nil {
+		s.write(StdErr, fmt.Sprintf("%s exited with code %d without running the script (it never printed its start marker), "+
+			"so it is not a working PowerShell: Wine's powershell.exe, for one, is such a stub. "+
+			"Install Windows PowerShell (%%SystemRoot%%\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe) or put a working PowerShell.exe on the agent's PATH, then run the step again.",
+			run.Path, code))
+		return ExitCodePowerShellNeverStarted, false
+	}
 	return code, true
 }
 
@@ -288,6 +298,10 @@ func (s *supervisor) pump(r io.Reader, src Source, out chan<- logLine, quit <-ch
 				s.write(Debug, fmt.Sprintf("Reading %s failed: %v", src, err))
 			}
 			return
+		}
+		if src == StdOut && s.spec.StartMarker != "" && !s.shellStarted.Load() && string(line) == s.spec.StartMarker {
+			s.shellStarted.Store(true)
+			continue
 		}
 		select {
 		case out <- logLine{source: src, at: time.Now().UTC(), text: string(line)}:

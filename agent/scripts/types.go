@@ -89,8 +89,9 @@ const (
 	// ExitCodeUnknownResult: the script was started but its result was never recorded,
 	// because its supervisor died.
 	ExitCodeUnknownResult = -46
-	// ExitCodePowerShellNeverStarted: PowerShell did not start in time (upstream startup
-	// detection; not produced by this package yet).
+	// ExitCodePowerShellNeverStarted: PowerShell exited without running the bootstrap (it
+	// never printed the start marker: a missing or stub PowerShell.exe). Upstream uses the
+	// code for a PowerShell that did not start in time.
 	ExitCodePowerShellNeverStarted = -47
 )
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -25,7 +26,11 @@ func writeReleaseTarGz(t *testing.T, path, binary string) {
 	gz := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(gz)
 	tw.WriteHeader(&tar.Header{Name: "tentacle/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "tentacle/Tentacle", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(b))})
+	name := "tentacle/Tentacle"
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(b))})
 	tw.Write(b)
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
@@ -63,11 +68,14 @@ func TestReleaseInstallOfTheRealBinary(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	dir := t.TempDir()
 	target := filepath.Join(dir, "tentacle")
+	if runtime.GOOS == "windows" {
+		target += ".exe"
+	}
 	b, _ := os.ReadFile(builtBinary)
 	if err := os.WriteFile(target, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	archive := filepath.Join(t.TempDir(), "tentacle_1.0.0_linux_amd64.tar.gz")
+	archive := filepath.Join(t.TempDir(), "tentacle_1.0.0_"+runtime.GOOS+"_amd64.tar.gz")
 	writeReleaseTarGz(t, archive, builtBinary)
 
 	var out, errOut bytes.Buffer

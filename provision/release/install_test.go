@@ -87,6 +87,10 @@ func releaseArchive(t *testing.T, dir, binary string) string {
 	return p
 }
 
+// binaryName is what an installed tentacle binary is called: Windows runs
+// only an .exe.
+var binaryName = map[bool]string{false: "tentacle", true: "tentacle.exe"}[runtime.GOOS == "windows"]
+
 func copyBinaryTo(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
@@ -127,7 +131,7 @@ func TestInstallBinaryKeepsPreviousAndRollsBack(t *testing.T) {
 	v1, v2 := tentacleBinary(t, "1.0.0"), tentacleBinary(t, "2.0.0")
 	noPackageManager(t)
 	dir := t.TempDir()
-	target := filepath.Join(dir, "tentacle")
+	target := filepath.Join(dir, binaryName)
 	copyBinaryTo(t, v1, target)
 	archive := releaseArchive(t, t.TempDir(), v2)
 
@@ -200,7 +204,7 @@ func TestInstallDryRunChangesNothing(t *testing.T) {
 	v1, v2 := tentacleBinary(t, "1.0.0"), tentacleBinary(t, "2.0.0")
 	noPackageManager(t)
 	dir := t.TempDir()
-	target := filepath.Join(dir, "tentacle")
+	target := filepath.Join(dir, binaryName)
 	copyBinaryTo(t, v1, target)
 	res, err := Install(context.Background(), releaseArchive(t, t.TempDir(), v2), InstallOptions{Target: target, DryRun: true})
 	if err != nil {
@@ -232,7 +236,7 @@ func TestInstallRefusesABinaryThatDoesNotRun(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			target := filepath.Join(dir, "tentacle")
+			target := filepath.Join(dir, binaryName)
 			copyBinaryTo(t, v1, target)
 			broken := filepath.Join(t.TempDir(), "broken")
 			if err := os.WriteFile(broken, []byte(script), 0o755); err != nil {
@@ -257,7 +261,7 @@ func TestInstallRefusesABinaryThatDoesNotRun(t *testing.T) {
 func TestInstallRefusesAnArchiveWithoutTheBinary(t *testing.T) {
 	noPackageManager(t)
 	dir := t.TempDir()
-	target := filepath.Join(dir, "tentacle")
+	target := filepath.Join(dir, binaryName)
 	os.WriteFile(target, []byte("old"), 0o755)
 	archive := filepath.Join(t.TempDir(), "other.tar.gz")
 	writeTarGz(t, archive, []archiveEntry{fileEntry("something/else", "x")})
@@ -271,7 +275,7 @@ func TestInstallRefusesAnArchiveWithoutTheBinary(t *testing.T) {
 func TestInstallRefusesAnEvilArchiveBeforeTouchingTheTarget(t *testing.T) {
 	noPackageManager(t)
 	dir := t.TempDir()
-	target := filepath.Join(dir, "tentacle")
+	target := filepath.Join(dir, binaryName)
 	os.WriteFile(target, []byte("old"), 0o755)
 	archive := filepath.Join(t.TempDir(), "evil.tar.gz")
 	writeTarGz(t, archive, []archiveEntry{fileEntry("tentacle/Tentacle", "x"), fileEntry("../../tentacle", "pwned")})
@@ -346,7 +350,7 @@ func TestInstallDetectsPackageManagedBinaries(t *testing.T) {
 				fakeTool(t, bin, c.tool, c.owner, log)
 			}
 			t.Setenv("PATH", bin)
-			target := filepath.Join(t.TempDir(), "tentacle")
+			target := filepath.Join(t.TempDir(), binaryName)
 			copyBinaryTo(t, v1, target)
 			artifact := releaseArchive(t, t.TempDir(), v2)
 			if tc.artifact != "tar.gz" {

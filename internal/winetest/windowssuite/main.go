@@ -114,17 +114,21 @@ func suite(cacheDir, run string, timeout time.Duration, patterns []string) error
 // stamp into tentacle builds of their own (-X main.version).
 var testBinaryVersions = []string{"1.0.0", "2.0.0"}
 
-// buildTentacle builds, for the tests that run the real binary, the
-// tentacle.exe the cmd/tentacle tests start and the versioned ones of
-// provision/release, into binDir, which tests find in
-// TENTACLE_TEST_BINARY_DIR.
+// buildTentacle builds the programs tests start, into binDir, which tests
+// find in TENTACLE_TEST_BINARY_DIR: the tentacle.exe the cmd/tentacle tests
+// run, the versioned ones of provision/release, and agent/scripts'
+// PowerShell stand-in.
 func buildTentacle(ctx context.Context, tc *winetest.Toolchain, binDir string) error {
-	builds := map[string]string{"tentacle.exe": ""}
-	for _, v := range testBinaryVersions {
-		builds["tentacle-"+v+".exe"] = "-X main.version=" + v
+	type build struct{ pkg, ldflags string }
+	builds := map[string]build{
+		"tentacle.exe":   {"./cmd/tentacle", ""},
+		"powershell.exe": {"./agent/scripts/testdata/powershell", ""},
 	}
-	for name, ldflags := range builds {
-		out, err := tc.GoCommand(ctx, "", "build", "-o", filepath.Join(binDir, name), "-ldflags", ldflags, "./cmd/tentacle").CombinedOutput()
+	for _, v := range testBinaryVersions {
+		builds["tentacle-"+v+".exe"] = build{"./cmd/tentacle", "-X main.version=" + v}
+	}
+	for name, b := range builds {
+		out, err := tc.GoCommand(ctx, "", "build", "-o", filepath.Join(binDir, name), "-ldflags", b.ldflags, b.pkg).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("building %s: %v\n%s", name, err, out)
 		}
