@@ -83,3 +83,17 @@ func serviceConfig(t *testing.T, name string) mgr.Config {
 	}
 	return cfg
 }
+
+// A process given ServiceFlag that the SCM did not start (the service's
+// command line pasted into a console) is told so and runs in the
+// foreground: handled is false and the agent was not run under svc.Run.
+func TestServiceFlagWithoutTheSCM(t *testing.T) {
+	ran := false
+	handled, err := RunAsWindowsServiceIfNeeded("OctopusDeploy Tentacle: not-a-service", true, func(context.Context) error {
+		ran = true
+		return nil
+	})
+	if handled || ran || err == nil || !strings.Contains(err.Error(), ServiceFlag+" was given but the Service Control Manager did not start this process") {
+		t.Fatalf("handled %v, ran %v, err %v", handled, ran, err)
+	}
+}
