@@ -83,11 +83,15 @@ unit:
 # shim and the standard-library overlay Go 1.26 needs under Wine 8.0 are
 # built once and cached under .cache/wine, the tests run in one fresh prefix
 # per run, and it prints `windows: N passed, N failed` (a skip prints its
-# reason). WINDOWS_RUN narrows it (-test.run). Cost: see docs/benchmarks.md.
+# reason). WINDOWS_RUN narrows it (-test.run). Then the end-to-end tests of
+# tentacle.exe under Wine driven from the Linux build (cmd/tentacle
+# wine_e2e_linux_test.go: the agent, and the service under Wine's SCM), which
+# skip outside this target. Cost: see docs/benchmarks.md.
 WINDOWS_RUN ?=
 test-windows:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES)'
 	$(GO) run ./internal/winetest/windowssuite $(if $(WINDOWS_RUN),-run '$(WINDOWS_RUN)')
+	$(if $(WINDOWS_RUN),,TENTACLE_WINE_E2E=1 $(GO) test -count=1 -v -run '^TestWindows(Agent|Service)UnderWine$$' ./cmd/tentacle/)
 
 # fuzz runs every fuzz target of the network decoders for a bounded number
 # of executions (about 30 s each here), starting from the corpus committed

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Firewall is one backend: a host firewall, a set of security groups, a
@@ -43,6 +44,11 @@ type Plan struct {
 	// is in place but something else may still block the port, a tool is
 	// installed but inactive, and the like.
 	Notes []string
+	// Settle is how long the backend's reads may lag behind its writes
+	// (a cloud API that is eventually consistent); Verify keeps reading
+	// for that long before it calls a change missing. Zero for the host
+	// firewalls, whose tools read back what they just wrote.
+	Settle time.Duration
 }
 
 // Step is one change: a command line or an API call.
@@ -88,6 +94,60 @@ func (p *Plan) Apply(ctx context.Context, progress func(Step)) error {
 		}
 	}
 	return nil
+}
+
+// ApplyAndVerify applies plan, then reads the firewall's state back: planning
+// the same action again must find nothing left to do. A tool that reports
+// success without making the change (Wine's netsh.exe is a stub that exits
+// 0; a firewall service that is stopped or managed by someone else) is a
+// failure here, never a success.
+func ApplyAndVerify(ctx context.Context, fw Firewall, plan *Plan, progress func(Step)) error {
+	if err := plan.Apply(ctx, progress); err != nil {
+		return err
+	}
+	return Verify(ctx, fw, plan)
+}
+
+// verifyPoll is how often Verify reads again while a backend settles.
+const verifyPoll = time.Second
+
+// Verify reports whether the change plan made is in place, by planning the
+// same action again against the state the backend reads now. It reads for
+// up to plan.Settle before it decides.
+func Verify(ctx context.Context, fw Firewall, plan *Plan) error {
+	deadline := time.Now().Add(plan.Settle)
+	for {
+		var again *Plan
+		var err error
+		if plan.Action == Open {
+			again, err = fw.PlanOpen(ctx, plan.Rule)
+		} else {
+			again, err = fw.PlanClose(ctx, plan.Rule)
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s back after the change: %w", fw.Name(), err)
+		}
+		if again.Empty() {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			missing := make([]string, len(again.Steps))
+			for i, s := range again.Steps {
+				missing[i] = s.Description
+			}
+			what := "the rule is not there"
+			if plan.Action == Close {
+				what = "the rule is still there"
+			}
+			return Userf("%s reported success, but reading its rules back shows %s (still to do: %s). Something else manages this firewall or the tool did not do what it said: check with `tentacle firewall list` and the firewall's own tools, then run the same command again.",
+				fw.Name(), what, strings.Join(missing, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(verifyPoll):
+		}
+	}
 }
 
 // UserError is an error the user can fix: a bad value, missing credentials

@@ -19,18 +19,14 @@ const DefaultInstanceName = "Tentacle"
 const RootlessConfigFile = "Tentacle.config"
 
 // MachineConfigRoot is where machine-wide Tentacle state lives: /etc/octopus
-// on Linux and macOS, %ProgramData%\Octopus on Windows, or the directory in
+// on Linux and macOS, <ProgramData>\Octopus on Windows, or the directory in
 // TentacleMachineConfigurationHomeDirectory, as upstream.
 func MachineConfigRoot(getenv func(string) string) string {
 	if d := strings.TrimSpace(getenv("TentacleMachineConfigurationHomeDirectory")); d != "" {
 		return d
 	}
 	if runtime.GOOS == "windows" {
-		pd := getenv("ProgramData")
-		if pd == "" {
-			pd = `C:\ProgramData`
-		}
-		return filepath.Join(pd, "Octopus")
+		return filepath.Join(programData(getenv), "Octopus")
 	}
 	return "/etc/octopus"
 }

@@ -3,6 +3,6 @@
 package service
 
 // NewSCM returns the Windows service manager; there is none elsewhere.
-func NewSCM(infof func(format string, args ...any)) (Manager, error) {
+func NewSCM(infof, warnf func(format string, args ...any)) (Manager, error) {
 	return nil, userf("Windows services can only be managed on Windows.")
 }

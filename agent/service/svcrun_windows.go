@@ -4,8 +4,11 @@ package service
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
+	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
 )
 
@@ -19,13 +22,26 @@ const stopWaitHint = 45 * time.Second
 // returns. It reports handled=false for an interactive process (the caller
 // then runs the agent itself, stopping on Ctrl+C). name is the service's
 // name (WindowsServiceName).
-func RunAsWindowsServiceIfNeeded(name string, run func(ctx context.Context) error) (handled bool, err error) {
-	isService, err := svc.IsWindowsService()
-	if err != nil || !isService {
-		return false, err
+//
+// startedBySCM is ServiceFlag on the command line, which the services this
+// package installs carry. svc.IsWindowsService alone is not enough: it
+// looks for a session-0 parent, and Wine runs services in session 1. A
+// service installed by upstream (no flag) is still recognised by it. A
+// flagged process that the SCM did not start (someone pasted the service's
+// command line into a console) gets an error saying so, with handled=false:
+// the caller runs in the foreground.
+func RunAsWindowsServiceIfNeeded(name string, startedBySCM bool, run func(ctx context.Context) error) (handled bool, err error) {
+	if !startedBySCM {
+		isService, err := svc.IsWindowsService()
+		if err != nil || !isService {
+			return false, err
+		}
 	}
 	h := &scmHandler{run: run}
 	if err := svc.Run(name, h); err != nil {
+		if errors.Is(err, windows.ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+			return false, fmt.Errorf("%s was given but the Service Control Manager did not start this process: running in the foreground", ServiceFlag)
+		}
 		return true, err
 	}
 	return true, h.err

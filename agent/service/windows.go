@@ -20,6 +20,8 @@ import (
 type SCM struct {
 	// Infof reports progress, one line per call.
 	Infof func(format string, args ...any)
+	// Warnf reports an optional setting this SCM does not implement.
+	Warnf func(format string, args ...any)
 }
 
 // Windows service control timings, named after what they bound.
@@ -36,6 +38,12 @@ const (
 func (w *SCM) infof(format string, args ...any) {
 	if w.Infof != nil {
 		w.Infof(format, args...)
+	}
+}
+
+func (w *SCM) warnf(format string, args ...any) {
+	if w.Warnf != nil {
+		w.Warnf(format, args...)
 	}
 }
 
@@ -108,33 +116,62 @@ func (w *SCM) write(s Spec, verb string) error {
 		}
 	} else {
 		w.infof("Service %s exists; updating its definition", c.Name)
-		cur, err := svcHandle.Config()
+		cur, err := currentConfig(svcHandle)
 		if err != nil {
 			svcHandle.Close()
 			return err
 		}
 		// Keep the account: credentials are their own step.
 		cfg.ServiceStartName = cur.ServiceStartName
-		if err := svcHandle.UpdateConfig(cfg); err != nil {
+		if err := changeConfig(svcHandle, cfg); err != nil {
 			svcHandle.Close()
 			return fmt.Errorf("updating service %s: %w", c.Name, err)
 		}
 	}
 	defer svcHandle.Close()
+	recovery := w.harden(svcHandle, c)
+	if recovery {
+		w.infof("Service %s installed: starts automatically; restarts after 1 min, 1 min, then every 5 min if it fails.", c.Name)
+	} else {
+		w.infof("Service %s installed: starts automatically.", c.Name)
+	}
+	return nil
+}
+
+// harden applies the optional settings: the service's own SID and the
+// failure actions. An SCM that does not implement one (Wine's answers
+// ERROR_INVALID_LEVEL) leaves a service that works without it, so that is
+// a warning, not a failed install; any other refusal is a warning too,
+// since the service is installed and runs. It reports whether the
+// recovery actions are in place.
+func (w *SCM) harden(h *mgr.Service, c WindowsServiceConfig) (recovery bool) {
+	optional := func(what string, err error) bool {
+		if err == nil {
+			return true
+		}
+		var errno windows.Errno
+		if errors.As(err, &errno) && OptionalSettingRefused(uintptr(errno)) {
+			w.warnf("Warning: this Service Control Manager does not support %s (%v); service %s works without it.", what, err, c.Name)
+		} else {
+			w.warnf("Warning: setting %s of service %s failed (%v); the service works without it.", what, c.Name, err)
+		}
+		return false
+	}
+	if c.UnrestrictedSID {
+		sidType := uint32(windows.SERVICE_SID_TYPE_UNRESTRICTED)
+		optional("a service SID", windows.ChangeServiceConfig2(h.Handle, windows.SERVICE_CONFIG_SERVICE_SID_INFO, (*byte)(unsafe.Pointer(&sidType))))
+	}
 	actions := make([]mgr.RecoveryAction, len(c.Recovery))
 	for i, a := range c.Recovery {
 		actions[i] = mgr.RecoveryAction{Type: mgr.ServiceRestart, Delay: a.Delay}
 	}
-	if err := svcHandle.SetRecoveryActions(actions, uint32(c.RecoveryResetPeriod/time.Second)); err != nil {
-		return fmt.Errorf("setting recovery actions of %s: %w", c.Name, err)
-	}
+	recovery = optional("recovery (failure) actions", h.SetRecoveryActions(actions, uint32(c.RecoveryResetPeriod/time.Second)))
 	// An agent that exits with an error (not only one that crashes) is a
 	// failure the recovery actions answer.
-	if err := svcHandle.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
-		return fmt.Errorf("setting recovery actions of %s: %w", c.Name, err)
+	if recovery {
+		recovery = optional("recovery actions on non-crash failures", h.SetRecoveryActionsOnNonCrashFailures(true))
 	}
-	w.infof("Service %s installed: starts automatically; restarts after 1 min, 1 min, then every 5 min if it fails.", c.Name)
-	return nil
+	return recovery
 }
 
 // Status says, changing nothing, whether Install and Start would change
@@ -152,7 +189,7 @@ func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
 		return Status{}, err
 	}
 	defer h.Close()
-	cur, err := h.Config()
+	cur, err := currentConfig(h)
 	if err != nil {
 		return Status{}, err
 	}
@@ -165,8 +202,83 @@ func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
 	return Status{Installed: true, UpToDate: upToDate, Enabled: cur.StartType == mgr.StartAutomatic, Running: st.State == svc.Running}, nil
 }
 
-// create is mgr.CreateService with our exact command line: mgr quotes each
-// argument its own way, and upstream's binpath is `"exe" run --instance="x"`.
+// changeConfig sets what every SCM implements: the command line, start
+// type, dependencies, account and display name (ChangeServiceConfig), and
+// the description. Unlike mgr's UpdateConfig it sets no service SID type
+// (an optional setting: see harden).
+func changeConfig(h *mgr.Service, c mgr.Config) error {
+	ptr := func(s string) *uint16 {
+		if s == "" {
+			return nil
+		}
+		return windows.StringToUTF16Ptr(s)
+	}
+	if err := windows.ChangeServiceConfig(h.Handle, c.ServiceType, c.StartType, c.ErrorControl,
+		ptr(c.BinaryPathName), nil, nil, multiSZ(c.Dependencies), ptr(c.ServiceStartName), ptr(c.Password), ptr(c.DisplayName)); err != nil {
+		return err
+	}
+	d := windows.SERVICE_DESCRIPTION{Description: windows.StringToUTF16Ptr(c.Description)}
+	return windows.ChangeServiceConfig2(h.Handle, windows.SERVICE_CONFIG_DESCRIPTION, (*byte)(unsafe.Pointer(&d)))
+}
+
+// currentConfig reads what changeConfig writes. Unlike mgr's Config it
+// does not ask for the delayed-start and SID settings, which not every SCM
+// answers (Wine's refuses QueryServiceConfig2 level 3); a description it
+// cannot read is left empty.
+func currentConfig(h *mgr.Service) (mgr.Config, error) {
+	n := uint32(1024)
+	var p *windows.QUERY_SERVICE_CONFIG
+	for {
+		b := make([]byte, n)
+		p = (*windows.QUERY_SERVICE_CONFIG)(unsafe.Pointer(&b[0]))
+		err := windows.QueryServiceConfig(h.Handle, p, n, &n)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, windows.ERROR_INSUFFICIENT_BUFFER) || n <= uint32(len(b)) {
+			return mgr.Config{}, err
+		}
+	}
+	c := mgr.Config{
+		ServiceType:      p.ServiceType,
+		StartType:        p.StartType,
+		ErrorControl:     p.ErrorControl,
+		BinaryPathName:   windows.UTF16PtrToString(p.BinaryPathName),
+		LoadOrderGroup:   windows.UTF16PtrToString(p.LoadOrderGroup),
+		Dependencies:     fromMultiSZ(p.Dependencies),
+		ServiceStartName: windows.UTF16PtrToString(p.ServiceStartName),
+		DisplayName:      windows.UTF16PtrToString(p.DisplayName),
+	}
+	n = 1024
+	for {
+		b := make([]byte, n)
+		err := windows.QueryServiceConfig2(h.Handle, windows.SERVICE_CONFIG_DESCRIPTION, &b[0], n, &n)
+		if err == nil {
+			c.Description = windows.UTF16PtrToString((*windows.SERVICE_DESCRIPTION)(unsafe.Pointer(&b[0])).Description)
+			break
+		}
+		if !errors.Is(err, windows.ERROR_INSUFFICIENT_BUFFER) || n <= uint32(len(b)) {
+			break
+		}
+	}
+	return c, nil
+}
+
+// fromMultiSZ reads a double-NUL-terminated string list.
+func fromMultiSZ(p *uint16) []string {
+	var out []string
+	for p != nil && *p != 0 {
+		s := windows.UTF16PtrToString(p)
+		out = append(out, s)
+		p = (*uint16)(unsafe.Add(unsafe.Pointer(p), (len(windows.StringToUTF16(s)))*2))
+	}
+	return out
+}
+
+// create is windows.CreateService with our exact command line: mgr quotes
+// each argument its own way, and upstream's binpath is `"exe" run
+// --instance="x"`. A service whose required settings cannot be written is
+// deleted again; optional ones never get that far (harden).
 func create(m *mgr.Mgr, name string, c mgr.Config) (*mgr.Service, error) {
 	h, err := windows.CreateService(m.Handle, windows.StringToUTF16Ptr(name), windows.StringToUTF16Ptr(c.DisplayName),
 		windows.SERVICE_ALL_ACCESS, c.ServiceType, c.StartType, c.ErrorControl,
@@ -175,8 +287,8 @@ func create(m *mgr.Mgr, name string, c mgr.Config) (*mgr.Service, error) {
 		return nil, err
 	}
 	s := &mgr.Service{Name: name, Handle: h}
-	// UpdateConfig also sets the description, which CreateService cannot.
-	if err := s.UpdateConfig(c); err != nil {
+	// The description, which CreateService cannot set.
+	if err := changeConfig(s, c); err != nil {
 		_ = s.Delete()
 		s.Close()
 		return nil, err
@@ -321,13 +433,13 @@ func (w *SCM) SetCredentials(ctx context.Context, s Spec) error {
 				return fmt.Errorf("granting %s the right to log on as a service: %w", acct.StartName, err)
 			}
 		}
-		cfg, err := h.Config()
+		cfg, err := currentConfig(h)
 		if err != nil {
 			return err
 		}
 		cfg.ServiceStartName = acct.StartName
 		cfg.Password = acct.Password
-		if err := h.UpdateConfig(cfg); err != nil {
+		if err := changeConfig(h, cfg); err != nil {
 			return fmt.Errorf("setting the account of %s: %w", name, err)
 		}
 		w.infof("Service %s runs as %s.", name, acct.StartName)
@@ -459,6 +571,6 @@ func grantServiceLogonRight(account string) error {
 }
 
 // NewSCM returns the Windows service manager.
-func NewSCM(infof func(format string, args ...any)) (Manager, error) {
-	return &SCM{Infof: infof}, nil
+func NewSCM(infof, warnf func(format string, args ...any)) (Manager, error) {
+	return &SCM{Infof: infof, Warnf: warnf}, nil
 }

@@ -29,6 +29,34 @@ type WindowsServiceConfig struct {
 	Recovery []WindowsRecoveryAction
 	// RecoveryResetPeriod is how long without a failure resets the count.
 	RecoveryResetPeriod time.Duration
+	// UnrestrictedSID gives the service its own SID (NT SERVICE\<name>)
+	// in its token, so that files and keys can be granted to this service
+	// alone. Upstream sets none.
+	UnrestrictedSID bool
+}
+
+// ServiceFlag is the option of `agent` (`run`) that the installed command
+// line carries: it tells the agent that the Service Control Manager started
+// it, which svc.IsWindowsService (a session-0 test) cannot always tell:
+// under Wine services run in session 1. A service installed by upstream,
+// whose command line lacks it, is still recognised by that test.
+const ServiceFlag = "--windows-service"
+
+// Windows error codes with which an SCM says it does not implement a
+// configuration level (Wine's answers ERROR_INVALID_LEVEL for failure
+// actions and service SIDs), numbered here so the rule is tested on every
+// platform.
+const (
+	errorNotSupported       = 50
+	errorCallNotImplemented = 120
+	errorInvalidLevel       = 124
+)
+
+// OptionalSettingRefused reports whether code is an SCM's way of saying it
+// does not implement an optional setting (a service SID, failure actions):
+// the service then works without it, and install warns instead of failing.
+func OptionalSettingRefused(code uintptr) bool {
+	return code == errorInvalidLevel || code == errorNotSupported || code == errorCallNotImplemented
 }
 
 // WindowsRecovery restarts the agent after a minute, twice, then every five
@@ -40,7 +68,7 @@ var (
 )
 
 // WindowsConfig decides the SCM configuration of s, as upstream: binpath
-// `"<exe>" run --instance="<name>"` (or --config="<path>"), dependencies
+// `"<exe>" run --instance="<name>"` (or --config="<path>") plus ServiceFlag, dependencies
 // LanmanWorkstation and TCPIP plus --dependOn, the upstream description,
 // automatic start (applied by the caller).
 func WindowsConfig(s Spec) WindowsServiceConfig {
@@ -49,11 +77,11 @@ func WindowsConfig(s Spec) WindowsServiceConfig {
 	if s.Rootless() {
 		arg = `--config="` + s.ConfigPath + `"`
 	}
-	binpath := `"` + s.Executable + `" run ` + arg
+	binpath := `"` + s.Executable + `" run ` + arg + " " + ServiceFlag
 	if strings.EqualFold(filepath.Ext(s.Executable), ".dll") {
 		// A framework-dependent build is started through the dotnet host,
 		// as upstream does; ours never is, but the rule costs nothing.
-		binpath = `dotnet "` + s.Executable + `" run ` + arg
+		binpath = `dotnet "` + s.Executable + `" run ` + arg + " " + ServiceFlag
 	}
 	deps := []string{"LanmanWorkstation", "TCPIP"}
 	if s.DependOn != "" {
@@ -67,6 +95,7 @@ func WindowsConfig(s Spec) WindowsServiceConfig {
 		Dependencies:        deps,
 		Recovery:            WindowsRecovery,
 		RecoveryResetPeriod: WindowsRecoveryResetPeriod,
+		UnrestrictedSID:     true,
 	}
 }
 

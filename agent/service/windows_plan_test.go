@@ -26,19 +26,20 @@ func TestWindowsConfig(t *testing.T) {
 		Name:                "OctopusDeploy Tentacle: Web 01",
 		DisplayName:         "OctopusDeploy Tentacle: Web 01",
 		Description:         "Octopus Deploy: Tentacle deployment agent",
-		BinaryPath:          `"C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe" run --instance="Web 01"`,
+		BinaryPath:          `"C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe" run --instance="Web 01" --windows-service`,
 		Dependencies:        []string{"LanmanWorkstation", "TCPIP", "MSSQLSERVER"},
 		Recovery:            []WindowsRecoveryAction{{time.Minute}, {time.Minute}, {5 * time.Minute}},
 		RecoveryResetPeriod: 24 * time.Hour,
+		UnrestrictedSID:     true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("WindowsConfig =\n%+v\nwant\n%+v", c, want)
 	}
 	rootless := WindowsConfig(Spec{ConfigPath: `D:\t\Tentacle.config`, Executable: `C:\t\tentacle.exe`})
-	if rootless.Name != "OctopusDeploy Tentacle" || rootless.BinaryPath != `"C:\t\tentacle.exe" run --config="D:\t\Tentacle.config"` {
+	if rootless.Name != "OctopusDeploy Tentacle" || rootless.BinaryPath != `"C:\t\tentacle.exe" run --config="D:\t\Tentacle.config" --windows-service` {
 		t.Errorf("rootless: %+v", rootless)
 	}
-	if d := WindowsConfig(Spec{Instance: "Tentacle", Executable: `C:\t\Tentacle.dll`}); d.BinaryPath != `dotnet "C:\t\Tentacle.dll" run --instance="Tentacle"` || !reflect.DeepEqual(d.Dependencies, []string{"LanmanWorkstation", "TCPIP"}) {
+	if d := WindowsConfig(Spec{Instance: "Tentacle", Executable: `C:\t\Tentacle.dll`}); d.BinaryPath != `dotnet "C:\t\Tentacle.dll" run --instance="Tentacle" --windows-service` || !reflect.DeepEqual(d.Dependencies, []string{"LanmanWorkstation", "TCPIP"}) {
 		t.Errorf("dll: %+v", d)
 	}
 }
@@ -70,6 +71,16 @@ func TestDecideWindowsAccount(t *testing.T) {
 			t.Errorf("%q/%q: %v", c.user, c.password, err)
 		case c.err == "" && got != c.want:
 			t.Errorf("%q/%q = %+v, want %+v", c.user, c.password, got, c.want)
+		}
+	}
+}
+
+// The SCM's "not implemented" answers make an optional setting a warning;
+// anything else (access denied, a bad handle) does not count as one.
+func TestOptionalSettingRefused(t *testing.T) {
+	for code, want := range map[uintptr]bool{124: true, 50: true, 120: true, 5: false, 6: false, 87: false, 0: false} {
+		if got := OptionalSettingRefused(code); got != want {
+			t.Errorf("OptionalSettingRefused(%d) = %v, want %v", code, got, want)
 		}
 	}
 }

@@ -19,6 +19,9 @@ import (
 type AgentCmd struct {
 	InstanceFlags
 	Wait int `name:"wait" help:"Milliseconds to wait before starting (applies from 20 ms)" placeholder:"MS"`
+	// WindowsService is in the command line `service --install` gives the
+	// SCM (service.ServiceFlag).
+	WindowsService bool `name:"windows-service" hidden:"" help:"Started by the Windows Service Control Manager (set in the installed service's command line)"`
 }
 
 func (c *AgentCmd) Run(e *Env, g *Globals) error {
@@ -93,9 +96,16 @@ func (c *AgentCmd) Run(e *Env, g *Globals) error {
 		return err
 	}
 	// Under the Windows Service Control Manager the SCM, not a signal, stops
-	// the agent; elsewhere this does nothing.
-	if handled, err := service.RunAsWindowsServiceIfNeeded(service.WindowsServiceName(sel.Name), a.Run); handled {
-		return err
+	// the agent; elsewhere this does nothing. --console (upstream's) keeps
+	// the agent in the foreground whatever started it.
+	if !g.Console {
+		handled, err := service.RunAsWindowsServiceIfNeeded(service.WindowsServiceName(sel.Name), c.WindowsService, a.Run)
+		if handled {
+			return err
+		}
+		if err != nil {
+			e.Warnf("%v", err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

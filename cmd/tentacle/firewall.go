@@ -177,7 +177,7 @@ func openOrClose(ctx context.Context, e *Env, fw firewall.Firewall, action firew
 		return nil
 	}
 	e.Infof("%s %s in %s:", verb, rule, fw.Name())
-	if err := plan.Apply(ctx, func(s firewall.Step) { e.Infof("  %s", s.Description) }); err != nil {
+	if err := firewall.ApplyAndVerify(ctx, fw, plan, func(s firewall.Step) { e.Infof("  %s", s.Description) }); err != nil {
 		return err
 	}
 	if action == firewall.Open {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -86,4 +87,23 @@ func TestFirewallCLINFTables(t *testing.T) {
 		h.fw(0, "firewall", "open", "--backend", "nftables", "--dry-run")
 	})
 	h.golden("firewall-nftables")
+}
+
+// A firewall tool that reports success and changes nothing (here an nft
+// that lists an empty ruleset and exits 0 for everything else, as Wine's
+// netsh.exe does on Windows) makes `firewall open` fail: the rule is read
+// back and is not there. Real processes, no namespace needed: the stub
+// changes nothing.
+func TestFirewallOpenFailsWhenTheToolDoesNothing(t *testing.T) {
+	stubs := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1 $2 $3\" = '-j list ruleset' ] && echo '{\"nftables\": []}'\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(stubs, "nft"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", stubs+string(os.PathListSeparator)+os.Getenv("PATH"))
+	h := newHarness(t)
+	h.fw(1, "firewall", "open", "--port", "10933", "--backend", "nftables")
+	if log := h.log.String(); !strings.Contains(log, "[stderr] nftables reported success, but reading its rules back shows the rule is not there (still to do: nft add table inet tentacle;") {
+		t.Fatalf("output:\n%s", log)
+	}
 }

@@ -52,7 +52,7 @@ var errNeedsRoot = config.Userf("Requires elevated privileges. Please run comman
 var newServiceManager = func(e *Env, sel config.Selection) (service.Manager, error) {
 	switch runtime.GOOS {
 	case "windows":
-		return service.NewSCM(e.Infof)
+		return service.NewSCM(e.Infof, e.Warnf)
 	case "linux":
 	default:
 		return nil, config.Userf("`tentacle service` manages systemd units (Linux) and Windows services. On %s, run `tentacle agent --instance NAME` under your own supervisor (for example launchd).", runtime.GOOS)

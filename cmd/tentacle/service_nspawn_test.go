@@ -134,7 +134,7 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 	if ps := m.Must("ps", "-eo", "pid,args"); !strings.Contains(ps, "Bootstrap.sh") {
 		t.Errorf("the script did not survive the restart:\n%s", ps)
 	}
-	waitListening(t, port)
+	waitListening(t, port, 20*time.Second)
 	lines, code := runToCompletion(t, scriptsClient, "AcrossRestart", 0)
 	var want []string
 	for i := 1; i <= 40; i++ {
@@ -206,10 +206,11 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 	t.Logf("whole test under systemd: %s", time.Since(start).Round(time.Millisecond))
 }
 
-// waitListening waits for the restarted agent to accept connections again.
-func waitListening(t *testing.T, port int) {
+// waitListening waits until something accepts on 127.0.0.1:port (an agent
+// starting or restarting), or fails after limit.
+func waitListening(t *testing.T, port int, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(limit)
 	for {
 		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
@@ -217,7 +218,7 @@ func waitListening(t *testing.T, port int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal(errors.New("the restarted agent does not listen"))
+			t.Fatalf("nothing listens on 127.0.0.1:%d after %s", port, limit)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -234,7 +234,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 	if err != nil {
 		return nil, err
 	}
-	plan := &firewall.Plan{Action: firewall.Open, Rule: rule, Firewall: s.Name()}
+	plan := &firewall.Plan{Action: firewall.Open, Rule: rule, Firewall: s.Name(), Settle: ruleSettle}
 	for _, target := range s.targets {
 		var missing []netip.Prefix
 		for _, src := range rule.Sources {
@@ -290,7 +290,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 	if err != nil {
 		return nil, err
 	}
-	plan := &firewall.Plan{Action: firewall.Close, Rule: rule, Firewall: s.Name()}
+	plan := &firewall.Plan{Action: firewall.Close, Rule: rule, Firewall: s.Name(), Settle: ruleSettle}
 	for _, g := range groups {
 		var present []netip.Prefix
 		for _, src := range rule.Sources {

@@ -83,14 +83,15 @@ func newBackend(t *testing.T, o Options) *SecurityGroups {
 	return sg
 }
 
-// apply(t)(backend.PlanOpen(ctx, rule)) plans and applies, failing t on error.
-func apply(t *testing.T) func(*firewall.Plan, error) {
+// apply(t, backend)(backend.PlanOpen(ctx, rule)) plans, applies and reads back, failing t on error.
+func apply(t *testing.T, fw firewall.Firewall) func(*firewall.Plan, error) {
 	return func(p *firewall.Plan, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Apply(context.Background(), nil); err != nil {
+		// Read back, as the CLI does: the fake must hold what was applied.
+		if err := firewall.ApplyAndVerify(context.Background(), fw, p, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,7 +115,7 @@ func TestOpenListCloseAgainstMoto(t *testing.T) {
 		t.Fatalf("the dry run changed the group: %v", rules)
 	}
 
-	apply(t)(sg.PlanOpen(ctx, rule))
+	apply(t, sg)(sg.PlanOpen(ctx, rule))
 	again, err := sg.PlanOpen(ctx, rule)
 	if err != nil || !again.Empty() {
 		t.Fatalf("second open: %v %v", again, err)
@@ -127,7 +128,7 @@ func TestOpenListCloseAgainstMoto(t *testing.T) {
 		t.Fatalf("listed %+v", rules)
 	}
 
-	apply(t)(sg.PlanClose(ctx, rule))
+	apply(t, sg)(sg.PlanClose(ctx, rule))
 	if rules, _ := sg.List(ctx); len(rules) != 0 {
 		t.Fatalf("after close: %v", rules)
 	}
@@ -150,7 +151,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply(t)(sg.PlanOpen(ctx, rule))
+	apply(t, sg)(sg.PlanOpen(ctx, rule))
 	if err := stale.Apply(ctx, nil); err != nil {
 		t.Fatalf("a duplicate rule must count as already open: %v", err)
 	}
@@ -164,7 +165,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply(t)(sg.PlanClose(ctx, rule))
+	apply(t, sg)(sg.PlanClose(ctx, rule))
 	if err := stale.Apply(ctx, nil); err != nil {
 		t.Fatalf("revoking a missing rule must be fine: %v", err)
 	}
@@ -244,20 +245,20 @@ func TestSelf(t *testing.T) {
 		t.Fatalf("targets %v, all %v, region %q", targets, all, sg.region)
 	}
 	rule := firewall.NewRule("", firewall.SinglePort(10933), nil)
-	apply(t)(sg.PlanOpen(ctx, rule))
+	apply(t, sg)(sg.PlanOpen(ctx, rule))
 	rules, _ := sg.List(ctx)
 	if len(rules) != 1 || !strings.HasPrefix(rules[0].Location, first) {
 		t.Fatalf("listed %+v", rules)
 	}
 
 	// Already open through the instance's other group: nothing to add.
-	apply(t)(sg.PlanClose(ctx, rule))
+	apply(t, sg)(sg.PlanClose(ctx, rule))
 	other := newBackend(t, Options{GroupIDs: []string{second}})
-	apply(t)(other.PlanOpen(ctx, rule))
+	apply(t, other)(other.PlanOpen(ctx, rule))
 	if p, err := sg.PlanOpen(ctx, rule); err != nil || !p.Empty() {
 		t.Fatalf("open with the rule in another of the instance's groups: %v %v", p, err)
 	}
-	apply(t)(sg.PlanClose(ctx, rule))
+	apply(t, sg)(sg.PlanClose(ctx, rule))
 	if rules, _ := other.List(ctx); len(rules) != 0 {
 		t.Fatalf("close --self left %v", rules)
 	}

@@ -22,6 +22,11 @@ const (
 	apiAttempts = 3
 	// retryBackoff is the first pause between attempts; it doubles.
 	retryBackoff = 200 * time.Millisecond
+	// ruleSettle is how long DescribeSecurityGroups may still show the
+	// rules as they were before a change: the EC2 API is eventually
+	// consistent, so the read-back after an open or close waits this long
+	// before it calls the change missing.
+	ruleSettle = 30 * time.Second
 	// imdsConnectTimeout is short: off EC2 nothing answers at
 	// 169.254.169.254 and the chain must fail fast.
 	imdsConnectTimeout = time.Second

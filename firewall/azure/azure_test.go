@@ -273,13 +273,14 @@ func newBackend(t *testing.T, f *nsgFake, o Options) *SecurityGroup {
 	return s
 }
 
-func apply(t *testing.T) func(*firewall.Plan, error) {
+func apply(t *testing.T, fw firewall.Firewall) func(*firewall.Plan, error) {
 	return func(p *firewall.Plan, err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Apply(context.Background(), nil); err != nil {
+		// Read back, as the CLI does: the fake must hold what was applied.
+		if err := firewall.ApplyAndVerify(context.Background(), fw, p, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -311,7 +312,7 @@ func TestOpenListClose(t *testing.T) {
 	if f.writes() != 0 {
 		t.Fatal("planning wrote to the NSG")
 	}
-	apply(t)(s.PlanOpen(ctx, rule))
+	apply(t, s)(s.PlanOpen(ctx, rule))
 	got := f.rules["Octopus-Deploy-Tentacle-10933"]
 	if *got.Properties.Priority != 101 || *got.Properties.SourceAddressPrefix != "203.0.113.10/32" || *got.Properties.DestinationPortRange != "10933" {
 		t.Fatalf("created %+v", *got.Properties)
@@ -342,12 +343,12 @@ func TestOpenListClose(t *testing.T) {
 
 	// Same name, new sources: updated in place, keeping its priority.
 	wider := firewall.NewRule("", firewall.SinglePort(10933), nil)
-	apply(t)(s.PlanOpen(ctx, wider))
+	apply(t, s)(s.PlanOpen(ctx, wider))
 	if got := f.rules["Octopus-Deploy-Tentacle-10933"]; *got.Properties.Priority != 101 || *got.Properties.SourceAddressPrefix != "*" {
 		t.Fatalf("updated %+v", *got.Properties)
 	}
 
-	apply(t)(s.PlanClose(ctx, wider))
+	apply(t, s)(s.PlanClose(ctx, wider))
 	if _, ok := f.rules["Octopus-Deploy-Tentacle-10933"]; ok {
 		t.Fatal("close left the rule")
 	}
@@ -388,7 +389,7 @@ func TestCloseAlreadyGone(t *testing.T) {
 	f := newNSGFake()
 	s := newBackend(t, f, Options{})
 	rule := firewall.NewRule("", firewall.SinglePort(10933), nil)
-	apply(t)(s.PlanOpen(ctx, rule))
+	apply(t, s)(s.PlanOpen(ctx, rule))
 	p, err := s.PlanClose(ctx, rule)
 	if err != nil || len(p.Steps) != 1 {
 		t.Fatalf("plan %v %v", stepsOf(p), err)
@@ -404,7 +405,7 @@ func TestPriority(t *testing.T) {
 	f := newNSGFake()
 	s := newBackend(t, f, Options{Priority: 300})
 	rule := firewall.NewRule("", firewall.PortRange{First: 10933, Last: 10940}, nil)
-	apply(t)(s.PlanOpen(ctx, rule))
+	apply(t, s)(s.PlanOpen(ctx, rule))
 	if p := *f.rules["Octopus-Deploy-Tentacle-10933-10940"].Properties.Priority; p != 300 {
 		t.Fatalf("priority %d", p)
 	}

@@ -180,7 +180,7 @@ func conformance(t *testing.T, l *lab, fw firewall.Firewall, keepsNames bool) {
 	}
 	apply := func(p *firewall.Plan) {
 		t.Helper()
-		if err := p.Apply(ctx, func(s firewall.Step) { t.Logf("%s: %s", fw.Name(), s.Description) }); err != nil {
+		if err := firewall.ApplyAndVerify(ctx, fw, p, func(s firewall.Step) { t.Logf("%s: %s", fw.Name(), s.Description) }); err != nil {
 			t.Fatalf("apply: %v", err)
 		}
 	}

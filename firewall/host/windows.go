@@ -10,17 +10,27 @@ import (
 	"github.com/tentacle-go/tentacle/firewall"
 )
 
-// Windows is the Windows Firewall backend, through `netsh advfirewall
-// firewall`, as upstream Tentacle's installer does (same rule name, so a
-// rule the upstream installer made is found and left alone). This file
-// builds on every platform so that its arguments are tested everywhere.
-//
-// netsh's listing is localised; parseNetshRules reads the English labels,
-// which is what Windows Server images in the clouds print.
-type Windows struct{ run Runner }
+// Windows is the Windows Firewall backend. It changes rules with `netsh
+// advfirewall firewall`, as upstream Tentacle's installer does (same rule
+// name, so a rule the upstream installer made is found and left alone), and
+// reads them from the firewall's own rule store in the registry,
+// HKLM\SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules,
+// whose values have a fixed syntax that no Windows language translates
+// (MS-GPFAS 2.2.2.19), where netsh's listing is localised. This file builds
+// on every platform so that its arguments and parsing are tested everywhere.
+type Windows struct {
+	run   Runner
+	store windowsRuleStore
+}
 
-// NewWindows drives netsh through r.
-func NewWindows(r Runner) *Windows { return &Windows{run: r} }
+// windowsRuleStore gives the data of every value of the rule store: one
+// firewall rule each, in the registry's syntax.
+type windowsRuleStore interface {
+	ruleValues() ([]string, error)
+}
+
+// NewWindows drives netsh through r and reads this machine's rule store.
+func NewWindows(r Runner) *Windows { return &Windows{run: r, store: localRuleStore()} }
 
 func (w *Windows) Name() string { return "windows" }
 
@@ -56,111 +66,112 @@ func netshDeleteArgs(rule firewall.Rule) []string {
 		"protocol=TCP", "localport=" + rule.Ports.String(), "remoteip=" + netshRemoteIP(rule)}
 }
 
-// netshShowArgs list the rules with a name, in the verbose form that
-// includes ports and addresses.
-func netshShowArgs(name string) []string {
-	return []string{"advfirewall", "firewall", "show", "rule", "name=" + name, "dir=in", "verbose"}
-}
-
-// parseNetshRules reads `netsh advfirewall firewall show rule … verbose`:
-// blocks of "Label: value" lines, each starting with "Rule Name:".
-func parseNetshRules(out string) []firewall.Rule {
-	var rules []firewall.Rule
-	var fields map[string]string
-	flush := func() {
-		if fields == nil {
-			return
-		}
-		defer func() { fields = nil }()
-		if !strings.EqualFold(fields["Direction"], "In") || !strings.EqualFold(fields["Action"], "Allow") || !strings.EqualFold(fields["Protocol"], "TCP") {
-			return
-		}
-		ports, err := firewall.ParsePortRange(fields["LocalPort"])
-		if err != nil {
-			return
-		}
-		sources, ok := parseNetshAddresses(fields["RemoteIP"])
-		if !ok {
-			return
-		}
-		r := firewall.NewRule(fields["Rule Name"], ports, sources)
-		r.Description = fields["Description"]
-		if !strings.EqualFold(fields["Enabled"], "Yes") {
-			r.Location = "Windows Firewall (disabled)"
-		} else {
-			r.Location = "Windows Firewall"
-		}
-		rules = append(rules, r)
+// parseWindowsRule reads one value of the rule store,
+//
+//	v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=10933|RA4=10.0.0.0/255.255.255.0|Name=Octopus Deploy Tentacle|Desc=...|
+//
+// ok is false for anything but an inbound TCP allow of one port or port
+// range whose remote addresses are addresses or subnets: the shapes netsh
+// makes of the rules this backend adds. No RA4 or RA6 field means any
+// remote address.
+func parseWindowsRule(value string) (rule firewall.Rule, ok bool) {
+	fields := strings.Split(strings.TrimSuffix(value, "|"), "|")
+	if len(fields) == 0 || !strings.HasPrefix(fields[0], "v2.") {
+		return firewall.Rule{}, false
 	}
-	for _, line := range strings.Split(strings.ReplaceAll(out, "\r\n", "\n"), "\n") {
-		key, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-		if key == "Rule Name" {
-			flush()
-			fields = map[string]string{}
-		}
-		if fields != nil {
-			fields[key] = value
-		}
-	}
-	flush()
-	return rules
-}
-
-// parseNetshAddresses reads RemoteIP: "Any", or a comma list of addresses,
-// address/mask-length and address/dotted-mask (netsh prints IPv4 subnets
-// as 10.0.0.0/255.255.255.0).
-func parseNetshAddresses(s string) ([]netip.Prefix, bool) {
-	if s == "" || strings.EqualFold(s, "Any") {
-		return nil, true
-	}
-	var out []netip.Prefix
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		addr, mask, hasMask := strings.Cut(part, "/")
-		a, err := netip.ParseAddr(addr)
-		if err != nil {
-			return nil, false
-		}
-		bits := a.BitLen()
-		if hasMask {
-			if n, err := strconv.Atoi(mask); err == nil {
-				bits = n
-			} else if m, err := netip.ParseAddr(mask); err == nil && m.Is4() {
-				b := m.As4()
-				bits = 0
-				for _, x := range b {
-					for ; x&0x80 != 0; x <<= 1 {
-						bits++
-					}
-				}
-			} else {
-				return nil, false
+	var action, dir, protocol, name, desc, active string
+	var lports []string
+	var sources []netip.Prefix
+	for _, f := range fields[1:] {
+		key, val, _ := strings.Cut(f, "=")
+		switch key {
+		case "Action":
+			action = val
+		case "Active":
+			active = val
+		case "Dir":
+			dir = val
+		case "Protocol":
+			protocol = val
+		case "LPort", "LPort2_10":
+			lports = append(lports, val)
+		case "RA4", "RA6":
+			p, ok := parseWindowsAddress(val)
+			if !ok {
+				return firewall.Rule{}, false
 			}
+			sources = append(sources, p)
+		case "Name":
+			name = val
+		case "Desc":
+			desc = val
+		case "LA4", "LA6", "RPort", "RPort2_10", "App", "Svc", "IF", "IFType":
+			// Narrower than "this port from these addresses": not a rule
+			// this backend adds.
+			return firewall.Rule{}, false
 		}
-		p, err := a.Prefix(bits)
-		if err != nil {
-			return nil, false
-		}
-		out = append(out, p)
 	}
-	return out, true
+	if action != "Allow" || dir != "In" || protocol != "6" || len(lports) != 1 {
+		return firewall.Rule{}, false
+	}
+	ports, err := firewall.ParsePortRange(lports[0])
+	if err != nil {
+		return firewall.Rule{}, false
+	}
+	rule = firewall.NewRule(name, ports, sources)
+	rule.Name, rule.Description = name, desc
+	rule.Location = "Windows Firewall"
+	if active != "TRUE" {
+		rule.Location = "Windows Firewall (disabled)"
+	}
+	return rule, true
 }
 
-func (w *Windows) rules(ctx context.Context, name string) ([]firewall.Rule, error) {
-	out, err := w.run.Run(ctx, "netsh", netshShowArgs(name)...)
+// parseWindowsAddress reads one RA4 or RA6 entry: an address, or a subnet
+// as address/prefix-length or (IPv4) address/dotted-mask. Ranges
+// (a-b) and keywords (LocalSubnet, ...) give ok=false.
+func parseWindowsAddress(s string) (netip.Prefix, bool) {
+	addr, mask, hasMask := strings.Cut(strings.TrimSpace(s), "/")
+	a, err := netip.ParseAddr(addr)
 	if err != nil {
-		// netsh exits 1 with "No rules match the specified criteria."
-		// when there is no rule of that name.
-		if ce, ok := err.(*CommandError); ok && ce.ExitCode == 1 && !needsRoot().MatchString(ce.Stdout+ce.Stderr) {
-			return nil, nil
-		}
-		return nil, explain(err)
+		return netip.Prefix{}, false
 	}
-	return parseNetshRules(string(out)), nil
+	bits := a.BitLen()
+	if hasMask {
+		if n, err := strconv.Atoi(mask); err == nil {
+			bits = n
+		} else if m, err := netip.ParseAddr(mask); err == nil && m.Is4() && a.Is4() {
+			b := m.As4()
+			bits = 0
+			for _, x := range b {
+				for ; x&0x80 != 0; x <<= 1 {
+					bits++
+				}
+			}
+		} else {
+			return netip.Prefix{}, false
+		}
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+// rules are the rules of the store named name.
+func (w *Windows) rules(_ context.Context, name string) ([]firewall.Rule, error) {
+	values, err := w.store.ruleValues()
+	if err != nil {
+		return nil, err
+	}
+	var out []firewall.Rule
+	for _, v := range values {
+		if r, ok := parseWindowsRule(v); ok && r.Name == name {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 func (w *Windows) matching(rules []firewall.Rule, rule firewall.Rule) bool {
@@ -201,8 +212,7 @@ func (w *Windows) PlanClose(ctx context.Context, rule firewall.Rule) (*firewall.
 	return plan, nil
 }
 
-// List lists the inbound rules named DefaultRuleName; netsh cannot list
-// by anything but name without listing every rule on the machine.
+// List lists the inbound rules named DefaultRuleName.
 func (w *Windows) List(ctx context.Context) ([]firewall.Rule, error) {
 	return w.ListNamed(ctx, firewall.DefaultRuleName)
 }

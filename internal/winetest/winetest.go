@@ -252,6 +252,21 @@ func (p *Prefix) Command(ctx context.Context, exe string, args ...string) *exec.
 	return cmd
 }
 
+// KeepServer keeps the prefix's wineserver running until Close, even when
+// no Windows program is left: otherwise it exits a few seconds after the
+// last one, and takes services.exe and every service it started with it.
+// Tests of the Service Control Manager need it.
+func (p *Prefix) KeepServer() error {
+	// No pipes: a server started here goes to the background with them,
+	// and waiting for their end would wait for Close.
+	cmd := exec.Command(wineserverPath, "-p")
+	cmd.Env = p.Env()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("wineserver -p: %v", err)
+	}
+	return nil
+}
+
 // DriveC is the host directory that is C:\ in this prefix.
 func (p *Prefix) DriveC() string { return filepath.Join(p.Dir, "drive_c") }
 
