@@ -193,3 +193,20 @@ func WindowsServiceName(instance string) string {
 	}
 	return "OctopusDeploy Tentacle: " + instance
 }
+
+// Status is what the service manager says about an instance's service.
+type Status struct {
+	// Name is the unit or Windows service name.
+	Name string
+	// Installed: the manager knows the service. Enabled: it starts at boot.
+	// Active: it runs now.
+	Installed, Enabled, Active bool
+	// State is the manager's own word for it ("inactive (dead)", "Stopped").
+	State string
+}
+
+// Inspector reads a service's state without changing it; both managers
+// implement it (`tentacle doctor` uses it).
+type Inspector interface {
+	Status(ctx context.Context, s Spec) (Status, error)
+}

@@ -432,3 +432,44 @@ func grantServiceLogonRight(account string) error {
 func NewSCM(infof func(format string, args ...any)) (Manager, error) {
 	return &SCM{Infof: infof}, nil
 }
+
+// Status reads the service's state and start type from the SCM.
+func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
+	out := Status{Name: WindowsServiceName(s.Instance), State: "not installed"}
+	err := w.control(s, func(h *mgr.Service, name string) error {
+		out.Installed = true
+		st, err := h.Query()
+		if err != nil {
+			return err
+		}
+		out.Active = st.State == svc.Running
+		out.State = scmStateName(st.State)
+		c, err := h.Config()
+		if err != nil {
+			return err
+		}
+		out.Enabled = c.StartType == mgr.StartAutomatic
+		return nil
+	})
+	return out, err
+}
+
+func scmStateName(s svc.State) string {
+	switch s {
+	case svc.Stopped:
+		return "Stopped"
+	case svc.StartPending:
+		return "StartPending"
+	case svc.StopPending:
+		return "StopPending"
+	case svc.Running:
+		return "Running"
+	case svc.ContinuePending:
+		return "ContinuePending"
+	case svc.PausePending:
+		return "PausePending"
+	case svc.Paused:
+		return "Paused"
+	}
+	return fmt.Sprintf("state %d", s)
+}
