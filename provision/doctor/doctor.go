@@ -114,9 +114,10 @@ type Options struct {
 	MachineConfigRoot string
 	// MachineKey decrypts the certificate and the proxy password.
 	MachineKey config.MachineKey
-	// Service reads the instance's service state; nil skips the check
-	// (no service manager here).
-	Service func(ctx context.Context) (ServiceState, error)
+	// Service reads the instance's service state; nil skips the check,
+	// with ServiceWhy as the reason (no service manager here).
+	Service    func(ctx context.Context) (ServiceState, error)
+	ServiceWhy string
 	// Firewall is the OS firewall in charge and FirewallWhy why it was
 	// chosen; nil skips the check, with FirewallWhy as the reason.
 	Firewall    firewall.Firewall
@@ -258,7 +259,11 @@ func checkCertificate(o *Options, s *config.Settings) (*config.Certificate, Resu
 // checkService asks the service manager about the instance's service.
 func checkService(ctx context.Context, o *Options) Result {
 	if o.Service == nil {
-		return Result{Check: "service", Status: Skip, Found: "Not checked: there is no service manager to ask on this machine."}
+		why := o.ServiceWhy
+		if why == "" {
+			why = "there is no service manager to ask on this machine"
+		}
+		return Result{Check: "service", Status: Skip, Found: "Not checked: " + why + "."}
 	}
 	ctx, cancel := context.WithTimeout(ctx, StepTimeout)
 	defer cancel()
