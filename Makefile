@@ -128,12 +128,21 @@ $(GOBIN)/goreleaser:
 # when TENTACLE_SIGNING_KEY names a minisign secret key), then adds that
 # version to the release feed in dist/feed (packaging/README.md). Older
 # versions in the feed stay.
+# The binaries built then trust that key's public half by default
+# (release.BuiltinPublicKey): TENTACLE_SIGNING_PUBKEY, the RW… line, else the
+# second line of the .pub file beside the secret key (minisign -G writes
+# minisign.key and minisign.pub); the signature is checked with it, so a
+# release never ships a key that does not verify its own feed.
 FEED_DIR ?= dist/feed
 comma    := ,
+TENTACLE_SIGNING_PUBKEY ?= $(if $(TENTACLE_SIGNING_KEY),$(shell sed -n 2p '$(basename $(TENTACLE_SIGNING_KEY)).pub' 2>/dev/null))
 package: $(GOBIN)/goreleaser
 	@$(GOBIN)/goreleaser --version 2>/dev/null | grep -q 'GitVersion: *$(GORELEASER_VER)$$' || { \
 		echo "$(GOBIN)/goreleaser is not $(GORELEASER_VER); remove it and run make package again"; exit 1; }
-	$(GOBIN)/goreleaser release --snapshot --clean --skip=publish$(if $(TENTACLE_SIGNING_KEY),,$(comma)sign)
+	@if [ -n "$(TENTACLE_SIGNING_KEY)" ] && [ -z "$(TENTACLE_SIGNING_PUBKEY)" ]; then \
+		echo "TENTACLE_SIGNING_KEY is set but its public key is unknown: set TENTACLE_SIGNING_PUBKEY to the RW... line, or put the .pub file beside the key as $(basename $(TENTACLE_SIGNING_KEY)).pub"; exit 1; fi
+	TENTACLE_SIGNING_PUBKEY='$(TENTACLE_SIGNING_PUBKEY)' $(GOBIN)/goreleaser release --snapshot --clean --skip=publish$(if $(TENTACLE_SIGNING_KEY),,$(comma)sign)
+	$(if $(TENTACLE_SIGNING_KEY),minisign -V -P '$(TENTACLE_SIGNING_PUBKEY)' -m dist/build/checksums.txt -x dist/build/checksums.txt.minisig)
 	$(GO) run ./packaging/publishfeed -build dist/build -feed $(FEED_DIR)
 
 # package-test installs what `make package` built for real: the deb in a

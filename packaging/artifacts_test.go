@@ -234,3 +234,57 @@ func TestFeedOfTwoSnapshots(t *testing.T) {
 	}
 	t.Logf("index.json:\n%s", data)
 }
+
+// TestReleaseBinariesTrustTheirSigningKey runs the binaries of both builds
+// against a feed of the signed one, with no key given anywhere: the signed
+// build's binary verifies checksums.txt with the key built into it (and
+// refuses a changed one); the unsigned snapshot's has no key and says so.
+func TestReleaseBinariesTrustTheirSigningKey(t *testing.T) {
+	f, s := first(t), second(t)
+	dir := filepath.Join(t.TempDir(), "feed")
+	if _, err := feed.Publish(s.Dir, dir); err != nil {
+		t.Fatal(err)
+	}
+	unpack := func(b *goreleaserBuild) string {
+		to := t.TempDir()
+		run(t, "tar", "xzf", b.find(t, "Archive", `_linux_amd64\.tar\.gz$`), "-C", to)
+		return filepath.Join(to, "tentacle", "Tentacle")
+	}
+	download := func(binary string) (string, string, error) {
+		cmd := exec.Command(binary, "release", "download", "--feed", dir, "--prerelease", "--os", "linux", "--arch", "amd64", "--to", t.TempDir(), "--format", "json")
+		cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "TentacleMachineConfigurationHomeDirectory=" + t.TempDir()}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+
+	signed := unpack(s)
+	out, errs, err := download(signed)
+	if err != nil || signature(out) != "verified" || strings.Contains(errs, "WARNING") {
+		t.Fatalf("the signed build's binary with its built-in key: %v\n%s\n%s", err, out, errs)
+	}
+	out, errs, err = download(unpack(f))
+	if err != nil || signature(out) != "unchecked" || !strings.Contains(errs, "none built in") {
+		t.Errorf("the unsigned snapshot's binary: %v\n%s\n%s", err, out, errs)
+	}
+
+	sums := filepath.Join(dir, s.Version, "checksums.txt")
+	data, err := os.ReadFile(sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sums, append(data, "0000000000000000000000000000000000000000000000000000000000000000  evil\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, err := download(signed); err == nil || !strings.Contains(errs, "does not match the pinned release key") {
+		t.Errorf("a changed checksums.txt with the built-in key: %v\n%s\n%s", err, out, errs)
+	}
+}
+
+// signature is what `release download --format json` says of the signature.
+func signature(out string) string {
+	var dl struct{ Signature string }
+	json.Unmarshal([]byte(out), &dl)
+	return dl.Signature
+}

@@ -187,7 +187,11 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	start := time.Now()
 	cmd := exec.Command(filepath.Join(strings.TrimSpace(string(gobin)), "bin", "goreleaser"), "release", "--snapshot", "--clean", "--skip=publish", "-f", configPath)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "TENTACLE_SIGNING_KEY="+key)
+	pubLine, err := exec.Command("sed", "-n", "2p", pub).Output()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(os.Environ(), "TENTACLE_SIGNING_KEY="+key, "TENTACLE_SIGNING_PUBKEY="+strings.TrimSpace(string(pubLine)))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("goreleaser (second snapshot): %v\n%s", err, out)
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -100,4 +101,17 @@ func (p ProxySettings) URL() *url.URL {
 		u.User = url.UserPassword(p.Username, p.Password)
 	}
 	return u
+}
+
+// HTTPProxy is the proxy policy for net/http: the configured host, else the
+// environment's when UseDefault is on, else direct (nil). The agent's
+// polling connections follow the same model.
+func (p ProxySettings) HTTPProxy() func(*http.Request) (*url.URL, error) {
+	if u := p.URL(); u != nil {
+		return http.ProxyURL(u)
+	}
+	if p.UseDefault {
+		return http.ProxyFromEnvironment
+	}
+	return nil
 }

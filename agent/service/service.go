@@ -121,6 +121,19 @@ type Manager interface {
 	SetCredentials(ctx context.Context, s Spec) error
 }
 
+// Status is a service's state as far as Install and Start care.
+type Status struct {
+	// Installed: the definition exists; UpToDate: it is what Install writes.
+	Installed, UpToDate bool
+	// Enabled: it starts at boot; Running: it is active now.
+	Enabled, Running bool
+}
+
+// Inspector is a Manager that can report Status without changing anything.
+type Inspector interface {
+	Status(ctx context.Context, s Spec) (Status, error)
+}
+
 // Apply runs the chosen actions on one instance's service in upstream order
 // and stops at the first that fails.
 func Apply(ctx context.Context, m Manager, s Spec, a Actions) error {

@@ -181,21 +181,56 @@ func (m *Systemd) Reconfigure(ctx context.Context, s Spec) error {
 	return m.write(ctx, s, "Reconfiguring")
 }
 
-func (m *Systemd) write(ctx context.Context, s Spec, verb string) error {
-	name, path := UnitName(s.Instance), m.unitPath(s)
+// effectiveSpec is s with the account the unit will really name.
+func (m *Systemd) effectiveSpec(s Spec, say bool) (Spec, error) {
 	if m.Scope == SystemScope && s.Username == "" {
 		// Re-running an install from automation that does not repeat
 		// --username must not silently turn an unprivileged agent into root.
 		if u := m.installedUser(s); u != "" && u != "root" {
-			m.infof("Keeping User=%s from the installed unit (pass --username=root to change it).", u)
+			if say {
+				m.infof("Keeping User=%s from the installed unit (pass --username=root to change it).", u)
+			}
 			s.Username = u
 		}
 	}
 	if m.Scope == UserScope && s.Username != "" {
 		if cur, err := user.Current(); err != nil || cur.Username != s.Username {
-			return userf("A user unit always runs as you; --username %s needs a system unit: run the command as root.", s.Username)
+			return s, userf("A user unit always runs as you; --username %s needs a system unit: run the command as root.", s.Username)
 		}
 		s.Username = ""
+	}
+	return s, nil
+}
+
+// Status says, changing nothing, whether Install and Start would change
+// anything: `tentacle provision` plans with it.
+func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
+	s, err := m.effectiveSpec(s, false)
+	if err != nil {
+		return Status{}, err
+	}
+	text, err := RenderUnit(s, UnitOptions{Scope: m.Scope, SystemdVersion: m.SystemdVersion})
+	if err != nil {
+		return Status{}, err
+	}
+	old, readErr := os.ReadFile(m.unitPath(s))
+	st, err := m.state(ctx, s)
+	if err != nil {
+		return Status{}, err
+	}
+	return Status{
+		Installed: readErr == nil,
+		UpToDate:  readErr == nil && string(old) == text,
+		Enabled:   st.UnitFileState == "enabled",
+		Running:   st.running(),
+	}, nil
+}
+
+func (m *Systemd) write(ctx context.Context, s Spec, verb string) error {
+	name, path := UnitName(s.Instance), m.unitPath(s)
+	s, err := m.effectiveSpec(s, true)
+	if err != nil {
+		return err
 	}
 	owner, err := m.prepareAccount(s)
 	if err != nil {

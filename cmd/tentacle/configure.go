@@ -9,6 +9,7 @@ import (
 
 	"github.com/tentacle-go/tentacle/agent"
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/provision/release"
 )
 
 // ConfigureCmd is upstream's configure. Trust changes apply first (reset,
@@ -24,6 +25,8 @@ type ConfigureCmd struct {
 	Trust                  []string `name:"trust" sep:"none" help:"The thumbprint of the Octopus Server to trust (repeatable)" placeholder:"THUMBPRINT"`
 	RemoveTrust            []string `name:"remove-trust" sep:"none" help:"The thumbprint of the Octopus Server to remove from the trusted list (repeatable)" placeholder:"THUMBPRINT"`
 	ResetTrust             bool     `name:"reset-trust" help:"Removes all trusted Octopus Servers"`
+	ReleasesFeed           string   `name:"releases-feed" help:"The release feed tentacle release and tentacle upgrade read for this instance: a directory, https:// URL or github:OWNER/REPO; default removes it" placeholder:"FEED"`
+	ReleasesPublicKey      string   `name:"releases-public-key" help:"The minisign public key (RW…) this instance's release feed must be signed with; default removes it" placeholder:"KEY"`
 	MetricsListen          string   `name:"metrics-listen" help:"Serve /metrics (Prometheus) and /healthz on this loopback address, e.g. 127.0.0.1:9464; off disables (default)" placeholder:"ADDR"`
 }
 
@@ -75,6 +78,11 @@ func (c *ConfigureCmd) Run(e *Env) error {
 			return config.Userf("--metrics-listen %q must be a loopback address and port such as 127.0.0.1:9464 (the endpoint has no authentication), or off.", c.MetricsListen)
 		}
 		metrics = c.MetricsListen
+	}
+
+	feed, pubkey, err := c.releaseSettings(e)
+	if err != nil {
+		return err
 	}
 
 	return c.update(e, func(s *config.Settings) error {
@@ -145,6 +153,14 @@ func (c *ConfigureCmd) Run(e *Env) error {
 			s.Set(config.KeyPollingConnectionCount, strconv.Itoa(count))
 			e.Infof("Polling connection count set to: %d", count)
 		}
+		if c.ReleasesFeed != "" {
+			s.Set(config.KeyReleasesFeed, feed)
+			e.Infof("Release feed: %s", orDefault(feed))
+		}
+		if c.ReleasesPublicKey != "" {
+			s.Set(config.KeyReleasesPublicKey, pubkey)
+			e.Infof("Release public key: %s", orDefault(pubkey))
+		}
 		if c.MetricsListen != "" {
 			s.Set(agent.KeyMetricsListenAddress, metrics)
 			if metrics == "" {
@@ -155,6 +171,37 @@ func (c *ConfigureCmd) Run(e *Env) error {
 		}
 		return nil
 	})
+}
+
+// releaseSettings checks --releases-feed and --releases-public-key; the
+// word default stands for "remove", as an empty flag cannot be told from an
+// absent one. A key is stored as its RW… line, whatever form it was given in.
+func (c *ConfigureCmd) releaseSettings(e *Env) (feed, pubkey string, err error) {
+	if c.ReleasesFeed != "" && !strings.EqualFold(c.ReleasesFeed, "default") {
+		feed = c.ReleasesFeed
+		if !strings.Contains(feed, ":") || filepath.VolumeName(feed) != "" {
+			feed = absPath(e, feed) // a directory: saved absolute
+		}
+		if err := release.CheckFeedSpec(feed); err != nil {
+			return "", "", config.Userf("--releases-feed: %s.", strings.TrimSuffix(err.Error(), "."))
+		}
+	}
+	if c.ReleasesPublicKey != "" && !strings.EqualFold(c.ReleasesPublicKey, "default") {
+		key, err := release.ParsePublicKey(c.ReleasesPublicKey)
+		if err != nil {
+			return "", "", config.Userf("--releases-public-key: %s.", strings.TrimSuffix(err.Error(), "."))
+		}
+		text, _ := key.MarshalText()
+		pubkey = string(text)
+	}
+	return feed, pubkey, nil
+}
+
+func orDefault(v string) string {
+	if v == "" {
+		return "(default)"
+	}
+	return v
 }
 
 // addOrUpdateServer replaces an entry for the same server (thumbprint and

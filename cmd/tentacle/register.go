@@ -46,13 +46,7 @@ func httpProxy(s *config.Settings, keys config.ProxyKeys, mk config.MachineKey) 
 	if err != nil {
 		return nil, err
 	}
-	if u := p.URL(); u != nil {
-		return http.ProxyURL(u), nil
-	}
-	if p.UseDefault {
-		return http.ProxyFromEnvironment, nil
-	}
-	return nil, nil
+	return p.HTTPProxy(), nil
 }
 
 // registerFlags are the options register-with and register-worker share.

@@ -24,15 +24,55 @@ type ReleaseCmd struct {
 
 // releaseFeedFlags choose the feed and the versions.
 type releaseFeedFlags struct {
-	Feed       string `name:"feed" help:"Release feed: a directory, file:// or https:// URL (http:// to loopback only), or github:OWNER/REPO. Default: $TENTACLE_RELEASES_FEED" placeholder:"FEED"`
+	Feed       string `name:"feed" help:"Release feed: a directory, file:// or https:// URL (http:// to loopback only), or github:OWNER/REPO. Default: $TENTACLE_RELEASES_FEED, else the instance's (configure --releases-feed)" placeholder:"FEED"`
 	Version    string `name:"version" default:"latest" help:"latest, an exact version, or a constraint such as '~> 1.4' or '>= 1.2, < 2'" placeholder:"CONSTRAINT"`
 	Prerelease bool   `name:"prerelease" help:"Include pre-releases (a constraint naming a pre-release includes them too)"`
 }
 
-func (f *releaseFeedFlags) open(e *Env) (release.Feed, error) {
+// releaseDefaults are the feed and public key an instance's configuration
+// names (configure --releases-feed/--releases-public-key), and which
+// configuration file that is, for messages.
+type releaseDefaults struct {
+	Feed, PublicKey, From string
+}
+
+// instanceReleaseDefaults reads the selected instance's release defaults.
+// Without --instance or --config the default instance is read when there is
+// one; having none is not an error, as release commands also run on a
+// machine with no instance yet (a fresh install).
+func instanceReleaseDefaults(e *Env, f InstanceFlags) (releaseDefaults, error) {
+	var s *config.Settings
+	if f.Instance != "" || f.Config != "" {
+		_, loaded, err := f.load(e)
+		if err != nil {
+			return releaseDefaults{}, err
+		}
+		s = loaded
+	} else {
+		sel, err := f.selection(e)
+		if err != nil {
+			return releaseDefaults{}, nil
+		}
+		if s, err = config.LoadSettings(sel.ConfigPath); err != nil {
+			return releaseDefaults{}, nil
+		}
+	}
+	var d releaseDefaults
+	d.Feed, _ = s.Get(config.KeyReleasesFeed)
+	d.PublicKey, _ = s.Get(config.KeyReleasesPublicKey)
+	d.From = s.Path()
+	return d, nil
+}
+
+// open opens the feed: --feed, else $TENTACLE_RELEASES_FEED, else the
+// instance's.
+func (f *releaseFeedFlags) open(e *Env, d releaseDefaults) (release.Feed, error) {
 	spec := f.Feed
 	if spec == "" {
 		spec = e.Getenv("TENTACLE_RELEASES_FEED")
+	}
+	if spec == "" {
+		spec = d.Feed
 	}
 	feed, err := release.Open(spec, release.Options{GitHubToken: e.Getenv("GITHUB_TOKEN")})
 	return feed, releaseError(err)
@@ -40,24 +80,23 @@ func (f *releaseFeedFlags) open(e *Env) (release.Feed, error) {
 
 // releaseTrustFlags say how checksums.txt is trusted.
 type releaseTrustFlags struct {
-	PubKey                string `name:"pubkey" help:"minisign public key (RW…) the feed's checksums.txt must be signed with. Default: $TENTACLE_RELEASES_PUBKEY, else the key built into release binaries" placeholder:"KEY"`
+	PubKey                string `name:"pubkey" help:"minisign public key (RW…) the feed's checksums.txt must be signed with. Default: $TENTACLE_RELEASES_PUBKEY, else the instance's (configure --releases-public-key), else the key built into release binaries" placeholder:"KEY"`
 	InsecureSkipSignature bool   `name:"insecure-skip-signature" help:"Do not check the signature of checksums.txt (the SHA-256 of each file is still checked). Dangerous"`
 }
 
 // trust is the key to check with, and says loudly when none is checked.
-func (f *releaseTrustFlags) trust(e *Env) release.Trust {
+func (f *releaseTrustFlags) trust(e *Env, d releaseDefaults) release.Trust {
 	t := release.Trust{PublicKey: f.PubKey, SkipSignature: f.InsecureSkipSignature}
-	if t.PublicKey == "" {
-		t.PublicKey = e.Getenv("TENTACLE_RELEASES_PUBKEY")
-	}
-	if t.PublicKey == "" {
-		t.PublicKey = release.BuiltinPublicKey
+	for _, k := range []string{e.Getenv("TENTACLE_RELEASES_PUBKEY"), d.PublicKey, release.BuiltinPublicKey} {
+		if t.PublicKey == "" {
+			t.PublicKey = k
+		}
 	}
 	switch {
 	case t.SkipSignature:
 		e.Errorf("WARNING: --insecure-skip-signature: the signature of checksums.txt is NOT checked; anyone who can change the feed can change what you install.")
 	case t.PublicKey == "":
-		e.Errorf("WARNING: no release public key (--pubkey or TENTACLE_RELEASES_PUBKEY) and none built in: the signature of checksums.txt is NOT checked, only the SHA-256 of each file against it.")
+		e.Errorf("WARNING: no release public key (--pubkey, TENTACLE_RELEASES_PUBKEY or configure --releases-public-key) and none built in: the signature of checksums.txt is NOT checked, only the SHA-256 of each file against it.")
 	}
 	return t
 }
@@ -73,6 +112,7 @@ func releaseError(err error) error {
 
 // ReleaseListCmd is `release list`.
 type ReleaseListCmd struct {
+	InstanceFlags
 	releaseFeedFlags
 	formatFlag
 }
@@ -87,7 +127,11 @@ func (c *ReleaseListCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	feed, err := c.open(e)
+	defaults, err := instanceReleaseDefaults(e, c.InstanceFlags)
+	if err != nil {
+		return err
+	}
+	feed, err := c.open(e, defaults)
 	if err != nil {
 		return err
 	}
@@ -123,6 +167,7 @@ func (c *ReleaseListCmd) Run(e *Env) error {
 
 // ReleaseDownloadCmd is `release download`.
 type ReleaseDownloadCmd struct {
+	InstanceFlags
 	releaseFeedFlags
 	releaseTrustFlags
 	formatFlag
@@ -154,7 +199,11 @@ func (c *ReleaseDownloadCmd) Run(e *Env) error {
 	if c.Arch != "" {
 		p.Arch = strings.ToLower(c.Arch)
 	}
-	feed, err := c.open(e)
+	defaults, err := instanceReleaseDefaults(e, c.InstanceFlags)
+	if err != nil {
+		return err
+	}
+	feed, err := c.open(e, defaults)
 	if err != nil {
 		return err
 	}
@@ -171,7 +220,7 @@ func (c *ReleaseDownloadCmd) Run(e *Env) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	t := c.trust(e)
+	t := c.trust(e, defaults)
 	sums, _, _, err := release.FetchChecksums(ctx, feed, v, t)
 	if err != nil {
 		return releaseError(err)
@@ -221,13 +270,18 @@ func releaseProgress(e *Env, onStderr bool) release.Progress {
 
 // ReleaseMirrorCmd is `release mirror`.
 type ReleaseMirrorCmd struct {
+	InstanceFlags
 	releaseFeedFlags
 	releaseTrustFlags
 	To string `name:"to" required:"" help:"Directory to mirror into; it becomes a feed (index.json merged with the versions already there)" placeholder:"DIR"`
 }
 
 func (c *ReleaseMirrorCmd) Run(e *Env) error {
-	feed, err := c.open(e)
+	defaults, err := instanceReleaseDefaults(e, c.InstanceFlags)
+	if err != nil {
+		return err
+	}
+	feed, err := c.open(e, defaults)
 	if err != nil {
 		return err
 	}
@@ -240,7 +294,7 @@ func (c *ReleaseMirrorCmd) Run(e *Env) error {
 	if strings.EqualFold(constraint, "latest") {
 		constraint = ""
 	}
-	copied, err := release.Mirror(context.Background(), feed, dir, constraint, c.Prerelease, c.trust(e), releaseProgress(e, false))
+	copied, err := release.Mirror(context.Background(), feed, dir, constraint, c.Prerelease, c.trust(e, defaults), releaseProgress(e, false))
 	for _, v := range copied {
 		e.Infof("Mirrored %s (%d files) into %s.", v.Version, len(v.Files), dir)
 	}

@@ -115,3 +115,67 @@ func TestReleaseCommands(t *testing.T) {
 		t.Errorf("list of the mirror:\n%s", out)
 	}
 }
+
+// An instance's configuration names its feed and key (configure
+// --releases-feed/--releases-public-key); flags and the environment win over
+// it, and `default` removes it.
+func TestReleaseDefaultsFromTheInstance(t *testing.T) {
+	h := newHarness(t)
+	feed := filepath.Join(h.tmp, "feed")
+	key := releaseFeed(t, feed)
+	otherPub, _, _ := minisign.GenerateKey(rand.Reader)
+	otherKey, _ := otherPub.MarshalText()
+	h.must("create-instance", "--instance", "Tentacle", "--config", filepath.Join(h.tmp, "Tentacle.config"))
+
+	// Bad values are refused before anything is written.
+	if errs := h.fail(exitUserError, "configure", "--releases-feed", "ftp://example.invalid/feed"); !strings.Contains(errs, "--releases-feed") || !strings.Contains(errs, "scheme") {
+		t.Errorf("ftp feed: %s", errs)
+	}
+	if errs := h.fail(exitUserError, "configure", "--releases-public-key", "RWnotakey"); !strings.Contains(errs, "not a minisign public key") {
+		t.Errorf("bad key: %s", errs)
+	}
+
+	// A relative directory is saved absolute; a .pub file's two lines are
+	// saved as the key line.
+	rel, err := filepath.Rel(h.cwd, feed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.must("configure", "--releases-feed", rel, "--releases-public-key", "untrusted comment: minisign public key\n"+key)
+	saved, err := os.ReadFile(filepath.Join(h.tmp, "Tentacle.config"))
+	if out := string(saved); err != nil || !strings.Contains(out, `key="Tentacle.Releases.Feed">`+feed+"<") || !strings.Contains(out, `key="Tentacle.Releases.PublicKey">`+key+"<") {
+		t.Errorf("the configuration file after configure (%v):\n%s", err, saved)
+	}
+	if out := h.must("configure", "--releases-feed", rel); !strings.Contains(out, "No changes") {
+		t.Errorf("the same feed again is not a no-op:\n%s", out)
+	}
+
+	// The default instance's feed and key are used (signature verified),
+	// named or not.
+	var dl struct{ Version, Signature string }
+	for _, args := range [][]string{nil, {"--instance", "Tentacle"}} {
+		cmd := append([]string{"release", "download", "--os", "linux", "--arch", "amd64", "--to", "dl", "--format", "json"}, args...)
+		if err := json.Unmarshal([]byte(h.must(cmd...)), &dl); err != nil {
+			t.Fatal(err)
+		}
+		if dl.Version != "1.4.2" || dl.Signature != "verified" {
+			t.Errorf("download with the instance's defaults %v: %+v", args, dl)
+		}
+	}
+	// The environment wins over the instance: a wrong key there is used.
+	h.env["TENTACLE_RELEASES_PUBKEY"] = string(otherKey)
+	if errs := h.fail(exitUserError, "release", "download", "--os", "linux", "--arch", "amd64", "--to", "dl3"); !strings.Contains(errs, "does not match the pinned release key") {
+		t.Errorf("the environment's key did not win: %s", errs)
+	}
+	delete(h.env, "TENTACLE_RELEASES_PUBKEY")
+	// An instance that does not exist is an error, not a silent default.
+	if errs := h.fail(exitUserError, "release", "list", "--instance", "Nope"); !strings.Contains(errs, "Nope") {
+		t.Errorf("unknown instance: %s", errs)
+	}
+
+	// default removes both; then no feed is known.
+	h.must("configure", "--releases-feed", "default", "--releases-public-key", "default")
+	if errs := h.fail(exitUserError, "release", "list"); !strings.Contains(errs, "configure --releases-feed") {
+		t.Errorf("after removing the feed: %s", errs)
+	}
+}

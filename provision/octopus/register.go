@@ -88,11 +88,21 @@ func (c *Client) Register(ctx context.Context, r Registration) (Registered, erro
 	if existing != nil && !r.Force {
 		return Registered{}, userErrorf("A %s named '%s' already exists on the Octopus Server. Use --force to replace it, or choose another --name.", r.Kind.noun(), r.Name)
 	}
+	var id string
+	if existing != nil {
+		id = existing.ID
+	}
+	return c.save(ctx, link, r, id)
+}
+
+// body is the machine resource r describes, with every name resolved to
+// its id on the server.
+func (c *Client) body(ctx context.Context, r Registration) (map[string]any, error) {
 	body := map[string]any{"Name": r.Name}
 	if r.Policy != "" {
 		id, err := c.resolveByName(ctx, "MachinePolicies", "machine policy", r.Policy)
 		if err != nil {
-			return Registered{}, err
+			return nil, err
 		}
 		body["MachinePolicyId"] = id
 	}
@@ -107,7 +117,7 @@ func (c *Client) Register(ctx context.Context, r Registration) (Registered, erro
 		if r.Endpoint.ProxyName != "" {
 			id, err := c.resolveByName(ctx, "Proxies", "proxy", r.Endpoint.ProxyName)
 			if err != nil {
-				return Registered{}, err
+				return nil, err
 			}
 			endpoint["ProxyId"] = id
 		}
@@ -116,20 +126,20 @@ func (c *Client) Register(ctx context.Context, r Registration) (Registered, erro
 	if r.Kind == Worker {
 		ids, err := c.resolveMany(ctx, "WorkerPools", "worker pool", r.WorkerPools)
 		if err != nil {
-			return Registered{}, err
+			return nil, err
 		}
 		body["WorkerPoolIds"] = ids
 	} else {
 		envs, err := c.resolveEnvironments(ctx, r.Environments)
 		if err != nil {
-			return Registered{}, err
+			return nil, err
 		}
 		tenants, err := c.resolveMany(ctx, "Tenants", "tenant", r.Tenants)
 		if err != nil {
-			return Registered{}, err
+			return nil, err
 		}
 		if err := c.checkTenantTags(ctx, r.TenantTags); err != nil {
-			return Registered{}, err
+			return nil, err
 		}
 		mode := r.TenantedDeploymentParticipation
 		if mode == "" {
@@ -141,10 +151,19 @@ func (c *Client) Register(ctx context.Context, r Registration) (Registered, erro
 		body["TenantTags"] = orEmpty(r.TenantTags)
 		body["TenantedDeploymentParticipation"] = mode
 	}
+	return body, nil
+}
+
+// save creates the machine (id "") or replaces machine id with r.
+func (c *Client) save(ctx context.Context, link string, r Registration, id string) (Registered, error) {
+	body, err := c.body(ctx, r)
+	if err != nil {
+		return Registered{}, err
+	}
 	var saved Resource
-	if existing != nil {
-		body["Id"] = existing.ID
-		err = c.do(ctx, http.MethodPut, link+"/"+url.PathEscape(existing.ID), body, &saved)
+	if id != "" {
+		body["Id"] = id
+		err = c.do(ctx, http.MethodPut, link+"/"+url.PathEscape(id), body, &saved)
 	} else {
 		err = c.do(ctx, http.MethodPost, link, body, &saved)
 	}
@@ -155,7 +174,7 @@ func (c *Client) Register(ctx context.Context, r Registration) (Registered, erro
 		}
 		return Registered{}, err
 	}
-	return Registered{ID: saved.ID, Replaced: existing != nil}, nil
+	return Registered{ID: saved.ID, Replaced: id != ""}, nil
 }
 
 func orEmpty(s []string) []string {

@@ -98,9 +98,9 @@ func FetchChecksums(ctx context.Context, f Feed, v Version, t Trust) (Checksums,
 		sig = nil
 	}
 	if t.PublicKey != "" && !t.SkipSignature {
-		var pub minisign.PublicKey
-		if err := pub.UnmarshalText([]byte(strings.TrimSpace(lastLine(t.PublicKey)))); err != nil {
-			return nil, nil, nil, fmt.Errorf("the release public key is not a minisign public key (%v); give the RW… line of the .pub file", err)
+		pub, err := ParsePublicKey(t.PublicKey)
+		if err != nil {
+			return nil, nil, nil, err
 		}
 		if sig == nil {
 			return nil, nil, nil, unverifiedf("version %s in feed %s is not signed (no %s) but a release key is pinned; use a signed feed", v.Version, f, SignatureFile)
@@ -114,6 +114,16 @@ func FetchChecksums(ctx context.Context, f Feed, v Version, t Trust) (Checksums,
 		return nil, nil, nil, err
 	}
 	return sums, raw, sig, nil
+}
+
+// ParsePublicKey reads a minisign public key: the RW… line, or the whole
+// .pub file (comment line first).
+func ParsePublicKey(key string) (minisign.PublicKey, error) {
+	var pub minisign.PublicKey
+	if err := pub.UnmarshalText([]byte(strings.TrimSpace(lastLine(key)))); err != nil {
+		return pub, fmt.Errorf("the release public key is not a minisign public key (%v); give the RW… line of the .pub file", err)
+	}
+	return pub, nil
 }
 
 // lastLine lets a key be given as the whole .pub file (comment line first).

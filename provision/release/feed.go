@@ -105,15 +105,26 @@ func NewHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
+// CheckFeedSpec says whether spec is a feed Open accepts, without reading
+// it (a directory need not exist yet): for settings saved now and used later.
+func CheckFeedSpec(spec string) error {
+	_, err := open(spec, Options{Client: http.DefaultClient}, false)
+	return err
+}
+
 // Open returns the feed spec names: a directory or file:// URL, an https://
 // URL (http:// only to a loopback address), or github:OWNER/REPO.
 func Open(spec string, o Options) (Feed, error) {
 	if o.Client == nil {
 		o.Client = NewHTTPClient()
 	}
+	return open(spec, o, true)
+}
+
+func open(spec string, o Options, statDir bool) (Feed, error) {
 	switch {
 	case spec == "":
-		return nil, errors.New("no release feed given: pass --feed (a directory, https:// URL or github:OWNER/REPO) or set TENTACLE_RELEASES_FEED")
+		return nil, errors.New("no release feed given: pass --feed (a directory, https:// URL or github:OWNER/REPO), set TENTACLE_RELEASES_FEED, or give the instance one with `tentacle configure --releases-feed`")
 	case strings.HasPrefix(spec, "github:"):
 		repo := strings.TrimPrefix(spec, "github:")
 		owner, name, ok := strings.Cut(repo, "/")
@@ -130,7 +141,7 @@ func Open(spec string, o Options) (Feed, error) {
 		if err != nil || u.Path == "" {
 			return nil, fmt.Errorf("feed %q is not a file:// URL; write it as file:///path/to/feed", spec)
 		}
-		return openDir(filepath.FromSlash(u.Path))
+		return openDir(filepath.FromSlash(u.Path), statDir)
 	case strings.HasPrefix(spec, "https://") || strings.HasPrefix(spec, "http://"):
 		u, err := url.Parse(spec)
 		if err != nil || u.Host == "" {
@@ -144,7 +155,7 @@ func Open(spec string, o Options) (Feed, error) {
 	case strings.Contains(spec, "://"):
 		return nil, fmt.Errorf("feed %q has a scheme tentacle does not read; give a directory, file://, https:// or github:OWNER/REPO", spec)
 	}
-	return openDir(spec)
+	return openDir(spec, statDir)
 }
 
 func isLoopback(host string) bool {
@@ -158,7 +169,13 @@ func isLoopback(host string) bool {
 // dirFeed is a feed folder on disk.
 type dirFeed struct{ dir string }
 
-func openDir(dir string) (Feed, error) {
+func openDir(dir string, stat bool) (Feed, error) {
+	if !stat {
+		if !filepath.IsAbs(dir) {
+			return nil, fmt.Errorf("feed directory %s is relative; give an absolute path, which means the same from every working directory", dir)
+		}
+		return &dirFeed{dir: dir}, nil
+	}
 	info, err := os.Stat(dir)
 	if err != nil || !info.IsDir() {
 		return nil, fmt.Errorf("feed directory %s does not exist; give the folder that holds index.json", dir)
