@@ -127,6 +127,9 @@ type Status struct {
 	Installed, UpToDate bool
 	// Enabled: it starts at boot; Running: it is active now.
 	Enabled, Running bool
+	// State is the manager's own word for it ("inactive (dead)",
+	// "Stopped"), for messages.
+	State string
 }
 
 // Inspector is a Manager that can report Status without changing anything.
@@ -205,21 +208,4 @@ func WindowsServiceName(instance string) string {
 		return "OctopusDeploy Tentacle"
 	}
 	return "OctopusDeploy Tentacle: " + instance
-}
-
-// Status is what the service manager says about an instance's service.
-type Status struct {
-	// Name is the unit or Windows service name.
-	Name string
-	// Installed: the manager knows the service. Enabled: it starts at boot.
-	// Active: it runs now.
-	Installed, Enabled, Active bool
-	// State is the manager's own word for it ("inactive (dead)", "Stopped").
-	State string
-}
-
-// Inspector reads a service's state without changing it; both managers
-// implement it (`tentacle doctor` uses it).
-type Inspector interface {
-	Status(ctx context.Context, s Spec) (Status, error)
 }

@@ -223,6 +223,7 @@ func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
 		UpToDate:  readErr == nil && string(old) == text,
 		Enabled:   st.UnitFileState == "enabled",
 		Running:   st.running(),
+		State:     st.Active + " (" + st.Sub + ")",
 	}, nil
 }
 
@@ -589,19 +590,4 @@ func (m *Systemd) failed(ctx context.Context, s Spec, cause error) error {
 	}
 	msg += fmt.Sprintf("\nSee `%s` and the instance log under %s/Logs; fix the cause, then `tentacle service --instance %s --start`.", journalCmd, s.Home, instanceArg(s))
 	return &UserError{Msg: msg}
-}
-
-// Status reads the unit's state from systemctl show.
-func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
-	st, err := m.state(ctx, s)
-	if err != nil {
-		return Status{}, err
-	}
-	return Status{
-		Name:      UnitName(s.Instance),
-		Installed: st.Load == "loaded",
-		Enabled:   st.UnitFileState == "enabled" || st.UnitFileState == "enabled-runtime",
-		Active:    st.running(),
-		State:     fmt.Sprintf("%s (%s)", st.Active, st.Sub),
-	}, nil
 }

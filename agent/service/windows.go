@@ -433,16 +433,18 @@ func NewSCM(infof func(format string, args ...any)) (Manager, error) {
 	return &SCM{Infof: infof}, nil
 }
 
-// Status reads the service's state and start type from the SCM.
+// Status reads the service's state and start type from the SCM. UpToDate
+// is not compared on Windows: it is false, so Install always rewrites the
+// (idempotent) service definition.
 func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
-	out := Status{Name: WindowsServiceName(s.Instance), State: "not installed"}
+	out := Status{State: "not installed"}
 	err := w.control(s, func(h *mgr.Service, name string) error {
 		out.Installed = true
 		st, err := h.Query()
 		if err != nil {
 			return err
 		}
-		out.Active = st.State == svc.Running
+		out.Running = st.State == svc.Running
 		out.State = scmStateName(st.State)
 		c, err := h.Config()
 		if err != nil {

@@ -73,10 +73,18 @@ func (c *DoctorCmd) Run(e *Env) error {
 		opts.MachineConfigRoot = ""
 	}
 	if in, why := newServiceInspector(e, sel); in != nil {
-		spec := service.Spec{Instance: sel.Name, ConfigPath: sel.ConfigPath}
+		exe, err := serviceExecutable()
+		if err != nil {
+			return err
+		}
+		spec := service.Spec{Instance: sel.Name, ConfigPath: sel.ConfigPath, Executable: exe}
+		name := service.UnitName(sel.Name)
+		if runtime.GOOS == "windows" {
+			name = service.WindowsServiceName(sel.Name)
+		}
 		opts.Service = func(ctx context.Context) (doctor.ServiceState, error) {
 			st, err := in.Status(ctx, spec)
-			return doctor.ServiceState(st), err
+			return doctor.ServiceState{Name: name, Installed: st.Installed, Enabled: st.Enabled, Active: st.Running, State: st.State}, err
 		}
 	} else {
 		opts.ServiceWhy = why

@@ -332,10 +332,10 @@ func TestStoppedService(t *testing.T) {
 	unitDir := t.TempDir()
 	fake := servicetest.New(unitDir)
 	m := &service.Systemd{Scope: service.SystemScope, UnitDir: unitDir, Host: fake}
-	spec := service.Spec{Instance: "Tentacle"}
+	spec := service.Spec{Instance: "Tentacle", ConfigPath: "/etc/octopus/Tentacle/tentacle.config", Executable: "/usr/bin/tentacle"}
 	inspect := func(ctx context.Context) (ServiceState, error) {
 		st, err := m.Status(ctx, spec)
-		return ServiceState(st), err
+		return ServiceState{Name: service.UnitName(spec.Instance), Installed: st.Installed, Enabled: st.Enabled, Active: st.Running, State: st.State}, err
 	}
 	trusted := func(s *config.Settings) {
 		s.Set(config.KeyNoListen, "true")
