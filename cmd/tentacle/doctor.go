@@ -65,17 +65,40 @@ func (c *DoctorCmd) Run(e *Env) error {
 		return err
 	}
 	ctx := context.Background()
-	opts := doctor.Options{
-		ConfigPath: sel.ConfigPath, Instance: sel.Name, MachineConfigRoot: e.Root(),
-		MachineKey: e.MachineKey(), ServerURL: c.Server,
+	opts, err := doctorOptions(ctx, e, sel)
+	if err != nil {
+		return err
 	}
+	opts.ServerURL = c.Server
+	results := doctor.Run(ctx, opts)
+	if asJSON {
+		data, _ := json.MarshalIndent(struct {
+			Instance string          `json:"instance,omitempty"`
+			Config   string          `json:"config"`
+			OK       bool            `json:"ok"`
+			Checks   []doctor.Result `json:"checks"`
+		}{sel.Name, sel.ConfigPath, !doctor.Failed(results), results}, "", "  ")
+		fmt.Fprintf(e.Stdout, "%s\n", data)
+	} else {
+		c.printText(e, sel, results)
+	}
+	if doctor.Failed(results) {
+		return &exitError{code: exitUserError}
+	}
+	return nil
+}
+
+// doctorOptions are doctor's options for one instance, with this
+// machine's service manager and OS firewall.
+func doctorOptions(ctx context.Context, e *Env, sel config.Selection) (doctor.Options, error) {
+	opts := doctor.Options{ConfigPath: sel.ConfigPath, Instance: sel.Name, MachineConfigRoot: e.Root(), MachineKey: e.MachineKey()}
 	if sel.Rootless {
 		opts.MachineConfigRoot = ""
 	}
 	if in, why := newServiceInspector(e, sel); in != nil {
 		exe, err := serviceExecutable()
 		if err != nil {
-			return err
+			return opts, err
 		}
 		spec := service.Spec{Instance: sel.Name, ConfigPath: sel.ConfigPath, Executable: exe}
 		name := service.UnitName(sel.Name)
@@ -97,22 +120,7 @@ func (c *DoctorCmd) Run(e *Env) error {
 	} else {
 		opts.Firewall, opts.FirewallWhy = fw, why
 	}
-	results := doctor.Run(ctx, opts)
-	if asJSON {
-		data, _ := json.MarshalIndent(struct {
-			Instance string          `json:"instance,omitempty"`
-			Config   string          `json:"config"`
-			OK       bool            `json:"ok"`
-			Checks   []doctor.Result `json:"checks"`
-		}{sel.Name, sel.ConfigPath, !doctor.Failed(results), results}, "", "  ")
-		fmt.Fprintf(e.Stdout, "%s\n", data)
-	} else {
-		c.printText(e, sel, results)
-	}
-	if doctor.Failed(results) {
-		return &exitError{code: exitUserError}
-	}
-	return nil
+	return opts, nil
 }
 
 func (c *DoctorCmd) printText(e *Env, sel config.Selection, results []doctor.Result) {

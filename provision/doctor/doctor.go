@@ -344,3 +344,19 @@ func unwrapNet(err error) error {
 	}
 	return op.Err
 }
+
+// Healthy runs the checks and returns nil when none failed, else an error
+// naming each failure and its fix: the health check `tentacle provision`
+// ends with.
+func Healthy(ctx context.Context, opts Options) error {
+	var failed []string
+	for _, r := range Run(ctx, opts) {
+		if r.Status == Fail {
+			failed = append(failed, r.String())
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return config.Userf("The Tentacle cannot serve yet (as `tentacle doctor` checks): %s", strings.Join(failed, " "))
+}
