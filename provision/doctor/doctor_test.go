@@ -392,3 +392,18 @@ func TestResultString(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// Healthy is what provision's final health check uses: nil when nothing
+// failed, else every failure with its fix.
+func TestHealthy(t *testing.T) {
+	srv := octopustest.NewServer(t)
+	opts, _ := pollingInstance(t, srv, srv.PollingAddress, srv.Thumbprint(), true, nil)
+	if err := Healthy(context.Background(), opts); err != nil {
+		t.Errorf("a healthy polling Tentacle: %v", err)
+	}
+	opts, _ = pollingInstance(t, srv, srv.PollingAddress, srv.Thumbprint(), false, nil)
+	err := Healthy(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "The Tentacle cannot serve yet (as `tentacle doctor` checks): handshake "+srv.PollingAddress+": The server did not accept this Tentacle's polling connection") {
+		t.Errorf("an unregistered polling Tentacle: %v", err)
+	}
+}
