@@ -61,11 +61,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	if err := p.Limits.Validate(); err != nil {
 		return err
 	}
-	u, err := url.Parse(p.ServerAddress)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "wss") {
-		return fmt.Errorf("polling address %q is neither https://host:port/ nor wss://host/path", p.ServerAddress)
-	}
-	sub, err := NormalizeSubscriptionID(p.SubscriptionID)
+	u, sub, err := p.target()
 	if err != nil {
 		return err
 	}
@@ -243,11 +239,7 @@ func (p *Poller) expected() []string { return append([]string{p.ServerThumbprint
 // reports. Timeouts are p.Limits' (ConnectTimeout, SendTimeout,
 // ReceiveTimeout) and ctx's.
 func (p *Poller) Probe(ctx context.Context) error {
-	u, err := url.Parse(p.ServerAddress)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "wss") {
-		return fmt.Errorf("polling address %q is neither https://host:port/ nor wss://host/path", p.ServerAddress)
-	}
-	sub, err := NormalizeSubscriptionID(p.SubscriptionID)
+	u, sub, err := p.target()
 	if err != nil {
 		return err
 	}
@@ -259,6 +251,17 @@ func (p *Poller) Probe(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	return p.identify(c, u, sub)
+}
+
+// target is the server's address and this Tentacle's subscription id,
+// checked.
+func (p *Poller) target() (*url.URL, string, error) {
+	u, err := url.Parse(p.ServerAddress)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "wss") {
+		return nil, "", fmt.Errorf("polling address %q is neither https://host:port/ nor wss://host/path", p.ServerAddress)
+	}
+	sub, err := NormalizeSubscriptionID(p.SubscriptionID)
+	return u, sub, err
 }
 
 // dial connects to the server at u (TCP or WebSocket) and completes TLS,

@@ -1,17 +1,14 @@
 package doctor
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"io"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/service"
 	"github.com/tentacle-go/tentacle/agent/service/servicetest"
+	"github.com/tentacle-go/tentacle/internal/proxytest"
 	"github.com/tentacle-go/tentacle/provision/octopus/octopustest"
 )
 
@@ -182,57 +180,6 @@ func TestUnreachableServer(t *testing.T) {
 	}
 }
 
-// refusingProxy is an HTTP proxy on loopback that refuses every CONNECT.
-func refusingProxy(t *testing.T) string {
-	t.Helper()
-	ps := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "tunnels are not allowed here", http.StatusForbidden)
-	})}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ps.Serve(l)
-	t.Cleanup(func() { ps.Close() })
-	return l.Addr().String()
-}
-
-// tunnellingProxy is an HTTP CONNECT proxy on loopback that tunnels.
-func tunnellingProxy(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect {
-					return
-				}
-				up, err := net.Dial("tcp", req.Host)
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				defer up.Close()
-				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				go io.Copy(up, br)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
 func setPollingProxy(hostport string) func(*config.Settings) {
 	return func(s *config.Settings) {
 		host, port, _ := net.SplitHostPort(hostport)
@@ -244,7 +191,7 @@ func setPollingProxy(hostport string) func(*config.Settings) {
 
 func TestProxyRefusingTheTunnel(t *testing.T) {
 	srv := octopustest.NewServer(t)
-	proxy := refusingProxy(t)
+	proxy := proxytest.Start(t, proxytest.Options{Refuse: true}).URL.Host
 	opts, _ := pollingInstance(t, srv, srv.PollingAddress, srv.Thumbprint(), true, setPollingProxy(proxy))
 	results := Run(context.Background(), opts)
 	target := strings.TrimSuffix(strings.TrimPrefix(srv.PollingAddress, "https://"), "/")
@@ -255,7 +202,7 @@ func TestProxyRefusingTheTunnel(t *testing.T) {
 
 func TestThroughAWorkingProxy(t *testing.T) {
 	srv := octopustest.NewServer(t)
-	proxy := tunnellingProxy(t)
+	proxy := proxytest.Start(t, proxytest.Options{}).URL.Host
 	opts, _ := pollingInstance(t, srv, srv.PollingAddress, srv.Thumbprint(), true, setPollingProxy(proxy))
 	results := Run(context.Background(), opts)
 	expect(t, results, "tcp", OK, "accepts connections (through the polling proxy http://"+proxy+")", "")
