@@ -317,8 +317,7 @@ func checkPort(ctx context.Context, o *Options, s *config.Settings) []Result {
 	}
 	ctx, cancel := context.WithTimeout(ctx, StepTimeout)
 	defer cancel()
-	rule := firewall.NewRule("", firewall.PortRange{First: uint16(port), Last: uint16(port)}, nil)
-	plan, err := o.Firewall.PlanOpen(ctx, rule)
+	plan, err := o.Firewall.PlanOpen(ctx, newOpenRule(port))
 	switch {
 	case err != nil:
 		out = append(out, Result{Check: "firewall", Status: Skip, Found: fmt.Sprintf("%s could not be read: %v", o.Firewall.Name(), err), Fix: "Run doctor as root (or with sudo) to read the firewall."})
@@ -329,6 +328,12 @@ func checkPort(ctx context.Context, o *Options, s *config.Settings) []Result {
 			Fix: fmt.Sprintf("tentacle firewall open --port %d", port)})
 	}
 	return out
+}
+
+// newOpenRule is the rule `tentacle firewall open --port` makes: the port
+// from anywhere, under the default name.
+func newOpenRule(port int) firewall.Rule {
+	return firewall.NewRule("", firewall.SinglePort(uint16(port)), nil)
 }
 
 // unwrapNet drops the "dial tcp 127.0.0.1:1: connect:" prefixes the
