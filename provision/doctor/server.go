@@ -266,13 +266,14 @@ func (c *serverCheck) checkClock(ctx context.Context, polling *url.URL) Result {
 	if err != nil {
 		return c.result("clock", Skip, fmt.Sprintf("Not checked: %s sent no usable Date header.", target), "")
 	}
+	// The Date header has whole seconds (truncated): the server's time was
+	// somewhere in that second, half a second later on average.
 	local := before.Add(after.Sub(before) / 2)
-	skew := local.Sub(date)
+	skew := local.Sub(date.Add(500 * time.Millisecond))
 	abs := skew
 	if abs < 0 {
 		abs = -abs
 	}
-	// The Date header has whole seconds.
 	found := fmt.Sprintf("This machine's clock is %s %s the server's.", abs.Round(time.Second), aheadBehind(skew))
 	switch {
 	case abs >= ClockSkewFailure:
