@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/provision/plan"
 )
 
 // TestCloudInitExamplesValid checks both user-data files with Debian's
@@ -34,9 +37,10 @@ func TestCloudInitExamplesValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(data), "install.sh | sh -s --") || !strings.Contains(string(data), "service --instance Tentacle --install --start") {
-			t.Errorf("%s does not install with install.sh and start the service", f)
+		if !strings.Contains(string(data), "install.sh | sh -s --") || !strings.Contains(string(data), "tentacle provision --file /etc/octopus/provision.yaml") {
+			t.Errorf("%s does not install with install.sh and converge with tentacle provision", f)
 		}
+		checkDeclaration(t, f, data)
 	}
 	broken := filepath.Join(t.TempDir(), "broken.yaml")
 	if err := os.WriteFile(broken, []byte("#cloud-config\nruncmd: 5\n"), 0o644); err != nil {
@@ -45,6 +49,34 @@ func TestCloudInitExamplesValid(t *testing.T) {
 	if out, err := exec.Command("cloud-init", "schema", "--config-file", broken).CombinedOutput(); err == nil {
 		t.Errorf("cloud-init schema accepted a broken file:\n%s", out)
 	}
+}
+
+// checkDeclaration parses the provision file a user-data file writes with
+// tentacle's own parser (unknown keys, wrong types and values refused), and
+// checks that it starts the service and keeps the API key out of it.
+func checkDeclaration(t *testing.T, name string, userData []byte) {
+	t.Helper()
+	var doc struct {
+		WriteFiles []struct{ Path, Content string } `yaml:"write_files"`
+	}
+	if err := yaml.Unmarshal(userData, &doc); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	for _, wf := range doc.WriteFiles {
+		if wf.Path != "/etc/octopus/provision.yaml" {
+			continue
+		}
+		f, err := plan.Parse(name+" provision.yaml", []byte(wf.Content))
+		if err != nil {
+			t.Fatalf("the declaration in %s: %v", name, err)
+		}
+		in := f.Instances[0]
+		if in.Service == nil || in.Registration == nil || in.Registration.APIKeyFile == "" || in.Registration.APIKey != "" {
+			t.Errorf("the declaration in %s does not register with a key file and run the service: %+v", name, in)
+		}
+		return
+	}
+	t.Errorf("%s writes no /etc/octopus/provision.yaml", name)
 }
 
 // TestAnsibleExampleConverges runs the Ansible example with -c local in

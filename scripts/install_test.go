@@ -234,12 +234,20 @@ func TestInstallShInContainer(t *testing.T) {
 		t.Errorf("--version v1.2.3: exit %d\n%s", code, out)
 	}
 
-	// --provision hands over to `tentacle provision`, which this build
-	// does not have yet: a clear refusal.
+	// --provision hands over to `tentacle provision`: a declaration it
+	// refuses is exit 17 with provision's reason, one it accepts converges.
 	m.Must("sh", "-c", "echo 'instances: []' >/root/fleet.yaml")
 	out, code = install("--version", "1.2.3", "--provision", "/root/fleet.yaml")
-	if code != exitProvision || !strings.Contains(out, "tentacle 1.2.3 has no `provision` command yet") {
+	if code != exitProvision || !strings.Contains(out, "declare at least one instance") || !strings.Contains(out, "tentacle provision --file /root/fleet.yaml failed") {
+		t.Errorf("--provision with a refused file: exit %d\n%s", code, out)
+	}
+	m.Must("sh", "-c", "printf 'instances:\\n  - name: Fleet\\n    listen: {port: 10999}\\n' >/root/fleet.yaml")
+	out, code = install("--version", "1.2.3", "--provision", "/root/fleet.yaml")
+	if code != 0 || !strings.Contains(out, "changed      Fleet instance") {
 		t.Errorf("--provision: exit %d\n%s", code, out)
+	}
+	if got := m.Must("tentacle", "list-instances"); !strings.Contains(got, "Instance 'Fleet' uses configuration '/etc/octopus/Fleet/tentacle.config'") {
+		t.Errorf("after --provision: %s", got)
 	}
 
 	// The tarball, as on Alpine or any other Linux.

@@ -210,3 +210,15 @@ func NormalizeServerAddress(raw string) (string, error) {
 	}
 	return u.String(), nil
 }
+
+// AddOrUpdateServer replaces the entry for the same server (thumbprint and
+// address) or appends srv, as upstream.
+func AddOrUpdateServer(list []TrustedServer, srv TrustedServer) []TrustedServer {
+	for i := range list {
+		if list[i].SameServer(srv) {
+			list[i] = srv
+			return list
+		}
+	}
+	return append(list, srv)
+}

@@ -91,14 +91,30 @@ func connectThroughProxy(ctx context.Context, c net.Conn, addr string, proxyURL 
 // dialHalibut connects to a Halibut peer and completes TLS and the preamble:
 // it returns a connection ready for the identity line.
 func dialHalibut(ctx context.Context, addr, serverName string, expectedThumbprints []string, cert *tls.Certificate, proxy ProxyFunc, tickets *TicketFiles, lim Limits) (*conn, error) {
+	hsCtx, cancel := context.WithTimeout(ctx, lim.SendTimeout)
+	defer cancel()
+	tc, err := dialTLS(hsCtx, addr, clientTLSConfig(cert, serverName, expectedThumbprints, tickets.cache(addr, expectedThumbprints, cert)), cert, proxy, lim)
+	if err != nil {
+		return nil, err
+	}
+	c := newConn(tc, lim)
+	if err := c.sendText(preamble, lim.SendTimeout); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialTLS connects (through the proxy) and completes the TLS handshake
+// within ctx; a certificate problem comes back as the error that names it
+// (UnexpectedCertificateError, PeerCertificateError).
+func dialTLS(ctx context.Context, addr string, cfg *tls.Config, cert *tls.Certificate, proxy ProxyFunc, lim Limits) (*tls.Conn, error) {
 	raw, err := dialTCP(ctx, addr, proxy, lim)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, clientTLSConfig(cert, serverName, expectedThumbprints, tickets.cache(addr, expectedThumbprints, cert)))
-	hsCtx, cancel := context.WithTimeout(ctx, lim.SendTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hsCtx); err != nil {
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		if uc, ok := asUnexpectedCertificate(err); ok {
 			return nil, uc
@@ -108,12 +124,7 @@ func dialHalibut(ctx context.Context, addr, serverName string, expectedThumbprin
 		}
 		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 	}
-	c := newConn(tc, lim)
-	if err := c.sendText(preamble, lim.SendTimeout); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
+	return tc, nil
 }
 
 // EnvironmentProxy chooses a proxy from HTTPS_PROXY and NO_PROXY (and their

@@ -58,7 +58,7 @@ func startPolling(t *testing.T, svc *Service, lim Limits, connections int) (*Pol
 	return ps, p, cl, cancel
 }
 
-func waitFor(t *testing.T, cond func() bool, what string) {
+func waitFor(t testing.TB, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

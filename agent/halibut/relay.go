@@ -33,7 +33,7 @@ func (s *PollingServer) RelayHandler(tempDir string) Handler {
 		}
 		var spooled map[Guid]*os.File
 		result, err := s.Call(ctx, req.Endpoint.BaseURI, *req.Endpoint.RemoteThumbprint, req.Service, req.Method, params, func(ds DataStream, payload io.Reader) error {
-			f, err := os.CreateTemp(tempDir, "halibut-relay-*")
+			f, err := os.CreateTemp(tempDir, spoolFilePattern)
 			if err != nil {
 				return err
 			}
@@ -64,13 +64,25 @@ func (s *PollingServer) RelayHandler(tempDir string) Handler {
 			}
 			return nil, err
 		}
-		return replaceStreams(result, func(ds DataStream) (any, error) {
+		used := map[Guid]bool{}
+		relayed, err := replaceStreams(result, func(ds DataStream) (any, error) {
 			f, ok := spooled[ds.ID]
 			if !ok {
 				return nil, fmt.Errorf("the Tentacle announced data stream %s but did not send it", ds.ID)
 			}
+			used[ds.ID] = true
 			return NewDataStreamFrom(ds, &removeOnClose{f}), nil
 		})
+		// A stream the response does not name is never sent on, and none
+		// is when the response cannot be rebuilt: remove their files now;
+		// the rest go when the response has been written (Service.respond).
+		for id, f := range spooled {
+			if err != nil || !used[id] {
+				f.Close()
+				os.Remove(f.Name())
+			}
+		}
+		return relayed, err
 	}
 }
 

@@ -1,10 +1,12 @@
 package halibut
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,7 @@ import (
 // a polling Tentacle connected to the relay's polling server.
 func TestRelayToAPollingTentacle(t *testing.T) {
 	ps, p, _, _ := startPolling(t, echoService(), testLimits(), 1)
-	c, ep := startRelay(t, ps, p)
+	c, ep, _ := startRelay(t, ps, p)
 
 	if got, err := c.Call(t.Context(), ep, "IEchoService", "Say", []any{"relayed"}, nil); err != nil || got != "you said: relayed" {
 		t.Fatalf("%v %v", got, err)
@@ -39,12 +41,14 @@ func TestRelayToAPollingTentacle(t *testing.T) {
 }
 
 // startRelay serves ps's relay handler on a loopback listener and returns a
-// client and the endpoint that reaches p through it.
-func startRelay(t *testing.T, ps *PollingServer, p *Poller) (*Client, Endpoint) {
+// client, the endpoint that reaches p through it, and the folder the relay
+// spools data streams to.
+func startRelay(t *testing.T, ps *PollingServer, p *Poller) (*Client, Endpoint, string) {
 	t.Helper()
 	srv, cli, _ := certs(t)
 	relay := &Service{}
-	relay.Fallback = ps.RelayHandler(t.TempDir())
+	spool := t.TempDir()
+	relay.Fallback = ps.RelayHandler(spool)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +58,7 @@ func startRelay(t *testing.T, ps *PollingServer, p *Poller) (*Client, Endpoint) 
 	t.Cleanup(func() { l.Shutdown(t.Context()) })
 	c := newClient(t, cli)
 	ep := Endpoint{BaseURI: "https://" + ln.Addr().String() + "/", Thumbprint: Thumbprint(srv.Leaf), RelayTo: p.SubscriptionID, RelayThumbprint: Thumbprint(p.Certificate.Leaf)}
-	return c, ep
+	return c, ep, spool
 }
 
 // The relay hands a request only to the Tentacle with the thumbprint the
@@ -64,7 +68,7 @@ func TestRelayOnlyToTheExpectedThumbprint(t *testing.T) {
 	lim.PollingRequestQueueTimeout = 300 * time.Millisecond
 	ps, p, _, _ := startPolling(t, echoService(), lim, 1)
 	_, _, stranger := certs(t)
-	c, ep := startRelay(t, ps, p)
+	c, ep, _ := startRelay(t, ps, p)
 
 	wrong := ep
 	wrong.RelayThumbprint = Thumbprint(stranger.Leaf)
@@ -76,4 +80,53 @@ func TestRelayOnlyToTheExpectedThumbprint(t *testing.T) {
 	if _, err := c.Call(t.Context(), none, "IEchoService", "Say", []any{"x"}, nil); err == nil || !strings.Contains(err.Error(), "names no thumbprint") {
 		t.Errorf("a request with no thumbprint: %v", err)
 	}
+}
+
+// The relay's spooled files are gone once a response is sent: a stream at
+// the top of the result, streams nested in it, and a response that fails.
+func TestRelayLeavesNoSpooledFiles(t *testing.T) {
+	svc := echoService()
+	svc.Handle("IEchoService", "Pair", func(ctx context.Context, call *Call) (any, error) {
+		return Doc{
+			{Key: "First", Value: NewDataStream(3, strings.NewReader("abc"))},
+			{Key: "Second", Value: []any{NewDataStream(2, strings.NewReader("de"))}},
+		}, nil
+	})
+	ps, p, _, _ := startPolling(t, svc, testLimits(), 1)
+	c, ep, spool := startRelay(t, ps, p)
+	empty := func(what string) {
+		t.Helper()
+		// The relay removes a file once its response is written, which
+		// can be just after the caller has read it.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			left, _ := os.ReadDir(spool)
+			if len(left) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %s, the relay left %d spooled files: %v", what, len(left), left[0].Name())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	var got []string
+	sink := func(ds DataStream, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		got = append(got, string(b))
+		return err
+	}
+	if _, err := c.Call(t.Context(), ep, "IEchoService", "Download", []any{int64(1 << 16)}, sink); err != nil {
+		t.Fatal(err)
+	}
+	empty("a download")
+	got = nil
+	if _, err := c.Call(t.Context(), ep, "IEchoService", "Pair", nil, sink); err != nil || len(got) != 2 {
+		t.Fatalf("nested streams through the relay: %v %q", err, got)
+	}
+	empty("a result with nested streams")
+	if _, err := c.Call(t.Context(), ep, "IEchoService", "Fail", nil, nil); err == nil {
+		t.Fatal("Fail succeeded")
+	}
+	empty("a failed call")
 }

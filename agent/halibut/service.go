@@ -266,7 +266,7 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 		if !errors.Is(cause, ErrPeerHungUp) {
 			return nil
 		}
-		closeResultStream(resp)
+		closeResultStreams(resp.Result)
 		return fmt.Errorf("%s.%s: %w", req.Service, req.Method, cause)
 	}
 	if s.isStreaming(req) {
@@ -321,15 +321,28 @@ func (s *Service) respond(c *conn, req *RequestMessage, resp *ResponseMessage) e
 		err = c.writeMessage(&ResponseMessage{ID: req.ID, Error: serverError(
 			fmt.Sprintf("the result of %s.%s cannot be sent: %v", req.Service, req.Method, unsendable.err), invocationDetails, errTypeInvocation)})
 	}
-	closeResultStream(resp)
+	closeResultStreams(resp.Result)
 	return err
 }
 
-// closeResultStream closes the body of a data stream a handler returned.
-func closeResultStream(resp *ResponseMessage) {
-	if ds, ok := resp.Result.(*DataStream); ok && ds != nil {
-		if closer, ok := ds.Body.(io.Closer); ok {
-			closer.Close()
+// closeResultStreams closes the bodies of the data streams a handler
+// returned, at the top of its result or nested in documents and arrays (a
+// relayed response), sent or not.
+func closeResultStreams(v any) {
+	switch x := v.(type) {
+	case *DataStream:
+		if x != nil {
+			if closer, ok := x.Body.(io.Closer); ok {
+				closer.Close()
+			}
+		}
+	case Doc:
+		for _, e := range x {
+			closeResultStreams(e.Value)
+		}
+	case []any:
+		for _, e := range x {
+			closeResultStreams(e)
 		}
 	}
 }

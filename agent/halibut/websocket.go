@@ -1,22 +1,21 @@
 package halibut
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // WebSocket polling (reference/halibut-protocol.md §8): the same polling
@@ -27,206 +26,225 @@ import (
 // webSocketSubprotocol is the Sec-WebSocket-Protocol both sides name.
 const webSocketSubprotocol = "Octopus"
 
-// webSocketGUID is RFC 6455's constant for Sec-WebSocket-Accept.
-const webSocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+// webSocketPreamble is the text message a polling client sends first.
+const webSocketPreamble = "MX"
 
-// WebSocket opcodes (RFC 6455 §5.2).
-const (
-	wsContinuation = 0x0
-	wsText         = 0x1
-	wsBinary       = 0x2
-	wsClose        = 0x8
-	wsPing         = 0x9
-	wsPong         = 0xA
-)
+// webSocketBufferSize sizes gorilla's buffers and ours: a few tens of KiB per
+// WebSocket connection, enough to move packages at TLS speed.
+const webSocketBufferSize = 16 << 10
 
-// maxWebSocketControlPayload is RFC 6455's bound on control frames.
-const maxWebSocketControlPayload = 125
+// The framing itself (masking, fragments, control frames, the close
+// handshake, the upgrade) is gorilla/websocket's: hostile input meets a
+// library that many projects harden, not a copy of RFC 6455 kept here.
 
-// wsConn is a byte stream over WebSocket data frames, as .NET's
-// WebSocketStream is: every Write is one binary frame, and reads ignore
-// message boundaries. Pings are answered; a close frame is EOF.
-type wsConn struct {
-	net.Conn
-	br     *bufio.Reader
-	client bool // a client masks what it sends (RFC 6455 §5.3)
+// wsStream is a byte stream over WebSocket data messages, as .NET's
+// WebSocketStream is: every Write is one binary message, and reads ignore
+// message boundaries (upstream sends one endless fragmented message). The
+// library answers pings; a close from the peer is EOF.
+//
+// Reading runs in a goroutine that fills two buffers in turn, and read
+// deadlines are kept here: a deadline that expires inside gorilla's reader
+// leaves its connection unusable, while a Halibut connection interrupts a
+// read with a deadline on purpose and then goes on (conn.watchForHangUp).
+type wsStream struct {
+	ws *websocket.Conn
 
-	rmu       sync.Mutex
-	remaining uint64
-	mask      [4]byte
-	masked    bool
-	maskPos   int
+	full   chan []byte   // buffers the reader filled, in order
+	empty  chan []byte   // buffers the reader may fill
+	ended  chan struct{} // closed when the reader stops; endErr says why
+	endErr error
 
-	wmu sync.Mutex
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	rmu      sync.Mutex // one Read at a time
+	pending  []byte     // the unread part of buffer
+	buffer   []byte
+	deadline readDeadline
+
+	wmu sync.Mutex // gorilla allows one writer at a time
 }
 
-func (w *wsConn) Read(p []byte) (int, error) {
+func newWSStream(ws *websocket.Conn) *wsStream {
+	w := &wsStream{ws: ws, full: make(chan []byte, 2), empty: make(chan []byte, 2), ended: make(chan struct{}), closed: make(chan struct{})}
+	w.empty <- make([]byte, webSocketBufferSize)
+	w.empty <- make([]byte, webSocketBufferSize)
+	go w.readLoop()
+	return w
+}
+
+// readLoop reads data messages into free buffers until the connection
+// ends. Two buffers exist, so sending to full never blocks.
+func (w *wsStream) readLoop() {
+	var err error
+	defer func() {
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			err = io.EOF // the peer closed or went away: end of stream, as .NET reads it
+		}
+		w.endErr = err
+		close(w.ended)
+	}()
+	for {
+		var r io.Reader
+		if _, r, err = w.ws.NextReader(); err != nil {
+			return
+		}
+		for {
+			var b []byte
+			select {
+			case b = <-w.empty:
+			case <-w.closed:
+				err = net.ErrClosed
+				return
+			}
+			n, rerr := r.Read(b[:cap(b)])
+			if n > 0 {
+				w.full <- b[:n]
+			} else {
+				w.empty <- b
+			}
+			if rerr == io.EOF {
+				break // on to the next message
+			}
+			if rerr != nil {
+				err = rerr
+				return
+			}
+		}
+	}
+}
+
+func (w *wsStream) Read(p []byte) (int, error) {
 	w.rmu.Lock()
 	defer w.rmu.Unlock()
-	for w.remaining == 0 {
-		op, length, err := w.nextFrameHeader()
-		if err != nil {
-			return 0, err
+	for len(w.pending) == 0 {
+		if w.buffer != nil {
+			w.empty <- w.buffer // never blocks: there are two buffers
+			w.buffer = nil
 		}
-		switch op {
-		case wsContinuation, wsBinary, wsText:
-			w.remaining = length
-		case wsPing, wsPong, wsClose:
-			if length > maxWebSocketControlPayload {
-				return 0, protocolErrorf("websocket control frame of %d bytes", length)
-			}
-			payload := make([]byte, length)
-			if err := w.readPayload(payload); err != nil {
-				return 0, err
-			}
-			switch op {
-			case wsPing:
-				if err := w.writeFrame(wsPong, payload); err != nil {
-					return 0, err
-				}
-			case wsClose:
-				_ = w.writeFrame(wsClose, payload) // answer the close handshake
-				return 0, io.EOF
-			}
+		select {
+		case b := <-w.full:
+			w.buffer, w.pending = b, b
+			continue
 		default:
-			return 0, protocolErrorf("unknown websocket opcode %#x", op)
+		}
+		select {
+		case b := <-w.full:
+			w.buffer, w.pending = b, b
+		case <-w.ended:
+			select {
+			case b := <-w.full: // sent just before the end
+				w.buffer, w.pending = b, b
+				continue
+			default:
+			}
+			return 0, w.endErr
+		case <-w.deadline.passed():
+			return 0, os.ErrDeadlineExceeded
+		case <-w.closed:
+			return 0, net.ErrClosed
 		}
 	}
-	if uint64(len(p)) > w.remaining {
-		p = p[:w.remaining]
-	}
-	n, err := w.br.Read(p)
-	w.unmask(p[:n])
-	w.remaining -= uint64(n)
-	return n, err
+	n := copy(p, w.pending)
+	w.pending = w.pending[n:]
+	return n, nil
 }
 
-// nextFrameHeader reads a frame header and prepares unmasking.
-func (w *wsConn) nextFrameHeader() (op byte, length uint64, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(w.br, h[:]); err != nil {
-		return 0, 0, err
+func (w *wsStream) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
 	}
-	if h[0]&0x70 != 0 {
-		return 0, 0, protocolErrorf("websocket frame with reserved bits set (no extension was negotiated)")
-	}
-	op = h[0] & 0x0F
-	length = uint64(h[1] & 0x7F)
-	switch length {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(w.br, b[:]); err != nil {
-			return 0, 0, err
-		}
-		length = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		if _, err := io.ReadFull(w.br, b[:]); err != nil {
-			return 0, 0, err
-		}
-		length = binary.BigEndian.Uint64(b[:])
-		if length>>63 != 0 {
-			return 0, 0, protocolErrorf("websocket frame length out of range")
-		}
-	}
-	w.masked = h[1]&0x80 != 0
-	// A server never masks; a client always does (RFC 6455 §5.1).
-	if w.masked == w.client {
-		return 0, 0, protocolErrorf("websocket frame masking is wrong for its direction")
-	}
-	if w.masked {
-		if _, err := io.ReadFull(w.br, w.mask[:]); err != nil {
-			return 0, 0, err
-		}
-		w.maskPos = 0
-	}
-	return op, length, nil
-}
-
-func (w *wsConn) readPayload(p []byte) error {
-	if _, err := io.ReadFull(w.br, p); err != nil {
-		return err
-	}
-	w.unmask(p)
-	return nil
-}
-
-func (w *wsConn) unmask(p []byte) {
-	if !w.masked {
-		return
-	}
-	for i := range p {
-		p[i] ^= w.mask[w.maskPos&3]
-		w.maskPos++
-	}
-}
-
-func (w *wsConn) Write(p []byte) (int, error) {
-	if err := w.writeFrame(wsBinary, p); err != nil {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if err := w.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-// writeFrame sends one final frame.
-func (w *wsConn) writeFrame(op byte, payload []byte) error {
-	w.wmu.Lock()
-	defer w.wmu.Unlock()
-	hdr := make([]byte, 0, 14)
-	hdr = append(hdr, 0x80|op)
-	maskBit := byte(0)
-	if w.client {
-		maskBit = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		hdr = append(hdr, maskBit|byte(n))
-	case n <= 0xFFFF:
-		hdr = append(hdr, maskBit|126)
-		hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
-	default:
-		hdr = append(hdr, maskBit|127)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
-	}
-	body := payload
-	if w.client {
-		var key [4]byte
-		if _, err := rand.Read(key[:]); err != nil {
-			return err
-		}
-		hdr = append(hdr, key[:]...)
-		body = make([]byte, len(payload))
-		for i, b := range payload {
-			body[i] = b ^ key[i&3]
-		}
-	}
-	if _, err := w.Conn.Write(append(hdr, body...)); err != nil {
-		return err
-	}
+// Close says goodbye with a close frame (briefly, best effort) and closes
+// the connection.
+func (w *wsStream) Close() error {
+	err := net.ErrClosed
+	w.closeOnce.Do(func() {
+		close(w.closed)
+		_ = w.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		err = w.ws.Close()
+	})
+	return err
+}
+
+func (w *wsStream) LocalAddr() net.Addr  { return w.ws.LocalAddr() }
+func (w *wsStream) RemoteAddr() net.Addr { return w.ws.RemoteAddr() }
+
+func (w *wsStream) SetDeadline(t time.Time) error {
+	w.deadline.set(t)
+	return w.ws.SetWriteDeadline(t)
+}
+
+func (w *wsStream) SetReadDeadline(t time.Time) error {
+	w.deadline.set(t)
 	return nil
 }
 
-// readTextMessage reads one whole text message (the "MX" preamble).
-func (w *wsConn) readTextMessage(max int) (string, error) {
-	w.rmu.Lock()
-	defer w.rmu.Unlock()
-	op, length, err := w.nextFrameHeader()
-	if err != nil {
-		return "", err
-	}
-	if op != wsText || length > uint64(max) {
-		return "", protocolErrorf("expected a short websocket text message, got opcode %#x of %d bytes", op, length)
-	}
-	b := make([]byte, length)
-	if err := w.readPayload(b); err != nil {
-		return "", err
-	}
-	return string(b), nil
+func (w *wsStream) SetWriteDeadline(t time.Time) error { return w.ws.SetWriteDeadline(t) }
+
+// readDeadline is a read deadline as a channel that is closed when it
+// passes; setting a new one wakes no reader unless it has already passed.
+type readDeadline struct {
+	mu    sync.Mutex
+	gen   uint64 // which set a timer belongs to
+	ch    chan struct{}
+	timer *time.Timer
 }
 
-func webSocketAccept(key string) string {
-	sum := sha1.Sum([]byte(key + webSocketGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
+func (d *readDeadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	if d.ch == nil || isClosed(d.ch) {
+		d.ch = make(chan struct{})
+	}
+	if t.IsZero() {
+		return
+	}
+	wait := time.Until(t)
+	if wait <= 0 {
+		close(d.ch)
+		return
+	}
+	gen, ch := d.gen, d.ch
+	d.timer = time.AfterFunc(wait, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.gen == gen {
+			close(ch)
+		}
+	})
+}
+
+// passed is closed once the deadline has passed.
+func (d *readDeadline) passed() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+	}
+	return d.ch
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // dialHalibutWebSocket connects to a wss:// polling endpoint: TLS with the
@@ -234,55 +252,39 @@ func webSocketAccept(key string) string {
 // the WebSocket upgrade with sub-protocol Octopus, then the "MX" text
 // preamble. It returns a connection ready for the identity line.
 func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprints []string, cert *tls.Certificate, proxy ProxyFunc, lim Limits) (*conn, error) {
-	port := u.Port()
-	if port == "" {
-		port = "443"
+	dialer := websocket.Dialer{
+		// TLS is made here, not by gorilla: the thumbprint pinning and the
+		// errors that name a certificate problem are the same as for TCP.
+		NetDialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialTLS(ctx, addr, clientTLSConfig(cert, u.Hostname(), expectedThumbprints, nil), cert, proxy, lim)
+		},
+		Subprotocols:     []string{webSocketSubprotocol},
+		HandshakeTimeout: lim.SendTimeout,
+		ReadBufferSize:   webSocketBufferSize,
+		WriteBufferSize:  webSocketBufferSize,
 	}
-	addr := net.JoinHostPort(u.Hostname(), port)
-	raw, err := dialTCP(ctx, addr, proxy, lim)
+	header := http.Header{"X-Octopus-RequestId": {NewGuid().String()}}
+	ws, resp, err := dialer.DialContext(ctx, u.String(), header)
 	if err != nil {
+		var uc *UnexpectedCertificateError
+		var pe *PeerCertificateError
+		switch {
+		case errors.As(err, &uc), errors.As(err, &pe), errors.Is(err, context.Canceled):
+			return nil, err
+		case errors.Is(err, websocket.ErrBadHandshake) && resp != nil && resp.StatusCode != http.StatusSwitchingProtocols:
+			return nil, fmt.Errorf("websocket upgrade at %s refused: %s", u.Redacted(), resp.Status)
+		case errors.Is(err, websocket.ErrBadHandshake):
+			return nil, protocolErrorf("websocket upgrade at %s was answered without a valid upgrade (%v)", u.Redacted(), err)
+		}
+		return nil, fmt.Errorf("websocket upgrade at %s: %w", u.Redacted(), err)
+	}
+	ws.SetWriteDeadline(time.Now().Add(lim.SendTimeout))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(webSocketPreamble)); err != nil {
+		ws.Close()
 		return nil, err
 	}
-	tc := tls.Client(raw, clientTLSConfig(cert, u.Hostname(), expectedThumbprints, nil))
-	tc.SetDeadline(time.Now().Add(lim.SendTimeout))
-	fail := func(err error) (*conn, error) { raw.Close(); return nil, err }
-	if err := tc.HandshakeContext(ctx); err != nil {
-		if uc, ok := asUnexpectedCertificate(err); ok {
-			return fail(uc)
-		}
-		if pe, ok := asPeerCertificateError(err, "the TLS server at "+addr, cert); ok {
-			return fail(pe)
-		}
-		return fail(fmt.Errorf("TLS handshake with %s: %w", addr, err))
-	}
-	var keyBytes [16]byte
-	rand.Read(keyBytes[:])
-	key := base64.StdEncoding.EncodeToString(keyBytes[:])
-	path := u.RequestURI()
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: " + webSocketSubprotocol + "\r\n" +
-		"X-Octopus-RequestId: " + NewGuid().String() + "\r\n\r\n"
-	if _, err := io.WriteString(tc, req); err != nil {
-		return fail(err)
-	}
-	br := bufio.NewReader(tc)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
-	if err != nil {
-		return fail(fmt.Errorf("websocket upgrade at %s: %w", u.Redacted(), err))
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fail(fmt.Errorf("websocket upgrade at %s refused: %s", u.Redacted(), resp.Status))
-	}
-	if resp.Header.Get("Sec-WebSocket-Accept") != webSocketAccept(key) {
-		return fail(protocolErrorf("websocket upgrade at %s answered with a wrong Sec-WebSocket-Accept", u.Redacted()))
-	}
-	tc.SetDeadline(time.Time{})
-	ws := &wsConn{Conn: tc, br: br, client: true}
-	if err := ws.writeFrame(wsText, []byte("MX")); err != nil {
-		return fail(err)
-	}
-	return newConn(ws, lim), nil
+	ws.SetWriteDeadline(time.Time{})
+	return newConn(newWSStream(ws), lim), nil
 }
 
 // WebSocketHandler serves polling Tentacles that connect over WebSocket at
@@ -291,9 +293,18 @@ func dialHalibutWebSocket(ctx context.Context, u *url.URL, expectedThumbprints [
 // and serve on WebSocketListener(ln) so that peers must identify
 // themselves in time.
 func (s *PollingServer) WebSocketHandler() http.Handler {
+	upgrader := websocket.Upgrader{
+		Subprotocols:    []string{webSocketSubprotocol},
+		ReadBufferSize:  webSocketBufferSize,
+		WriteBufferSize: webSocketBufferSize,
+		// Peers are Tentacles, not browsers, and are admitted by their
+		// certificate's thumbprint (checked before the upgrade), never by
+		// cookies: the Origin header carries no authority here.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		log := s.logger().With("remote", r.RemoteAddr)
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || r.Header.Get("Sec-WebSocket-Key") == "" {
+		if !websocket.IsWebSocketUpgrade(r) {
 			http.Error(w, "this endpoint accepts Octopus polling WebSocket connections only", http.StatusBadRequest)
 			return
 		}
@@ -310,40 +321,47 @@ func (s *PollingServer) WebSocketHandler() http.Handler {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			http.Error(w, "websocket upgrade needs HTTP/1.1", http.StatusHTTPVersionNotSupported)
-			return
-		}
-		c, brw, err := hj.Hijack()
+		ws, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
+			return // the upgrader has answered with the reason
+		}
+		if !readWebSocketPreamble(ws, s.Limits) {
+			ws.Close()
 			return
 		}
-		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Accept: " + webSocketAccept(r.Header.Get("Sec-WebSocket-Key")) + "\r\n" +
-			"Sec-WebSocket-Protocol: " + webSocketSubprotocol + "\r\n\r\n"
-		if _, err := io.WriteString(c, resp); err != nil {
-			c.Close()
-			return
-		}
-		ws := &wsConn{Conn: c, br: brw.Reader}
-		c.SetReadDeadline(time.Now().Add(s.Limits.ReceiveTimeout))
-		pre, err := ws.readTextMessage(s.Limits.MaxPreambleBytes)
-		if err != nil || !strings.HasPrefix(pre, "MX") {
-			c.Close()
-			return
-		}
-		hc := newConn(ws, s.Limits)
+		hc := newConn(newWSStream(ws), s.Limits)
 		id, err := readIdentity(hc.r, s.Limits.MaxControlLineBytes)
 		if err != nil {
-			c.Close()
+			hc.Close()
 			return
 		}
-		markIdentified(c)
+		markIdentified(ws.NetConn())
+		// Lift the identification deadline from the connection under
+		// gorilla's reader; wsStream keeps the read deadlines from now on.
+		if err := ws.SetReadDeadline(time.Time{}); err != nil {
+			hc.Close()
+			return
+		}
 		s.wg.Add(1)
 		defer s.wg.Done()
 		s.serveSubscriber(hc, id, peer, log)
 	})
+}
+
+// readWebSocketPreamble reads the client's first message, which must be the
+// short text message MX.
+func readWebSocketPreamble(ws *websocket.Conn, lim Limits) bool {
+	ws.SetReadDeadline(time.Now().Add(lim.ReceiveTimeout))
+	typ, r, err := ws.NextReader()
+	if err != nil || typ != websocket.TextMessage {
+		return false
+	}
+	pre, err := io.ReadAll(io.LimitReader(r, int64(lim.MaxPreambleBytes)+1))
+	if err != nil || len(pre) > lim.MaxPreambleBytes || !strings.HasPrefix(string(pre), webSocketPreamble) {
+		return false
+	}
+	// No deadline inside gorilla's reader from here: wsStream keeps them.
+	return ws.SetReadDeadline(time.Time{}) == nil
 }
 
 // WebSocketListener wraps the listener an http.Server serving

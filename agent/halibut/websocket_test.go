@@ -14,7 +14,7 @@ import (
 // startWebSocketPolling serves a PollingServer over wss:// on loopback (an
 // http.Server with the handler at /OctopusComms) and a Poller connecting
 // to it, as a Tentacle polling over port 443 would.
-func startWebSocketPolling(t *testing.T, svc *Service, lim Limits, trustTentacle bool) (*PollingServer, *Poller) {
+func startWebSocketPolling(t testing.TB, svc *Service, lim Limits, trustTentacle bool) (*PollingServer, *Poller) {
 	t.Helper()
 	tentacle, server, stranger := certs(t)
 	trusted := Thumbprint(stranger.Leaf)
@@ -74,4 +74,30 @@ func TestWebSocketRefusesAnUntrustedTentacle(t *testing.T) {
 	if n := ps.Subscribers(p.SubscriptionID); n != 0 || p.Connected() != 0 {
 		t.Errorf("an untrusted Tentacle got %d subscriptions (%d connected)", n, p.Connected())
 	}
+}
+
+// BenchmarkWebSocketPolling is polling over wss://: a small RPC's latency
+// (median, p99) and an 8 MiB upload's throughput, through the server's
+// handler and the poller's dialer.
+func BenchmarkWebSocketPolling(b *testing.B) {
+	ps, p := startWebSocketPolling(b, echoService(), DefaultLimits(), true)
+	waitFor(b, func() bool { return ps.Subscribers(p.SubscriptionID) == 2 }, "websocket pollers to connect")
+	ctx := context.Background()
+	thumb := Thumbprint(p.Certificate.Leaf)
+	b.Run("rpc", func(b *testing.B) {
+		reportLatency(b, func() {
+			if _, err := ps.Call(ctx, p.SubscriptionID, thumb, "IEchoService", "Say", []any{"ping"}, nil); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("upload-8MiB", func(b *testing.B) {
+		payload := make([]byte, 8<<20)
+		b.SetBytes(int64(len(payload)))
+		for b.Loop() {
+			if _, err := ps.Call(ctx, p.SubscriptionID, thumb, "IEchoService", "Hash", []any{DataStreamFromBytes(payload)}, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

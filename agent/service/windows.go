@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -133,6 +135,34 @@ func (w *SCM) write(s Spec, verb string) error {
 	}
 	w.infof("Service %s installed: starts automatically; restarts after 1 min, 1 min, then every 5 min if it fails.", c.Name)
 	return nil
+}
+
+// Status says, changing nothing, whether Install and Start would change
+// anything: the definition Install writes (command line, names, start
+// type, dependencies) and whether the service runs.
+func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
+	c := WindowsConfig(s)
+	m, err := connect()
+	if err != nil {
+		return Status{}, err
+	}
+	defer m.Disconnect()
+	h, err := open(m, c.Name)
+	if err != nil || h == nil {
+		return Status{}, err
+	}
+	defer h.Close()
+	cur, err := h.Config()
+	if err != nil {
+		return Status{}, err
+	}
+	st, err := h.Query()
+	if err != nil {
+		return Status{}, err
+	}
+	upToDate := strings.EqualFold(cur.BinaryPathName, c.BinaryPath) && cur.DisplayName == c.DisplayName &&
+		cur.Description == c.Description && cur.StartType == mgr.StartAutomatic && slices.Equal(cur.Dependencies, c.Dependencies)
+	return Status{Installed: true, UpToDate: upToDate, Enabled: cur.StartType == mgr.StartAutomatic, Running: st.State == svc.Running, State: scmStateName(st.State)}, nil
 }
 
 // create is mgr.CreateService with our exact command line: mgr quotes each
@@ -433,29 +463,7 @@ func NewSCM(infof func(format string, args ...any)) (Manager, error) {
 	return &SCM{Infof: infof}, nil
 }
 
-// Status reads the service's state and start type from the SCM. UpToDate
-// is not compared on Windows: it is false, so Install always rewrites the
-// (idempotent) service definition.
-func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
-	out := Status{State: "not installed"}
-	err := w.control(s, func(h *mgr.Service, name string) error {
-		out.Installed = true
-		st, err := h.Query()
-		if err != nil {
-			return err
-		}
-		out.Running = st.State == svc.Running
-		out.State = scmStateName(st.State)
-		c, err := h.Config()
-		if err != nil {
-			return err
-		}
-		out.Enabled = c.StartType == mgr.StartAutomatic
-		return nil
-	})
-	return out, err
-}
-
+// scmStateName is the SCM's word for a state, for messages.
 func scmStateName(s svc.State) string {
 	switch s {
 	case svc.Stopped:

@@ -32,6 +32,7 @@ type CLI struct {
 	Service                   ServiceCmd                   `cmd:"" name:"service" help:"Installs, removes, starts and stops the Tentacle as a service (systemd or Windows)" group:"Agent"`
 	Livez                     LivezCmd                     `cmd:"" name:"livez" help:"Liveness probe: exits 0 only if the agent touched its heartbeat within --max-age seconds" group:"Agent"`
 	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
+	Provision                 ProvisionCmd                 `cmd:"" name:"provision" help:"Converges this machine to a declared state (instances, certificate, firewall, registration, service) from a file, the environment or flags; idempotent" group:"Instances"`
 	Setup                     SetupCmd                     `cmd:"" name:"setup" help:"Sets up a Tentacle by asking questions (what /opt/octopus/tentacle/configure-tentacle.sh runs), then applies the answers as a provision file" group:"Instances"`
 	Doctor                    DoctorCmd                    `cmd:"" name:"doctor" help:"Checks why this Tentacle cannot talk to its Octopus Servers, and says what to do" group:"Agent"`
 	Firewall                  FirewallCmd                  `cmd:"" name:"firewall" help:"Opens the Tentacle's port in the machine's firewall, an AWS security group or an Azure network security group" group:"Firewall"`

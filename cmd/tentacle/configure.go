@@ -108,7 +108,7 @@ func (c *ConfigureCmd) Run(e *Env) error {
 		if len(add) > 0 {
 			e.Infof("Adding %d trusted Octopus Servers", len(add))
 			for _, t := range add {
-				servers = addOrUpdateServer(servers, config.TrustedServer{Thumbprint: t, CommunicationStyle: config.StyleTentaclePassive})
+				servers = config.AddOrUpdateServer(servers, config.TrustedServer{Thumbprint: t, CommunicationStyle: config.StyleTentaclePassive})
 			}
 			trustTouched = true
 		}
@@ -202,18 +202,6 @@ func orDefault(v string) string {
 		return "(default)"
 	}
 	return v
-}
-
-// addOrUpdateServer replaces an entry for the same server (thumbprint and
-// address) or appends a new one, as upstream.
-func addOrUpdateServer(list []config.TrustedServer, srv config.TrustedServer) []config.TrustedServer {
-	for i := range list {
-		if list[i].SameServer(srv) {
-			list[i] = srv
-			return list
-		}
-	}
-	return append(list, srv)
 }
 
 func normalizeThumbprints(in []string) ([]string, error) {

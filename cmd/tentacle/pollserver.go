@@ -74,7 +74,7 @@ func (c *PollServerCmd) Run(e *Env) error {
 		if entry.SubscriptionID == "" {
 			entry.SubscriptionID = config.NewSubscriptionID()
 		}
-		if s.SetTrustedServers(addOrUpdateServer(servers, entry)) {
+		if s.SetTrustedServers(config.AddOrUpdateServer(servers, entry)) {
 			e.Infof("Tentacle will poll %s (thumbprint %s) as %s", address, thumb, entry.SubscriptionID)
 		}
 		return nil

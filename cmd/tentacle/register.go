@@ -256,7 +256,7 @@ func (c *registerFlags) register(e *Env, r octopus.Registration) error {
 				s.Set(config.KeyPollingConnectionCount, strconv.Itoa(count))
 			}
 		}
-		s.SetTrustedServers(addOrUpdateServer(servers, entry))
+		s.SetTrustedServers(config.AddOrUpdateServer(servers, entry))
 		return nil
 	})
 	if err != nil {

@@ -205,7 +205,7 @@ func (c *ServerCommsCmd) Run(e *Env) error {
 			}
 		}
 		srv.CommunicationStyle = style
-		s.SetTrustedServers(addOrUpdateServer(servers, *srv))
+		s.SetTrustedServers(config.AddOrUpdateServer(servers, *srv))
 		e.Infof("Updated server communications configuration")
 		return nil
 	})

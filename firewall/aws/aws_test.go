@@ -6,71 +6,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/tentacle-go/tentacle/firewall"
+	"github.com/tentacle-go/tentacle/internal/mototest"
 )
 
 // moto is a moto_server on loopback, started once for the package.
 var moto struct {
 	endpoint string
 	skip     string
+	server   *mototest.Server
 }
 
 func TestMain(m *testing.M) {
-	stop := startMoto()
+	moto.server, moto.skip = mototest.Start()
+	if moto.server != nil {
+		moto.endpoint = moto.server.Endpoint
+	}
 	code := m.Run()
-	stop()
+	moto.server.Stop()
 	os.Exit(code)
-}
-
-// startMoto starts moto_server on a free loopback port and waits for it.
-func startMoto() (stop func()) {
-	path, err := exec.LookPath("moto_server")
-	if err != nil {
-		moto.skip = "SKIP: moto_server is not installed (it comes with the Go image's Python: pip install 'moto[server]')"
-		return func() {}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		moto.skip = "SKIP: no loopback port: " + err.Error()
-		return func() {}
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(path, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		moto.skip = "SKIP: moto_server does not start: " + err.Error()
-		return func() {}
-	}
-	stop = func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		cmd.Wait()
-	}
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(endpoint + "/moto-api/"); err == nil {
-			resp.Body.Close()
-			moto.endpoint = endpoint
-			return stop
-		}
-	}
-	moto.skip = "SKIP: moto_server did not answer within 30s"
-	return stop
 }
 
 // motoEnv points the credential chain (ours and the SDK's, which the tests
@@ -85,11 +50,9 @@ func motoEnv(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	resp, err := http.Post(moto.endpoint+"/moto-api/reset", "", nil)
-	if err != nil {
+	if err := moto.server.Reset(); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
 }
 
 // newGroup creates a security group in moto, as a user would beforehand.

@@ -21,23 +21,6 @@ type Drift struct {
 // UpToDate reports whether nothing needs saving.
 func (d Drift) UpToDate() bool { return d.ID != "" && len(d.Differences) == 0 }
 
-// registered is the part of a machine resource a Registration sets.
-type registered struct {
-	Resource
-	EnvironmentIDs                  []string `json:"EnvironmentIds"`
-	Roles                           []string
-	TenantIDs                       []string `json:"TenantIds"`
-	TenantTags                      []string
-	TenantedDeploymentParticipation string
-	WorkerPoolIDs                   []string `json:"WorkerPoolIds"`
-	MachinePolicyID                 string   `json:"MachinePolicyId"`
-	Endpoint                        struct {
-		CommunicationStyle string
-		URI                string  `json:"Uri"`
-		ProxyID            *string `json:"ProxyId"`
-	}
-}
-
 // Compare reads what the server holds for the machine with r's name and
 // thumbprint and says how it differs from r, resolving names as Register
 // does (so a missing environment fails here, before anything changes). A
@@ -54,11 +37,11 @@ func (c *Client) Compare(ctx context.Context, r Registration) (Drift, error) {
 	if err != nil {
 		return Drift{}, err
 	}
-	var found []registered
+	var found []machineView
 	if err := c.get(ctx, link+"/all?thumbprint="+url.QueryEscape(r.Endpoint.Thumbprint), &found); err != nil {
 		return Drift{}, err
 	}
-	var have *registered
+	var have *machineView
 	for i := range found {
 		if strings.EqualFold(found[i].Name, r.Name) {
 			have = &found[i]

@@ -4,18 +4,21 @@ import (
 	"context"
 )
 
-// machineView is what show-configuration reads of a registered machine.
+// machineView is what show-configuration and provision (Compare) read of
+// a registered machine.
 type machineView struct {
 	Resource
-	EnvironmentIDs  []string `json:"EnvironmentIds"`
-	Roles           []string
-	TenantIDs       []string `json:"TenantIds"`
-	TenantTags      []string
-	WorkerPoolIDs   []string `json:"WorkerPoolIds"`
-	MachinePolicyID string   `json:"MachinePolicyId"`
-	Endpoint        struct {
+	EnvironmentIDs                  []string `json:"EnvironmentIds"`
+	Roles                           []string
+	TenantIDs                       []string `json:"TenantIds"`
+	TenantTags                      []string
+	TenantedDeploymentParticipation string
+	WorkerPoolIDs                   []string `json:"WorkerPoolIds"`
+	MachinePolicyID                 string   `json:"MachinePolicyId"`
+	Endpoint                        struct {
 		CommunicationStyle string
-		URI                string `json:"Uri"`
+		URI                string  `json:"Uri"`
+		ProxyID            *string `json:"ProxyId"`
 	}
 }
 

@@ -67,8 +67,10 @@ type HealthChecker interface {
 // InstanceState is what a health check needs to know of an instance.
 type InstanceState struct {
 	Name, ConfigPath, Home string
-	// Port is the listening port (0 for a polling Tentacle).
-	Port int
+	// Port is the listening port (0 for a polling Tentacle), ListenIP its
+	// address ("" for any).
+	Port     int
+	ListenIP string
 	// Polling: the servers it polls and its subscription ids.
 	Polling bool
 	// ServiceStarted says the run started (or found running) its service,
@@ -103,6 +105,10 @@ type Options struct {
 	AutoUpgradeAvailable bool
 	// Progress, when set, is told each step's result as it ends.
 	Progress func(StepResult)
+	// SourceName and Source are the file f was parsed from, so that errors
+	// found when resolving ${NAME} give its line and column (optional).
+	SourceName string
+	Source     []byte
 	// Infof receives the detailed progress lines of the reused code.
 	Infof func(format string, args ...any)
 }
@@ -164,12 +170,21 @@ func Apply(ctx context.Context, f *File, opts Options) (Result, error) {
 	if opts.Getenv == nil {
 		return Result{}, errors.New("plan.Apply: Options.Getenv is required")
 	}
-	resolved, err := Resolve(f, opts.Getenv, "the provision file", nil)
+	name := opts.SourceName
+	if name == "" {
+		name = "the provision file"
+	}
+	if err := f.validate(); err != nil {
+		return Result{}, locate(name, opts.Source, err)
+	}
+	resolved, err := Resolve(f, opts.Getenv, name, opts.Source)
 	if err != nil {
 		return Result{}, err
 	}
+	// Secrets are plain text now, by design; the values are checked again.
+	resolved.AllowPlaintextSecrets = true
 	if err := resolved.validate(); err != nil {
-		return Result{}, &FileError{Msg: "the provision file: " + err.Error()}
+		return Result{}, locate(name, opts.Source, err)
 	}
 	if opts.Health == nil {
 		opts.Health = LivenessCheck{}

@@ -177,6 +177,9 @@ type Registration struct {
 	CommsStyle string `yaml:"comms-style,omitempty"`
 	// PublicHostName is the name the server dials (listening); default this host's name.
 	PublicHostName string `yaml:"public-host-name,omitempty"`
+	// TentacleCommsPort is the port the server dials (listening), when it
+	// differs from the listen port (a container's published port).
+	TentacleCommsPort int `yaml:"tentacle-comms-port,omitempty"`
 	// ServerCommsAddress is the polling endpoint, e.g. https://octopus.example:10943/
 	// (polling); default the server's host on port ServerCommsPort.
 	ServerCommsAddress string `yaml:"server-comms-address,omitempty"`

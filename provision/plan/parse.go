@@ -66,8 +66,10 @@ func locate(name string, data []byte, err error) error {
 	}
 	field := strings.TrimPrefix(fe.path, "$.")
 	where := name
-	if pos := position(data, fe.path); pos != "" {
-		where += ":" + pos
+	if len(data) > 0 {
+		if pos := position(data, fe.path); pos != "" {
+			where += ":" + pos
+		}
 	}
 	return &FileError{Msg: fmt.Sprintf("%s: %s: %s", where, field, fe.msg)}
 }
@@ -107,6 +109,7 @@ func parentPath(p string) string {
 var (
 	decodeErrorPosition = regexp.MustCompile(`^\[(\d+):(\d+)\] (.*)$`)
 	goFieldPhrase       = regexp.MustCompile(`into Go struct field \S+ of type (\S+)`)
+	keyBefore           = regexp.MustCompile(`([A-Za-z0-9_-]+):\s*$`)
 )
 
 // decodeErrorMessage is go-yaml's error as file:line:column, the key on
@@ -119,11 +122,18 @@ func decodeErrorMessage(name string, data []byte, err error) string {
 	}
 	what := goFieldPhrase.ReplaceAllString(m[3], "into $1")
 	key := ""
-	var line int
+	var line, col int
 	fmt.Sscanf(m[1], "%d", &line)
+	fmt.Sscanf(m[2], "%d", &col)
 	if lines := strings.Split(string(data), "\n"); line >= 1 && line <= len(lines) {
-		text := strings.TrimLeft(strings.TrimSpace(lines[line-1]), "- ")
-		if k, _, ok := strings.Cut(text, ":"); ok && !strings.ContainsAny(k, " {[") {
+		text := lines[line-1]
+		if col >= 1 && col-1 <= len(text) {
+			text = text[:col-1]
+		}
+		// The key is the last "name:" before the column (block or flow style).
+		if k := keyBefore.FindStringSubmatch(text); k != nil {
+			key = k[1] + ": "
+		} else if k, _, ok := strings.Cut(strings.TrimLeft(strings.TrimSpace(lines[line-1]), "- "), ":"); ok && !strings.ContainsAny(k, " {[") {
 			key = k + ": "
 		}
 	}
@@ -406,8 +416,11 @@ func (r *Registration) validate(p string, polling, plaintextOK bool) error {
 			return fieldErrorf(p+".comms-style", "%s does not agree with the instance, which %s; leave comms-style out, or change the instance's listen/polling.", r.CommsStyle, map[bool]string{true: "polls", false: "listens"}[polling])
 		}
 	}
-	if polling && (r.ServerProxy != "" || r.PublicHostName != "") {
-		return fieldErrorf(p+".server-proxy", "server-proxy and public-host-name are how the server reaches a listening Tentacle; this one polls.")
+	if polling && (r.ServerProxy != "" || r.PublicHostName != "" || r.TentacleCommsPort != 0) {
+		return fieldErrorf(p+".server-proxy", "server-proxy, public-host-name and tentacle-comms-port are how the server reaches a listening Tentacle; this one polls.")
+	}
+	if r.TentacleCommsPort < 0 || r.TentacleCommsPort > 65535 {
+		return fieldErrorf(p+".tentacle-comms-port", "%d is not a TCP port.", r.TentacleCommsPort)
 	}
 	if !polling && (r.ServerCommsAddress != "" || r.ServerCommsPort != 0) {
 		return fieldErrorf(p+".server-comms-address", "server-comms-address and server-comms-port are for polling Tentacles; this one listens.")

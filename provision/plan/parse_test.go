@@ -103,6 +103,7 @@ func TestParseRefusesWithLineAndField(t *testing.T) {
 		{"firewall on polling", "instances:\n  - polling: {}\n    firewall:\n      host: {}\n", "m.yaml:4:11: instances[0].firewall: a polling Tentacle opens no inbound port"},
 		{"bad thumbprint", "instances:\n  - trust: [abc]\n", "m.yaml:2:13: instances[0].trust[0]: \"abc\" is not a thumbprint"},
 		{"empty", "\n", "m.yaml is empty"},
+		{"wrong type in flow style", "instances:\n  - name: x\n    listen: {port: \"x\"}\n", "m.yaml:3:20: port: cannot unmarshal string into int"},
 		{"duplicate instance", "instances:\n  - name: A\n  - name: a\n", "m.yaml:3:11: instances[1].name: instance a is declared twice"},
 		{"worker keys on target", "instances:\n  - registration:\n      server: https://x\n      api-key: ${K}\n      environments: [a]\n      roles: [b]\n      worker-pools: [p]\n", "instances[0].registration.worker-pools: worker pools are for workers"},
 		{"comms style disagrees", "instances:\n  - polling: {}\n    registration:\n      server: https://x\n      api-key: ${K}\n      as: worker\n      worker-pools: [p]\n      comms-style: TentaclePassive\n", "comms-style: TentaclePassive does not agree with the instance, which polls"},

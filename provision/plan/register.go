@@ -99,7 +99,11 @@ func (r *run) planRegistration(ctx context.Context, in *Instance, p instancePath
 		if host == "" {
 			host, _ = os.Hostname()
 		}
-		want.Endpoint.Listening = "https://" + net.JoinHostPort(strings.ToLower(host), strconv.Itoa(listenPort(in))) + "/"
+		port := listenPort(in)
+		if reg.TentacleCommsPort != 0 {
+			port = reg.TentacleCommsPort
+		}
+		want.Endpoint.Listening = "https://" + net.JoinHostPort(strings.ToLower(host), strconv.Itoa(port)) + "/"
 	}
 
 	client, err := octopus.Connect(ctx, octopus.Options{Server: reg.Server, Credentials: creds, Proxy: proxy, InsecureSkipVerify: reg.IgnoreSSLErrors, Space: reg.Space})
@@ -140,7 +144,7 @@ func (r *run) planRegistration(ctx context.Context, in *Instance, p instancePath
 		if err != nil {
 			return err
 		}
-		s.SetTrustedServers(addOrUpdateServer(servers, entry))
+		s.SetTrustedServers(config.AddOrUpdateServer(servers, entry))
 		if polling {
 			if n, _ := s.PollingConnectionCount(); n == 0 {
 				count := 1
@@ -170,17 +174,6 @@ func endpointOf(r octopus.Registration) string {
 		return "polling as " + r.Endpoint.Subscription
 	}
 	return "listening at " + r.Endpoint.Listening
-}
-
-// addOrUpdateServer replaces the entry for the same server or appends it.
-func addOrUpdateServer(list []config.TrustedServer, srv config.TrustedServer) []config.TrustedServer {
-	for i := range list {
-		if list[i].SameServer(srv) {
-			list[i] = srv
-			return list
-		}
-	}
-	return append(list, srv)
 }
 
 // pollingAddress is server-comms-address, else the server's host, on

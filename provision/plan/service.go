@@ -29,7 +29,7 @@ func (r *run) planService(ctx context.Context, in *Instance, p instancePaths, st
 	spec := service.Spec{
 		Instance: p.name, ConfigPath: p.config, Home: p.home, Executable: r.opts.Executable,
 		Username: sv.Username, Password: string(sv.Password),
-		Protected: []string{filepath.Join(r.opts.Root, "instances"), filepath.Join(r.opts.Root, "machinekey")},
+		Protected: []string{config.NewIndex(r.opts.Root).Dir, filepath.Join(r.opts.Root, "machinekey")},
 	}
 	install, start := enabled(sv.Install), enabled(sv.Start)
 	var m service.Manager
@@ -57,28 +57,15 @@ func (r *run) planService(ctx context.Context, in *Instance, p instancePaths, st
 		if status.Installed {
 			what = "bring the installed service up to date and enable it"
 		}
-		out.add(what, func(ctx context.Context) error { return serviceError(mgr.Install(ctx, spec)) })
+		out.add(what, func(ctx context.Context) error { return mgr.Install(ctx, spec) })
 	}
 	if start {
 		st.ServiceStarted = true
 		if !canInspect || !status.Running {
-			out.add("start the service and wait until the agent serves", func(ctx context.Context) error { return serviceError(mgr.Start(ctx, spec)) })
+			out.add("start the service and wait until the agent serves", func(ctx context.Context) error { return mgr.Start(ctx, spec) })
 		}
 	}
 	return out, nil
-}
-
-// serviceError keeps the service package's user errors user errors.
-func serviceError(err error) error {
-	var ue *service.UserError
-	if errors.As(err, &ue) {
-		return config.Userf("%s", ue.Msg)
-	}
-	var ce *service.CommandError
-	if errors.As(err, &ce) {
-		return config.Userf("%s failed: %s", ce.Command, ce.Output)
-	}
-	return err
 }
 
 // planHealth checks the instance can serve; it changes nothing.
@@ -122,7 +109,11 @@ func (LivenessCheck) Check(ctx context.Context, in InstanceState) error {
 	ctx, cancel := context.WithTimeout(ctx, HealthCheckTimeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("localhost", strconv.Itoa(in.Port)))
+	host := in.ListenIP
+	if host == "" {
+		host = "localhost"
+	}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(in.Port)))
 	if err != nil {
 		return config.Userf("The agent of instance %s runs but does not accept connections on port %d (%v). Check the listen settings and `journalctl -u %s`.", in.Name, in.Port, err, service.UnitName(in.Name))
 	}

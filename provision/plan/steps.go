@@ -311,6 +311,9 @@ func (r *run) planConfigure(in *Instance, p instancePaths, st *InstanceState) (*
 		if in.Listen != nil && in.Listen.Port != 0 {
 			st.Port = in.Listen.Port
 		}
+		if in.Listen != nil && in.Listen.IP != "" && !strings.EqualFold(in.Listen.IP, "any") {
+			st.ListenIP = strings.Trim(in.Listen.IP, "[]")
+		}
 	}
 	return out, nil
 }
