@@ -154,20 +154,9 @@ func required(what string) func(string) (string, error) {
 	}
 }
 
-// list splits a comma-separated answer, as upstream's script does.
-func list(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func requiredList(what string) func(string) (string, error) {
 	return func(s string) (string, error) {
-		if len(list(s)) == 0 {
+		if len(plan.SplitList(s)) == 0 {
 			return "", fmt.Errorf("Give at least one %s (several: separate them with commas).", what)
 		}
 		return s, nil
@@ -387,14 +376,14 @@ func (w *Wizard) registration(ctx context.Context, server string, polling bool, 
 		if err != nil {
 			return nil, "", err
 		}
-		reg.Environments, reg.Roles = list(envs), list(roles)
+		reg.Environments, reg.Roles = plan.SplitList(envs), plan.SplitList(roles)
 	} else {
 		reg.As = plan.AsWorker
 		pools, err := w.ask("Worker pools (comma-separated)", "", requiredList("worker pool"))
 		if err != nil {
 			return nil, "", err
 		}
-		reg.WorkerPools = list(pools)
+		reg.WorkerPools = plan.SplitList(pools)
 	}
 	reg.Name, err = w.ask("Name of this machine in Octopus", w.Hostname, required("A name"))
 	if err != nil {
