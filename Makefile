@@ -20,11 +20,12 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
 # it, sign a feed with minisign and validate the cloud-init examples with
 # cloud-init's schema checker (cloud-init is installed disabled: see deps).
+# tmux is the real terminal the `tentacle setup` wizard's tests type into.
 # wine64 (its loader is /usr/lib/wine/wine64) and mingw run the Windows build
 # (test-windows, and the Windows end-to-end tests in unit: internal/winetest).
 WINE_APT_PACKAGES := wine64 gcc-mingw-w64-x86-64
 APT_PACKAGES   := $(WINE_APT_PACKAGES) gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
-                  dash busybox shellcheck minisign cloud-init
+                  dash busybox shellcheck minisign cloud-init tmux
 
 .PHONY: all build test test-windows vet fmt-check unit fuzz demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs
 

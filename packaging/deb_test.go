@@ -72,6 +72,14 @@ func TestDebUnderSystemd(t *testing.T) {
 			t.Errorf("%s version: %s", p, out)
 		}
 	}
+	// Upstream's documented first step runs our setup wizard; without a
+	// terminal it says what to use instead.
+	if got := m.Must("stat", "-c", "%a %U", "/opt/octopus/tentacle/configure-tentacle.sh"); strings.TrimSpace(got) != "755 root" {
+		t.Errorf("configure-tentacle.sh mode/owner: %s", got)
+	}
+	if out, err := m.Run("/opt/octopus/tentacle/configure-tentacle.sh"); err == nil || !strings.Contains(out, "`tentacle setup` asks questions and needs a terminal") {
+		t.Errorf("configure-tentacle.sh without a terminal: %v\n%s", err, out)
+	}
 	// Nothing machine-wide beyond the package's files: no user, no unit,
 	// no configuration.
 	if out, _ := m.Run("sh", "-c", "ls /etc/octopus /var/lib/tentacle 2>/dev/null; find /etc/systemd/system -iname '*tentacle*'; getent passwd tentacle"); strings.TrimSpace(out) != "" {

@@ -26,6 +26,7 @@ func TestRPMContentsAndScriptlets(t *testing.T) {
 		"/usr/bin/tentacle -rwxr-xr-x \n",
 		"/usr/bin/Tentacle l--------- tentacle\n",
 		"/opt/octopus/tentacle/Tentacle l--------- /usr/bin/tentacle\n",
+		"/opt/octopus/tentacle/configure-tentacle.sh -rwxr-xr-x \n",
 	} {
 		if !strings.Contains(files, want) {
 			t.Errorf("rpm files lack %q:\n%s", want, files)

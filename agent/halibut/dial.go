@@ -139,3 +139,11 @@ func EnvironmentProxy(addr string) (*url.URL, error) {
 func FixedProxy(proxyURL *url.URL) ProxyFunc {
 	return func(string) (*url.URL, error) { return proxyURL, nil }
 }
+
+// Dial opens a TCP connection to addr (host:port), through an HTTP CONNECT
+// proxy when proxy says so, bounded by lim.ConnectTimeout and ctx: the
+// reachability check `tentacle doctor` makes, with the proxy errors the
+// agent would see.
+func Dial(ctx context.Context, addr string, proxy ProxyFunc, lim Limits) (net.Conn, error) {
+	return dialTCP(ctx, addr, proxy, lim)
+}

@@ -1,59 +1,19 @@
 package halibut
 
 import (
-	"bufio"
-	"encoding/base64"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tentacle-go/tentacle/internal/proxytest"
 )
 
-// connectProxy is a minimal HTTP CONNECT proxy on loopback that requires
-// basic auth user:secret and records the tunnels it opened.
+// connectProxy is an HTTP CONNECT proxy on loopback that requires basic
+// auth user:secret and counts the tunnels it opened.
 func connectProxy(t *testing.T) (*url.URL, *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var tunnels atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil || req.Method != http.MethodConnect {
-					return
-				}
-				want := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:secret"))
-				if req.Header.Get("Proxy-Authorization") != want {
-					io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
-					return
-				}
-				up, err := net.Dial("tcp", req.Host)
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				defer up.Close()
-				tunnels.Add(1)
-				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				go io.Copy(up, br)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return &url.URL{Scheme: "http", Host: ln.Addr().String(), User: url.UserPassword("user", "secret")}, &tunnels
+	p := proxytest.Start(t, proxytest.Options{Username: "user", Password: "secret"})
+	return p.URL, &p.Tunnels
 }
 
 func TestCallsThroughAnHTTPConnectProxy(t *testing.T) {

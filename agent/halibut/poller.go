@@ -61,11 +61,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	if err := p.Limits.Validate(); err != nil {
 		return err
 	}
-	u, err := url.Parse(p.ServerAddress)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "wss") {
-		return fmt.Errorf("polling address %q is neither https://host:port/ nor wss://host/path", p.ServerAddress)
-	}
-	sub, err := NormalizeSubscriptionID(p.SubscriptionID)
+	u, sub, err := p.target()
 	if err != nil {
 		return err
 	}
@@ -162,16 +158,7 @@ func reconnectDelay(attempt int, lim Limits) time.Duration {
 // pollOnce runs one connection until it fails or ctx ends. identified says
 // whether the server answered our identification.
 func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog.Logger) (identified bool, err error) {
-	var c *conn
-	if u.Scheme == "wss" {
-		c, err = dialHalibutWebSocket(ctx, u, p.expected(), p.Certificate, p.Proxy, p.Limits)
-	} else {
-		port := u.Port()
-		if port == "" {
-			port = "443"
-		}
-		c, err = dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.expected(), p.Certificate, p.Proxy, nil, p.Limits)
-	}
+	c, err := p.dial(ctx, u)
 	if err != nil {
 		return false, err
 	}
@@ -195,19 +182,8 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 		busy = b
 		return !stopping
 	}
-	if err := c.sendText(identityLine(identitySubscr, sub), p.Limits.SendTimeout); err != nil {
+	if err := p.identify(c, u, sub); err != nil {
 		return false, err
-	}
-	id, err := readIdentity(c.r, p.Limits.MaxControlLineBytes)
-	if err != nil {
-		// With TLS 1.3 a server's refusal of our certificate arrives here.
-		if pe, ok := asPeerCertificateError(err, "the server at "+u.Host, p.Certificate); ok {
-			return false, pe
-		}
-		return false, fmt.Errorf("identifying to the server: %w", err)
-	}
-	if id.kind != identityServer {
-		return false, protocolErrorf("expected MX-SERVER, got %s", id.kind)
 	}
 	p.mu.Lock()
 	p.connected++
@@ -255,3 +231,67 @@ func (p *Poller) pollOnce(ctx context.Context, u *url.URL, sub string, log *slog
 }
 
 func (p *Poller) expected() []string { return append([]string{p.ServerThumbprint}, p.AlsoTrusted...) }
+
+// Probe opens one polling connection, identifies with the subscription id
+// and returns once the server has identified itself, without serving a
+// request: the check `tentacle doctor` runs. A server that does not trust
+// this Tentacle's certificate closes the connection instead, which Probe
+// reports. Timeouts are p.Limits' (ConnectTimeout, SendTimeout,
+// ReceiveTimeout) and ctx's.
+func (p *Poller) Probe(ctx context.Context) error {
+	u, sub, err := p.target()
+	if err != nil {
+		return err
+	}
+	c, err := p.dial(ctx, u)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	return p.identify(c, u, sub)
+}
+
+// target is the server's address and this Tentacle's subscription id,
+// checked.
+func (p *Poller) target() (*url.URL, string, error) {
+	u, err := url.Parse(p.ServerAddress)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "wss") {
+		return nil, "", fmt.Errorf("polling address %q is neither https://host:port/ nor wss://host/path", p.ServerAddress)
+	}
+	sub, err := NormalizeSubscriptionID(p.SubscriptionID)
+	return u, sub, err
+}
+
+// dial connects to the server at u (TCP or WebSocket) and completes TLS,
+// pinning the server's thumbprint.
+func (p *Poller) dial(ctx context.Context, u *url.URL) (*conn, error) {
+	if u.Scheme == "wss" {
+		return dialHalibutWebSocket(ctx, u, p.expected(), p.Certificate, p.Proxy, p.Limits)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return dialHalibut(ctx, net.JoinHostPort(u.Hostname(), port), u.Hostname(), p.expected(), p.Certificate, p.Proxy, nil, p.Limits)
+}
+
+// identify sends the subscription id and reads the server's identity.
+func (p *Poller) identify(c *conn, u *url.URL, sub string) error {
+	if err := c.sendText(identityLine(identitySubscr, sub), p.Limits.SendTimeout); err != nil {
+		return err
+	}
+	id, err := readIdentity(c.r, p.Limits.MaxControlLineBytes)
+	if err != nil {
+		// With TLS 1.3 a server's refusal of our certificate arrives here.
+		if pe, ok := asPeerCertificateError(err, "the server at "+u.Host, p.Certificate); ok {
+			return pe
+		}
+		return fmt.Errorf("identifying to the server: %w", err)
+	}
+	if id.kind != identityServer {
+		return protocolErrorf("expected MX-SERVER, got %s", id.kind)
+	}
+	return nil
+}

@@ -136,6 +136,9 @@ type Status struct {
 	MainPID int
 	// Executable is the program the service runs.
 	Executable string
+	// State is the manager's own word for it ("inactive (dead)",
+	// "Stopped"), for messages.
+	State string
 }
 
 // Inspector is a Manager that can report Status without changing anything.

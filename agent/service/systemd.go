@@ -221,6 +221,7 @@ func (m *Systemd) Status(ctx context.Context, s Spec) (Status, error) {
 		Running:   st.running(),
 		Failed:    st.Active == "failed" || st.Sub == "auto-restart",
 		MainPID:   st.MainPID,
+		State:     st.Active + " (" + st.Sub + ")",
 	}
 	old, readErr := os.ReadFile(m.unitPath(s))
 	if readErr != nil {

@@ -199,7 +199,7 @@ func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
 	}
 	upToDate := strings.EqualFold(cur.BinaryPathName, c.BinaryPath) && cur.DisplayName == c.DisplayName &&
 		cur.Description == c.Description && cur.StartType == mgr.StartAutomatic && slices.Equal(cur.Dependencies, c.Dependencies)
-	return Status{Installed: true, UpToDate: upToDate, Enabled: cur.StartType == mgr.StartAutomatic, Running: st.State == svc.Running}, nil
+	return Status{Installed: true, UpToDate: upToDate, Enabled: cur.StartType == mgr.StartAutomatic, Running: st.State == svc.Running, State: scmStateName(st.State)}, nil
 }
 
 // changeConfig sets what every SCM implements: the command line, start
@@ -573,4 +573,25 @@ func grantServiceLogonRight(account string) error {
 // NewSCM returns the Windows service manager.
 func NewSCM(infof, warnf func(format string, args ...any)) (Manager, error) {
 	return &SCM{Infof: infof, Warnf: warnf}, nil
+}
+
+// scmStateName is the SCM's word for a state, for messages.
+func scmStateName(s svc.State) string {
+	switch s {
+	case svc.Stopped:
+		return "Stopped"
+	case svc.StartPending:
+		return "StartPending"
+	case svc.StopPending:
+		return "StopPending"
+	case svc.Running:
+		return "Running"
+	case svc.ContinuePending:
+		return "ContinuePending"
+	case svc.PausePending:
+		return "PausePending"
+	case svc.Paused:
+		return "Paused"
+	}
+	return fmt.Sprintf("state %d", s)
 }

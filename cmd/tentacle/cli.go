@@ -33,6 +33,8 @@ type CLI struct {
 	Livez                     LivezCmd                     `cmd:"" name:"livez" help:"Liveness probe: exits 0 only if the agent touched its heartbeat within --max-age seconds" group:"Agent"`
 	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	Provision                 ProvisionCmd                 `cmd:"" name:"provision" help:"Converges this machine to a declared state (instances, certificate, firewall, registration, service) from a file, the environment or flags; idempotent" group:"Instances"`
+	Setup                     SetupCmd                     `cmd:"" name:"setup" help:"Sets up a Tentacle by asking questions (what /opt/octopus/tentacle/configure-tentacle.sh runs), then applies the answers as a provision file" group:"Instances"`
+	Doctor                    DoctorCmd                    `cmd:"" name:"doctor" help:"Checks why this Tentacle cannot talk to its Octopus Servers, and says what to do" group:"Agent"`
 	Firewall                  FirewallCmd                  `cmd:"" name:"firewall" help:"Opens the Tentacle's port in the machine's firewall, an AWS security group or an Azure network security group" group:"Firewall"`
 	Release                   ReleaseCmd                   `cmd:"" name:"release" help:"Lists, downloads (verified) and mirrors releases of tentacle from a release feed" group:"Other"`
 	Upgrade                   UpgradeCmd                   `cmd:"" name:"upgrade" help:"Installs a release from a feed and restarts the agents running this binary onto it, rolling back if one does not come healthy" group:"Other"`

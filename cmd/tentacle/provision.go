@@ -12,6 +12,7 @@ import (
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/service"
+	"github.com/tentacle-go/tentacle/provision/doctor"
 	"github.com/tentacle-go/tentacle/provision/plan"
 )
 
@@ -96,20 +97,13 @@ func (c *ProvisionCmd) Run(e *Env) error {
 			return config.Userf("Cannot write %s: %v.", path, errors.Unwrap(err))
 		}
 	}
-	exe, err := serviceExecutable()
+	opts, err := provisionOptions(e, getenv)
 	if err != nil {
-		return fmt.Errorf("cannot find the tentacle binary: %w", err)
+		return err
 	}
+	opts.DryRun, opts.SourceName, opts.Source = c.DryRun, c.File, source
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	opts := plan.Options{
-		Root: e.Root(), Getenv: getenv, Cwd: e.Cwd, DryRun: c.DryRun, Executable: exe,
-		SourceName: c.File, Source: source,
-		CurrentVersion: buildVersion(),
-		ServiceManager: func(sel config.Selection) (service.Manager, error) {
-			return newServiceManager(quietEnv(e), sel)
-		},
-	}
 	if !asJSON {
 		opts.Progress = func(r plan.StepResult) { printStep(e, r) }
 	}
@@ -126,18 +120,51 @@ func (c *ProvisionCmd) Run(e *Env) error {
 			e.Infof("%d changed, %d unchanged.", res.ChangedCount(), unchanged)
 		}
 	}
+	return provisionError(err)
+}
+
+// provisionError is a failed plan as the user error it is, with the step
+// named (exit 1).
+func provisionError(err error) error {
+	var fe *plan.FileError
+	if errors.As(err, &fe) {
+		return config.Userf("%s", fe.Msg)
+	}
+	var se *plan.StepError
+	if errors.As(err, &se) {
+		return config.Userf("%s", se.Error())
+	}
+	return err
+}
+
+// provisionOptions are the machine's means for provision/plan: the service
+// manager (its progress on stderr) and doctor's checks as the final health
+// check.
+func provisionOptions(e *Env, getenv func(string) string) (plan.Options, error) {
+	exe, err := serviceExecutable()
 	if err != nil {
-		var fe *plan.FileError
-		if errors.As(err, &fe) {
-			return config.Userf("%s", fe.Msg)
-		}
-		var se *plan.StepError
-		if errors.As(err, &se) {
-			return config.Userf("%s", se.Error())
-		}
+		return plan.Options{}, fmt.Errorf("cannot find the tentacle binary: %w", err)
+	}
+	return plan.Options{
+		Root: e.Root(), Getenv: getenv, Cwd: e.Cwd, Executable: exe,
+		CurrentVersion: buildVersion(),
+		ServiceManager: func(sel config.Selection) (service.Manager, error) {
+			return newServiceManager(quietEnv(e), sel)
+		},
+		Health: doctorHealth{e: e},
+	}, nil
+}
+
+// doctorHealth is provision's final health check: doctor's checks of the
+// instance, failing on what doctor calls a failure.
+type doctorHealth struct{ e *Env }
+
+func (h doctorHealth) Check(ctx context.Context, in plan.InstanceState) error {
+	opts, err := doctorOptions(ctx, h.e, config.Selection{Name: in.Name, ConfigPath: in.ConfigPath})
+	if err != nil {
 		return err
 	}
-	return nil
+	return doctor.Healthy(ctx, opts)
 }
 
 // declaration is the declared machine from --file, or from the

@@ -3,13 +3,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +17,7 @@ import (
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
+	"github.com/tentacle-go/tentacle/internal/proxytest"
 	"github.com/tentacle-go/tentacle/provision/octopus/octopustest"
 )
 
@@ -151,57 +147,9 @@ func TestRegisterListeningAndRunAScript(t *testing.T) {
 // connectProxy is an HTTP proxy on loopback (CONNECT tunnels and plain
 // forwarding) that requires basic auth and counts what it carried.
 func connectProxy(t *testing.T) (port int, tunnels *atomic.Int32) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	tunnels = &atomic.Int32{}
-	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("proxyuser:proxypass"))
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if req.Header.Get("Proxy-Authorization") != want {
-					io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-					return
-				}
-				tunnels.Add(1)
-				if req.Method != http.MethodConnect {
-					req.RequestURI = ""
-					req.Header.Del("Proxy-Authorization")
-					resp, err := http.DefaultTransport.RoundTrip(req)
-					if err != nil {
-						return
-					}
-					defer resp.Body.Close()
-					resp.Close = true // one request per connection: tell the client so
-					resp.Write(c)
-					return
-				}
-				up, err := net.Dial("tcp", req.Host)
-				if err != nil {
-					io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\n\r\n")
-					return
-				}
-				defer up.Close()
-				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				go io.Copy(up, br)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port, tunnels
+	p := proxytest.Start(t, proxytest.Options{Username: "proxyuser", Password: "proxypass", Forward: true})
+	port, _ = strconv.Atoi(p.URL.Port())
+	return port, &p.Tunnels
 }
 
 func TestRegisterPollingThroughAProxyAndOverWebSocket(t *testing.T) {

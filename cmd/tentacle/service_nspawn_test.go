@@ -111,6 +111,21 @@ func TestServiceUnderRealSystemd(t *testing.T) {
 		t.Errorf("livez of the running service: %v\n%s", err, out)
 	}
 
+	// doctor reads the real systemd's view of the service: running, then
+	// stopped (exit 1, and what to do).
+	if out, _ := m.Run(containerBinDir+"/tentacle", "doctor", "--instance", "Tentacle"); !strings.Contains(out, "OK    service: The service Tentacle.service is installed, enabled and running.") {
+		t.Errorf("doctor on the running service:\n%s", out)
+	}
+	m.Must("systemctl", "stop", "Tentacle.service")
+	stopped, err := m.Run(containerBinDir+"/tentacle", "doctor", "--instance", "Tentacle")
+	if !errors.As(err, &xe) || xe.ExitCode() != 1 ||
+		!strings.Contains(stopped, "FAIL  service: The service Tentacle.service is installed but not running (inactive (dead)).") ||
+		!strings.Contains(stopped, "Fix: tentacle service --instance Tentacle --start") {
+		t.Errorf("doctor on the stopped service: %v\n%s", err, stopped)
+	}
+	m.Must("systemctl", "start", "Tentacle.service")
+	waitListening(t, port, 20*time.Second)
+
 	// A script started through the protocol keeps running across
 	// `systemctl restart`, and the restarted agent reports all of it.
 	tlsCert := op.TLS()

@@ -54,5 +54,6 @@ if [ "$upgrading" = true ]; then
 else
 	echo "tentacle-go installed: /usr/bin/tentacle (also /usr/bin/Tentacle and /opt/octopus/tentacle/Tentacle)."
 	echo "Set up an instance with: tentacle create-instance --instance Tentacle, or tentacle provision FILE."
+	echo "Or answer a few questions: sudo /opt/octopus/tentacle/configure-tentacle.sh (tentacle setup)."
 fi
 exit 0

@@ -111,30 +111,9 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	if err := opts.Credentials.validate(); err != nil {
 		return nil, err
 	}
-	base, err := url.Parse(strings.TrimSpace(opts.Server))
-	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
-		return nil, userErrorf("--server %q is not the address of an Octopus Server, such as https://octopus.example.", opts.Server)
-	}
-	base.Path = strings.TrimSuffix(base.Path, "/")
-	jar, _ := cookiejar.New(nil)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = opts.Proxy
-	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify}
-	c := &Client{base: base, creds: opts.Credentials, http: &http.Client{Transport: tr, Jar: jar, Timeout: RequestTimeout}}
-
-	var root struct {
-		Version    string
-		ApiVersion string
-		Links      map[string]string
-	}
-	if err := c.get(ctx, "/api", &root); err != nil {
+	c, root, err := fetchRoot(ctx, opts)
+	if err != nil {
 		return nil, err
-	}
-	if root.Links == nil {
-		return nil, userErrorf("%s did not answer like an Octopus Server (no links in /api). Check --server.", opts.Server)
-	}
-	if major := majorVersion(root.Version); major > 0 && major < 3 {
-		return nil, userErrorf("The Octopus Server at %s is version %s; Tentacle needs 3.0 or later.", opts.Server, root.Version)
 	}
 	c.root = &Resource{Links: root.Links}
 	if c.creds.Username != "" {
@@ -150,6 +129,47 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		return nil, userErrorf("The Octopus Server at %s has no spaces, but --space %q was given. Leave --space out.", opts.Server, opts.Space)
 	}
 	return c, nil
+}
+
+// rootDocument is the server's /api document.
+type rootDocument struct {
+	Version    string
+	ApiVersion string
+	Links      map[string]string
+}
+
+// fetchRoot makes a client for opts and reads the root document, which
+// needs no credentials, checking that it is an Octopus Server's.
+func fetchRoot(ctx context.Context, opts Options) (*Client, rootDocument, error) {
+	var root rootDocument
+	base, err := url.Parse(strings.TrimSpace(opts.Server))
+	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
+		return nil, root, userErrorf("--server %q is not the address of an Octopus Server, such as https://octopus.example.", opts.Server)
+	}
+	base.Path = strings.TrimSuffix(base.Path, "/")
+	jar, _ := cookiejar.New(nil)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = opts.Proxy
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: opts.InsecureSkipVerify}
+	c := &Client{base: base, creds: opts.Credentials, http: &http.Client{Transport: tr, Jar: jar, Timeout: RequestTimeout}}
+	if err := c.get(ctx, "/api", &root); err != nil {
+		return nil, root, err
+	}
+	if root.Links == nil {
+		return nil, root, userErrorf("%s did not answer like an Octopus Server (no links in /api). Check --server.", opts.Server)
+	}
+	if major := majorVersion(root.Version); major > 0 && major < 3 {
+		return nil, root, userErrorf("The Octopus Server at %s is version %s; Tentacle needs 3.0 or later.", opts.Server, root.Version)
+	}
+	return c, root, nil
+}
+
+// Probe checks, without credentials, that opts.Server answers as an
+// Octopus Server Tentacle can register with, and returns its version: the
+// check `tentacle setup` makes as the URL is typed.
+func Probe(ctx context.Context, opts Options) (string, error) {
+	_, root, err := fetchRoot(ctx, opts)
+	return root.Version, err
 }
 
 func majorVersion(v string) int {

@@ -50,9 +50,9 @@ func FromEnv(getenv func(string) string) (*File, error) {
 	in := Instance{Name: "Tentacle", App: "/home/Octopus/Applications"}
 	reg := &Registration{
 		Server: get("ServerUrl"), Space: get("Space"), Name: get("TargetName"),
-		Environments: splitList(get("TargetEnvironment")), Roles: splitList(get("TargetRole")),
-		WorkerPools: splitList(get("TargetWorkerPool")), Tenants: splitList(get("TargetTenant")),
-		TenantTags:                      splitList(get("TargetTenantTag")),
+		Environments: SplitList(get("TargetEnvironment")), Roles: SplitList(get("TargetRole")),
+		WorkerPools: SplitList(get("TargetWorkerPool")), Tenants: SplitList(get("TargetTenant")),
+		TenantTags:                      SplitList(get("TargetTenantTag")),
 		TenantedDeploymentParticipation: get("TargetTenantedDeploymentParticipation"),
 		Policy:                          get("MachinePolicy"),
 		Force:                           true,
@@ -148,9 +148,9 @@ func publicHostName(mode, custom string) (string, error) {
 	return "", &FileError{Msg: fmt.Sprintf("--from-env: PublicHostNameConfiguration=%q is not ComputerName, FQDN or Custom.", mode)}
 }
 
-// splitList splits a comma-separated value as upstream's image does (on
+// SplitList splits a comma-separated value as upstream's image does (on
 // commas), dropping the blanks around each item and empty items.
-func splitList(v string) []string {
+func SplitList(v string) []string {
 	var out []string
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
