@@ -455,7 +455,6 @@ func (s *SecurityGroup) explain(err error, action string) error {
 	return err
 }
 
-
 // ParsePriority reads --priority; empty is 0, the first free one.
 func ParsePriority(s string) (int32, error) {
 	if s == "" {
