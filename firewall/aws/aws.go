@@ -22,16 +22,19 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+	"github.com/mattn/go-isatty"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -84,7 +87,9 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	if o.Self == (len(o.GroupIDs) > 0) {
 		return nil, firewall.Userf("Say which security group to change: --security-group sg-… (repeatable) or --self (this EC2 instance's own groups), not both.")
 	}
-	var load []func(*config.LoadOptions) error
+	load := []func(*config.LoadOptions) error{
+		config.WithAssumeRoleCredentialOptions(func(ar *stscreds.AssumeRoleOptions) { ar.TokenProvider = mfaCode }),
+	}
 	if o.Profile != "" {
 		load = append(load, config.WithSharedConfigProfile(o.Profile))
 	}
@@ -138,6 +143,20 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 		sg.targets, sg.all = o.GroupIDs, o.GroupIDs
 	}
 	return sg, nil
+}
+
+// mfaCode asks for the code of a role profile's mfa_serial on the terminal,
+// as the AWS CLI does; on stderr, so that stdout stays the command's output.
+func mfaCode() (string, error) {
+	if !isatty.IsTerminal(os.Stdin.Fd()) && !isatty.IsCygwinTerminal(os.Stdin.Fd()) {
+		return "", errors.New("the profile's role needs an MFA code (mfa_serial) and there is no terminal to ask for it on: run the command in a terminal, or use a profile without mfa_serial")
+	}
+	fmt.Fprint(os.Stderr, "MFA code for the AWS role: ")
+	var code string
+	if _, err := fmt.Fscanln(os.Stdin, &code); err != nil {
+		return "", fmt.Errorf("reading the MFA code: %w", err)
+	}
+	return code, nil
 }
 
 func profileNotFound(profile string) error {

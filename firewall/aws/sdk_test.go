@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -241,5 +242,59 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A profile with role_arn and source_profile: the SDK assumes the role with
+// moto's STS, and EC2 is called with the role's keys. One whose role needs
+// an MFA code asks on a terminal, and without one says so.
+func TestAssumeRoleProfile(t *testing.T) {
+	motoEnv(t)
+	group := newGroup(t, "tentacles")
+	var signed signedBy
+	front := httptest.NewServer(signed.handler(t))
+	t.Cleanup(front.Close)
+	home := isolate(t)
+	t.Setenv("AWS_ENDPOINT_URL_STS", moto.endpoint)
+	t.Setenv("AWS_ENDPOINT_URL_EC2", front.URL)
+	writeFile(t, filepath.Join(home, "config"), `[profile deployer]
+role_arn = arn:aws:iam::123456789012:role/tentacle
+source_profile = base
+region = us-east-1
+
+[profile deployer-mfa]
+role_arn = arn:aws:iam::123456789012:role/tentacle
+source_profile = base
+mfa_serial = arn:aws:iam::123456789012:mfa/ops
+region = us-east-1
+`)
+	writeFile(t, filepath.Join(home, "credentials"), "[base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = s\n")
+	ctx := context.Background()
+
+	sg, err := New(ctx, Options{GroupIDs: []string{group}, Profile: "deployer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sg.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys := signed.seen()
+	if len(keys) != 1 || keys[0] == "AKIDBASE" || !strings.HasPrefix(keys[0], "ASIA") {
+		t.Fatalf("EC2 was called with %v, want the assumed role's temporary key (ASIA…)", keys)
+	}
+
+	// No terminal: stdin is /dev/null, as under cloud-init or in CI.
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	stdin := os.Stdin
+	os.Stdin = null
+	t.Cleanup(func() { os.Stdin = stdin })
+	_, err = New(ctx, Options{GroupIDs: []string{group}, Profile: "deployer-mfa"})
+	var ue *firewall.UserError
+	if !errors.As(err, &ue) || !strings.Contains(ue.Msg, "needs an MFA code (mfa_serial) and there is no terminal") {
+		t.Fatalf("got %v, want a user error saying an MFA code is needed", err)
 	}
 }
