@@ -276,13 +276,11 @@ func TestUserErrors(t *testing.T) {
 	userError(err, "No usable AWS credentials were found")
 }
 
-// TestSelf: --self reads the primary interface's groups from IMDSv2 (a
-// local stand-in that insists on the v2 token), and the region too.
-func TestSelf(t *testing.T) {
-	motoEnv(t)
-	first, second := newGroup(t, "web"), newGroup(t, "tentacles")
+// imdsV2 is a metadata service that insists on IMDSv2: a session token from
+// a PUT, then GETs that carry it, which serve answers.
+func imdsV2(serve http.HandlerFunc) http.Handler {
 	const token = "imds-token"
-	imdsServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
 			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds"))
 			fmt.Fprint(w, token)
@@ -292,6 +290,16 @@ func TestSelf(t *testing.T) {
 			http.Error(w, "IMDSv1 is disabled", http.StatusUnauthorized)
 			return
 		}
+		serve(w, r)
+	})
+}
+
+// TestSelf: --self reads the primary interface's groups from IMDSv2 (a
+// local stand-in that insists on the v2 token), and the region too.
+func TestSelf(t *testing.T) {
+	motoEnv(t)
+	first, second := newGroup(t, "web"), newGroup(t, "tentacles")
+	imdsServer := httptest.NewServer(imdsV2(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/latest/meta-data/mac":
 			fmt.Fprint(w, "0e:00:00:00:00:01")

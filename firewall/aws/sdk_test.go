@@ -171,17 +171,8 @@ type instanceProfile struct {
 	issued []string
 }
 
-func (p *instanceProfile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	const token, role = "imds-token", "tentacle-role"
-	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
-		w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds"))
-		fmt.Fprint(w, token)
-		return
-	}
-	if r.Header.Get("X-Aws-Ec2-Metadata-Token") != token {
-		http.Error(w, "IMDSv1 is disabled", http.StatusUnauthorized)
-		return
-	}
+func (p *instanceProfile) serve(w http.ResponseWriter, r *http.Request) {
+	const role = "tentacle-role"
 	switch r.URL.Path {
 	case "/latest/meta-data/iam/security-credentials/":
 		fmt.Fprint(w, role)
@@ -211,7 +202,7 @@ func TestExpiredCredentialsAreRefreshed(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
 	var profile instanceProfile
-	metadata := httptest.NewServer(&profile)
+	metadata := httptest.NewServer(imdsV2(profile.serve))
 	t.Cleanup(metadata.Close)
 	signed := signedBy{expired: []string{"ASIAFIRST"}}
 	front := httptest.NewServer(signed.handler(t))

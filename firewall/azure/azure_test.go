@@ -190,7 +190,10 @@ func newNSGFake() *nsgFake {
 	return &nsgFake{rg: "tentacles", nsg: "web-nsg", rules: map[string]armnetwork.SecurityRule{}}
 }
 
-func (f *nsgFake) check(rg, nsg string, errResp *azfake.ErrorResponder) bool {
+// check records call and answers as ARM would for rg and nsg; the caller
+// holds f.mu.
+func (f *nsgFake) check(call, rg, nsg string, errResp *azfake.ErrorResponder) bool {
+	f.calls = append(f.calls, call)
 	switch {
 	case f.deny:
 		errResp.SetResponseError(http.StatusForbidden, "AuthorizationFailed")
@@ -217,8 +220,7 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			Get: func(ctx context.Context, rg, nsg string, _ *armnetwork.SecurityGroupsClientGetOptions) (resp azfake.Responder[armnetwork.SecurityGroupsClientGetResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "get nsg")
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("get nsg", rg, nsg, &errResp) {
 					return
 				}
 				g := armnetwork.SecurityGroup{Name: to.Ptr(nsg), Properties: &armnetwork.SecurityGroupPropertiesFormat{}}
@@ -233,8 +235,7 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			Get: func(ctx context.Context, rg, nsg, name string, _ *armnetwork.SecurityRulesClientGetOptions) (resp azfake.Responder[armnetwork.SecurityRulesClientGetResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "get "+name)
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("get "+name, rg, nsg, &errResp) {
 					return
 				}
 				r, ok := f.rules[name]
@@ -248,8 +249,7 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			BeginCreateOrUpdate: func(ctx context.Context, rg, nsg, name string, rule armnetwork.SecurityRule, _ *armnetwork.SecurityRulesClientBeginCreateOrUpdateOptions) (resp azfake.PollerResponder[armnetwork.SecurityRulesClientCreateOrUpdateResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "put "+name)
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("put "+name, rg, nsg, &errResp) {
 					return
 				}
 				for other, r := range f.rules {
@@ -273,8 +273,7 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			BeginDelete: func(ctx context.Context, rg, nsg, name string, _ *armnetwork.SecurityRulesClientBeginDeleteOptions) (resp azfake.PollerResponder[armnetwork.SecurityRulesClientDeleteResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "delete "+name)
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("delete "+name, rg, nsg, &errResp) {
 					return
 				}
 				delete(f.rules, name)
