@@ -4,20 +4,12 @@ package aws
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -31,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tentacle-go/tentacle/firewall"
+	"github.com/tentacle-go/tentacle/provision/octopus/octopustest"
 )
 
 // signedBy is an EC2 endpoint in front of moto that records which access key
@@ -71,54 +64,25 @@ func (s *signedBy) seen() []string {
 	return slices.Clone(s.keys)
 }
 
-// throwawayCA makes a CA and a certificate it issued for 127.0.0.1: what a
-// company's TLS-inspecting proxy presents, trusted only through ca_bundle.
-func throwawayCA(t *testing.T) (caPEM []byte, server tls.Certificate) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Tentacle test inspection CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		KeyUsage: x509.KeyUsageDigitalSignature}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: leafKey}
-}
-
 // A profile behind a TLS-inspecting proxy: its ca_bundle makes the proxy's
 // CA trusted, and its services section gives EC2's endpoint (per-service
 // endpoint_url). Without the ca_bundle the same endpoint is refused.
 func TestProfileWithCABundle(t *testing.T) {
 	motoEnv(t)
 	group := newGroup(t, "tentacles")
-	caPEM, cert := throwawayCA(t)
+	// What a company's TLS-inspecting proxy presents: a certificate from a
+	// CA that only ca_bundle makes trusted.
+	inspecting := octopustest.NewPublicCertificate(t, "127.0.0.1")
 	var signed signedBy
 	front := httptest.NewUnstartedServer(signed.handler(t))
-	front.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	front.TLS = &tls.Config{Certificates: []tls.Certificate{inspecting.TLS}}
 	front.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes below are expected
 	front.StartTLS()
 	t.Cleanup(front.Close)
 
 	home := isolate(t)
 	caFile := filepath.Join(home, "corp-ca.pem")
-	writeFile(t, caFile, string(caPEM))
+	writeFile(t, caFile, string(inspecting.RootsPEM))
 	writeFile(t, filepath.Join(home, "config"), fmt.Sprintf(`[profile corp]
 region = us-east-1
 ca_bundle = %s
