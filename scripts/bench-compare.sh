@@ -71,7 +71,8 @@ init_cost() {
   local side=$1 i
   shift
   for ((i = 0; i < INIT_RUNS; i++)); do
-    GODEBUG=inittrace=1 tb "$side" "$@" 2>&1 >/dev/null </dev/null |
+    # Only the trace matters: the supervisor without arguments fails, by design.
+    { GODEBUG=inittrace=1 tb "$side" "$@" 2>&1 >/dev/null </dev/null || true; } |
       awk '/^init / { n++; ms += $5; b += $8 } END { printf "%d %.3f %d\n", n, ms, b }'
   done | sort -n -k2 | awk '{ r[NR] = $0 } END { print r[int((NR + 1) / 2)] }'
 }
