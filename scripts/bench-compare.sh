@@ -90,7 +90,8 @@ agent() {
   tb "$side" new-certificate --instance Compare --if-blank >/dev/null
   tb "$side" configure --instance Compare --port "$port" --listenIpAddress 127.0.0.1 --trust "$operator" >/dev/null
   tp=$(tb "$side" show-thumbprint --instance Compare)
-  tb "$side" agent --instance Compare >"$work/$side/agent.log" 2>&1 &
+  # Not through tb: $! must be the agent itself, not a subshell running it.
+  TentacleMachineConfigurationHomeDirectory="$work/$side/etc" "$work/$side/tentacle" agent --instance Compare >"$work/$side/agent.log" 2>&1 &
   AGENT_PID=$!
   pids+=("$AGENT_PID")
   wait_port "$port"
