@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/bench-compare.sh BASE [HEAD]: the footprint of two commits, side by
-# side, in one run (make bench-compare BASE=main). Both are built as releases
+# scripts/bench-compare.sh BASE [HEAD]: the footprint of two commits (or two
+# prebuilt binaries: a path instead of a revision), side by side, in one run
+# (make bench-compare BASE=main). Both are built as releases
 # are (static, stripped), then measured in turns (base, head, base, head…) so
 # that other work on the box weighs on both alike:
 #   - the binary's size;
@@ -48,6 +49,11 @@ export TMPDIR="$work/tmp"
 build() {
   local side=$1 ref=$2 src=.
   mkdir -p "$work/$side"
+  if [ -f "$ref" ] && [ -x "$ref" ]; then # a binary built elsewhere (a variant under study)
+    cp "$ref" "$work/$side/tentacle"
+    basename "$ref" >"$work/$side/commit"
+    return
+  fi
   if [ -n "$ref" ]; then
     git worktree add --detach --force "$work/src" "$ref" >/dev/null 2>&1 || die "cannot check out $ref"
     src=$work/src
@@ -146,7 +152,7 @@ field() { awk -v i="$2" '{ print $i }' <<<"$1"; }
 row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3"; }
 kb_mb() { mb "$(median "$1")"; }
 
-echo "Base \`$base_ref\` ($(cat "$work/base/commit")), head \`${head_ref:-work tree}\` ($(cat "$work/head/commit")$(git diff --quiet HEAD 2>/dev/null || echo ", with uncommitted changes")); $(nproc) CPUs, $("$GO" env GOVERSION)."
+echo "Base \`$base_ref\` ($(cat "$work/base/commit")), head \`${head_ref:-work tree}\` ($(cat "$work/head/commit")$([ -n "$head_ref" ] || git diff --quiet HEAD 2>/dev/null || echo ", with uncommitted changes")); $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
 echo
 row "" "base" "head"
 row "---" "---" "---"
