@@ -554,3 +554,11 @@ func stepsOf(p *firewall.Plan) []string {
 	}
 	return out
 }
+
+// azcore sends bearer tokens over https only: a plain-http endpoint is one
+// sentence before any token is asked for.
+func TestPlainHTTPEndpoint(t *testing.T) {
+	_, err := New(context.Background(), Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Credential: staticToken("fake-token"),
+		Endpoint: "http://127.0.0.1:1"})
+	userError(t, err, `The Azure Resource Manager endpoint "http://127.0.0.1:1" is not an https URL`)
+}
