@@ -135,6 +135,13 @@ bench-e2e:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(BENCH_APT_PACKAGES)'
 	@GO=$(GO) bash scripts/bench.sh
 
+# bench-compare measures BASE (a git revision, default main) against the work
+# tree, side by side in one run: binary size, idle agent RSS, package init of
+# `tentacle version` and of a script supervisor, echo hi (docs/benchmarks.md).
+.PHONY: bench-compare
+bench-compare:
+	@GO=$(GO) bash scripts/bench-compare.sh $(or $(BASE),main)
+
 goreleaser: $(GOBIN)/goreleaser
 
 # goreleaser is installed only when missing; the version it reports is

@@ -41,6 +41,24 @@ func TestReleaseFootprintBudgets(t *testing.T) {
 		t.Errorf("the release binary is %.1f MB, over its %.0f MB budget", float64(st.Size())/1e6, releaseBinaryBudget/1e6)
 	}
 
+	// The cloud firewalls do nothing until a cloud command runs: Go runs
+	// every package's initialisation in every process (the agent, each
+	// script's supervisor), so theirs must be empty. The SDKs' own cannot
+	// be helped (docs/benchmarks.md has their cost).
+	trace := exec.Command(bin, "version")
+	trace.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	out, err := trace.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tentacle version: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		for _, pkg := range []string{"firewall/aws", "firewall/azure"} {
+			if strings.HasPrefix(line, "init github.com/tentacle-go/tentacle/"+pkg+" ") {
+				t.Errorf("package %s does work at start-up, in every process: %s", pkg, strings.TrimSpace(line))
+			}
+		}
+	}
+
 	a := newRealAgent(t)
 	a.bin = bin
 	a.start()

@@ -1,13 +1,15 @@
-// Package aws opens the Tentacle's port in EC2 security groups, with the
-// standard AWS credential chain (environment, shared config and profiles,
-// SSO, web identity, containers, the instance profile) and, for --self, the
-// instance's own groups as the instance metadata service (IMDSv2) reports
-// them.
+// Package aws opens the Tentacle's port in EC2 security groups through the
+// AWS SDK for Go v2: configuration, region and credentials from
+// config.LoadDefaultConfig (every source and setting the AWS CLI honours:
+// the environment, shared config and credentials files with profiles,
+// assume-role and MFA-less role chains, web identity, SSO, credential_process,
+// containers, the instance profile; ca_bundle, endpoint_url and
+// per-service endpoints, FIPS and dual-stack), signing, retries and clock-skew
+// correction by the service/ec2 client, and, for --self, the instance's own
+// groups from the instance metadata service (feature/ec2/imds).
 //
-// It speaks to AWS with the standard library alone (the EC2 Query API,
-// Signature Version 4): the AWS SDK would add some 30 MB to the binary
-// and its start-up cost to every process of it, which mostly never touch
-// AWS.
+// Nothing here runs before a cloud command does: no package-level state, and
+// the clients are built in New.
 //
 // Security group rules have no names; the rule name goes in each address
 // range's description. A rule is identified as AWS does (protocol, ports,
@@ -18,13 +20,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+	"github.com/mattn/go-isatty"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -34,102 +45,113 @@ type Options struct {
 	// GroupIDs are the security groups (sg-…) to change.
 	GroupIDs []string
 	// Self uses the groups of this EC2 instance's primary network interface,
-	// read from IMDSv2. Open adds the rule to the first of them (unless one
-	// already has it); close removes it from all of them.
+	// read from the instance metadata service. Open adds the rule to the
+	// first of them (unless one already has it); close removes it from all
+	// of them.
 	Self bool
-	// Region; empty: AWS_REGION, AWS_DEFAULT_REGION, the profile's, or
-	// with Self the instance's.
+	// Region; empty: the SDK's (AWS_REGION, AWS_DEFAULT_REGION, the
+	// profile's), or with Self the instance's.
 	Region string
 	// Profile is a shared-config profile; empty: AWS_PROFILE or default.
 	Profile string
 	// EC2Endpoint and IMDSEndpoint replace AWS's endpoints (tests run
-	// against moto_server and a local metadata server).
+	// against moto_server and a local metadata server); users have the
+	// SDK's own settings (AWS_ENDPOINT_URL_EC2, endpoint_url,
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT).
 	EC2Endpoint, IMDSEndpoint string
-	// Now is the clock requests are signed with; nil: time.Now.
-	Now func() time.Time
 }
 
 // SecurityGroups is the AWS backend.
 type SecurityGroups struct {
-	ec2    *ec2Client
+	ec2    ec2Calls
 	region string
 	// targets get new rules; all are searched for existing ones and closed.
 	targets, all []string
 }
 
-var (
-	groupID = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`) })
-	// regionName keeps a typo from becoming a strange host name.
-	regionName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`) })
-)
+// ec2Calls are the three EC2 operations used, as method values of the
+// service/ec2 client. Not the *ec2.Client itself: SecurityGroups is used as
+// an interface (firewall.Firewall), which would make the client's type
+// reachable by reflection, and since kong looks methods up by name the
+// linker would then keep every one of the client's ~750 operations: 30 MB of
+// binary instead of half a megabyte (docs/benchmarks.md).
+type ec2Calls struct {
+	DescribeSecurityGroups        func(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
+	AuthorizeSecurityGroupIngress func(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
+	RevokeSecurityGroupIngress    func(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
+}
 
-// New resolves credentials, region and groups; any problem there is a
+// Compiled per call, not at package level: processes that never run a cloud
+// command pay nothing for this package.
+func groupIDPattern() *regexp.Regexp { return regexp.MustCompile(`^sg-[0-9a-f]{8,17}$`) }
+
+// regionPattern keeps a typo from becoming a strange host name.
+func regionPattern() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)+$`) }
+
+// New loads the configuration, checks that credentials can be had and, with
+// Self, reads the instance's groups; any problem there is a
 // firewall.UserError and nothing has been changed.
 func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	for _, g := range o.GroupIDs {
-		if !groupID().MatchString(g) {
+		if !groupIDPattern().MatchString(g) {
 			return nil, firewall.Userf("%q is not a security group ID: give one such as sg-0123456789abcdef0 (the ID, not the name).", g)
 		}
 	}
 	if o.Self == (len(o.GroupIDs) > 0) {
 		return nil, firewall.Userf("Say which security group to change: --security-group sg-… (repeatable) or --self (this EC2 instance's own groups), not both.")
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	load := []func(*config.LoadOptions) error{
+		config.WithAssumeRoleCredentialOptions(func(ar *stscreds.AssumeRoleOptions) { ar.TokenProvider = mfaCode }),
 	}
-	shared, err := loadSharedConfig()
+	if o.Profile != "" {
+		load = append(load, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.Region != "" {
+		load = append(load, config.WithRegion(o.Region))
+	}
+	if o.IMDSEndpoint != "" {
+		load = append(load, config.WithEC2IMDSEndpoint(o.IMDSEndpoint))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {
-		return nil, firewall.Userf("Cannot load the AWS configuration: %v.", err)
-	}
-	c := &chain{cfg: shared, profile: o.Profile, explicit: o.Profile != "", imds: newIMDS(o), now: o.Now}
-	if c.profile == "" {
-		c.profile = os.Getenv("AWS_PROFILE")
-	}
-	if c.profile == "" {
-		c.profile = "default"
-	} else if _, ok := shared.profiles[c.profile]; !ok {
-		return nil, profileNotFound(c.profile)
-	}
-
-	c.region = o.Region
-	for _, env := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
-		if c.region == "" {
-			c.region = os.Getenv(env)
+		var missing config.SharedConfigProfileNotExistError
+		if errors.As(err, &missing) {
+			return nil, profileNotFound(missing.Profile)
 		}
+		return nil, firewall.Userf("Cannot load the AWS configuration: %s: fix the shared config or credentials file, or the AWS_* variable it names.", shortError(err))
 	}
-	if c.region == "" {
-		c.region = shared.profiles[c.profile]["region"]
-	}
-	if c.region == "" && o.Self {
+	metadata := imds.NewFromConfig(cfg)
+	if cfg.Region == "" && o.Self {
 		// As the SDK, a metadata service that does not answer leaves the
 		// region unset, and the sentence below says what to do.
-		c.region, _ = c.imds.region(ctx)
+		if r, err := metadata.GetRegion(ctx, &imds.GetRegionInput{}); err == nil {
+			cfg.Region = r.Region
+		}
 	}
-	if c.region == "" {
+	if cfg.Region == "" {
 		return nil, firewall.Userf("No AWS region is set: pass --region (or set AWS_REGION), or use --self on an EC2 instance.")
 	}
-	if !regionName().MatchString(c.region) {
-		return nil, firewall.Userf("%q is not an AWS region: give one such as eu-west-1.", c.region)
+	if !regionPattern().MatchString(cfg.Region) {
+		return nil, firewall.Userf("%q is not an AWS region: give one such as eu-west-1.", cfg.Region)
 	}
-
-	creds, err := c.resolve(ctx)
-	if err != nil {
-		var missing errProfileNotFound
-		if errors.As(err, &missing) {
-			return nil, profileNotFound(missing.profile)
+	// Credentials now, so that missing ones are one clear sentence rather
+	// than the first call's error. The SDK caches them and fetches new ones
+	// when they expire.
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return nil, firewall.Userf("No usable AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` (or `aws sso login`), or give the instance an instance profile (%s).", shortError(err))
+	}
+	client := ec2.NewFromConfig(cfg, func(eo *ec2.Options) {
+		if o.EC2Endpoint != "" {
+			eo.BaseEndpoint = awssdk.String(o.EC2Endpoint)
 		}
-		if ue, ok := userErrorOf(err); ok {
-			return nil, ue
-		}
-		return nil, firewall.Userf("No usable AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` (or `aws sso login`), or give the instance an instance profile (%s).", strings.TrimSuffix(err.Error(), "."))
-	}
-	endpoint := o.EC2Endpoint
-	if endpoint == "" {
-		endpoint = serviceEndpoint("EC2", "ec2", c.region)
-	}
-	sg := &SecurityGroups{region: c.region, ec2: &ec2Client{endpoint: endpoint, region: c.region, creds: creds, http: apiHTTP, now: o.Now}}
+	})
+	sg := &SecurityGroups{region: cfg.Region, ec2: ec2Calls{
+		DescribeSecurityGroups:        client.DescribeSecurityGroups,
+		AuthorizeSecurityGroupIngress: client.AuthorizeSecurityGroupIngress,
+		RevokeSecurityGroupIngress:    client.RevokeSecurityGroupIngress,
+	}}
 	if o.Self {
-		groups, err := instanceGroups(ctx, c.imds)
+		groups, err := instanceGroups(ctx, metadata)
 		if err != nil {
 			return nil, err
 		}
@@ -140,22 +162,36 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	return sg, nil
 }
 
+// mfaCode asks for the code of a role profile's mfa_serial on the terminal,
+// as the AWS CLI does; on stderr, so that stdout stays the command's output.
+func mfaCode() (string, error) {
+	if !isatty.IsTerminal(os.Stdin.Fd()) && !isatty.IsCygwinTerminal(os.Stdin.Fd()) {
+		return "", errors.New("the profile's role needs an MFA code (mfa_serial) and there is no terminal to ask for it on: run the command in a terminal, or use a profile without mfa_serial")
+	}
+	fmt.Fprint(os.Stderr, "MFA code for the AWS role: ")
+	var code string
+	if _, err := fmt.Fscanln(os.Stdin, &code); err != nil {
+		return "", fmt.Errorf("reading the MFA code: %w", err)
+	}
+	return code, nil
+}
+
 func profileNotFound(profile string) error {
 	return firewall.Userf("The AWS profile %q was not found in the shared config or credentials file: check --profile (or AWS_PROFILE), or run `aws configure --profile %s`.", profile, profile)
 }
 
 // instanceGroups reads the security groups of the primary network interface
-// from IMDSv2: the interface's MAC, then its groups. No EC2 permission is
-// needed for this.
-func instanceGroups(ctx context.Context, c *imdsClient) ([]string, error) {
+// from the metadata service: the interface's MAC, then its groups. No EC2
+// permission is needed for this.
+func instanceGroups(ctx context.Context, c *imds.Client) ([]string, error) {
 	fail := func(err error) error {
-		return firewall.Userf("Cannot read this instance's security groups from the EC2 instance metadata service (IMDSv2), so --self only works on an EC2 instance with it enabled; elsewhere pass --security-group (%s).", shortError(err))
+		return firewall.Userf("Cannot read this instance's security groups from the EC2 instance metadata service, so --self only works on an EC2 instance with it enabled; elsewhere pass --security-group (%s).", shortError(err))
 	}
-	mac, err := c.get(ctx, "meta-data/mac")
+	mac, err := metadataText(ctx, c, "mac")
 	if err != nil {
 		return nil, fail(err)
 	}
-	ids, err := c.get(ctx, "meta-data/network/interfaces/macs/"+strings.TrimSpace(mac)+"/security-group-ids")
+	ids, err := metadataText(ctx, c, "network/interfaces/macs/"+strings.TrimSpace(mac)+"/security-group-ids")
 	if err != nil {
 		return nil, fail(err)
 	}
@@ -166,6 +202,25 @@ func instanceGroups(ctx context.Context, c *imdsClient) ([]string, error) {
 	return groups, nil
 }
 
+// maxMetadata bounds one metadata answer (a list of group IDs is tiny).
+const maxMetadata = 64 << 10
+
+// ruleSettle is how long DescribeSecurityGroups may still show the rules as
+// they were before a change: the EC2 API is eventually consistent, so the
+// read-back after an open or close waits this long before it calls the
+// change missing.
+const ruleSettle = 30 * time.Second
+
+func metadataText(ctx context.Context, c *imds.Client, path string) (string, error) {
+	out, err := c.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+	if err != nil {
+		return "", err
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, maxMetadata))
+	return string(b), err
+}
+
 func (s *SecurityGroups) Name() string {
 	return "AWS security group " + strings.Join(s.targets, ", ") + " (" + s.region + ")"
 }
@@ -173,27 +228,40 @@ func (s *SecurityGroups) Name() string {
 // Groups are the groups open adds to and close removes from.
 func (s *SecurityGroups) Groups() (targets, all []string) { return s.targets, s.all }
 
-func (s *SecurityGroups) describe(ctx context.Context) ([]securityGroup, error) {
-	groups, err := s.ec2.describeSecurityGroups(ctx, s.all)
-	if err != nil {
-		return nil, s.explain(err, "ec2:DescribeSecurityGroups")
+// describe reads the groups, page after page (not with
+// ec2.NewDescribeSecurityGroupsPaginator, which needs the client itself:
+// see ec2Calls).
+func (s *SecurityGroups) describe(ctx context.Context) ([]types.SecurityGroup, error) {
+	var groups []types.SecurityGroup
+	in := &ec2.DescribeSecurityGroupsInput{GroupIds: s.all}
+	for {
+		page, err := s.ec2.DescribeSecurityGroups(ctx, in)
+		if err != nil {
+			return nil, s.explain(err, "ec2:DescribeSecurityGroups")
+		}
+		groups = append(groups, page.SecurityGroups...)
+		// A token that repeats would loop for ever.
+		next := awssdk.ToString(page.NextToken)
+		if next == "" || next == awssdk.ToString(in.NextToken) {
+			return groups, nil
+		}
+		in.NextToken = page.NextToken
 	}
-	return groups, nil
 }
 
 // has reports whether group g admits TCP ports from source, exactly.
-func has(g securityGroup, ports firewall.PortRange, source netip.Prefix) bool {
-	for _, p := range g.IPPermissions {
-		if !isTCP(p) || p.FromPort != int32(ports.First) || p.ToPort != int32(ports.Last) {
+func has(g types.SecurityGroup, ports firewall.PortRange, source netip.Prefix) bool {
+	for _, p := range g.IpPermissions {
+		if !isTCP(p) || awssdk.ToInt32(p.FromPort) != int32(ports.First) || awssdk.ToInt32(p.ToPort) != int32(ports.Last) {
 			continue
 		}
-		for _, r := range p.IPRanges {
-			if r.CidrIP == source.String() {
+		for _, r := range p.IpRanges {
+			if awssdk.ToString(r.CidrIp) == source.String() {
 				return true
 			}
 		}
-		for _, r := range p.IPv6Ranges {
-			if pf, err := netip.ParsePrefix(r.CidrIPv6); err == nil && pf == source {
+		for _, r := range p.Ipv6Ranges {
+			if pf, err := netip.ParsePrefix(awssdk.ToString(r.CidrIpv6)); err == nil && pf == source {
 				return true
 			}
 		}
@@ -201,21 +269,22 @@ func has(g securityGroup, ports firewall.PortRange, source netip.Prefix) bool {
 	return false
 }
 
-func isTCP(p ipPermission) bool {
-	return p.IPProtocol == "tcp" || p.IPProtocol == "6"
+func isTCP(p types.IpPermission) bool {
+	proto := awssdk.ToString(p.IpProtocol)
+	return proto == "tcp" || proto == "6"
 }
 
 // permission is rule's ports from sources, described with the rule name.
-func permission(rule firewall.Rule, sources []netip.Prefix) ipPermission {
-	p := ipPermission{IPProtocol: "tcp", FromPort: int32(rule.Ports.First), ToPort: int32(rule.Ports.Last)}
+func permission(rule firewall.Rule, sources []netip.Prefix) []types.IpPermission {
+	p := types.IpPermission{IpProtocol: awssdk.String("tcp"), FromPort: awssdk.Int32(int32(rule.Ports.First)), ToPort: awssdk.Int32(int32(rule.Ports.Last))}
 	for _, s := range sources {
 		if s.Addr().Is4() {
-			p.IPRanges = append(p.IPRanges, addressRange{CidrIP: s.String(), Description: rule.Name})
+			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: awssdk.String(s.String()), Description: awssdk.String(rule.Name)})
 		} else {
-			p.IPv6Ranges = append(p.IPv6Ranges, addressRange{CidrIPv6: s.String(), Description: rule.Name})
+			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: awssdk.String(s.String()), Description: awssdk.String(rule.Name)})
 		}
 	}
-	return p
+	return []types.IpPermission{p}
 }
 
 func describeCall(call, group string, rule firewall.Rule, sources []netip.Prefix) string {
@@ -242,7 +311,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 			for _, g := range groups {
 				// With --self, a rule in any of the instance's groups
 				// already lets the traffic in.
-				if (g.GroupID == target || len(s.targets) < len(s.all)) && has(g, rule.Ports, src) {
+				if (awssdk.ToString(g.GroupId) == target || len(s.targets) < len(s.all)) && has(g, rule.Ports, src) {
 					open = true
 				}
 			}
@@ -263,7 +332,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 // authorize adds the sources; one that another run added meanwhile
 // (InvalidPermission.Duplicate) is already open, which is what was wanted.
 func (s *SecurityGroups) authorize(ctx context.Context, group string, rule firewall.Rule, sources []netip.Prefix) error {
-	err := s.ec2.authorizeIngress(ctx, group, permission(rule, sources))
+	_, err := s.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(group), IpPermissions: permission(rule, sources)})
 	if apiCode(err) == "InvalidPermission.Duplicate" {
 		if len(sources) == 1 {
 			return nil
@@ -301,7 +370,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 		if len(present) == 0 {
 			continue
 		}
-		id := g.GroupID
+		id := awssdk.ToString(g.GroupId)
 		plan.Steps = append(plan.Steps, firewall.NewStep(describeCall("RevokeSecurityGroupIngress", id, rule, present), func(ctx context.Context) error {
 			return s.revoke(ctx, id, rule, present)
 		}))
@@ -312,7 +381,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 // revoke removes the sources; one that is already gone
 // (InvalidPermission.NotFound) is what was wanted.
 func (s *SecurityGroups) revoke(ctx context.Context, group string, rule firewall.Rule, sources []netip.Prefix) error {
-	err := s.ec2.revokeIngress(ctx, group, permission(rule, sources))
+	_, err := s.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: awssdk.String(group), IpPermissions: permission(rule, sources)})
 	if apiCode(err) == "InvalidPermission.NotFound" {
 		if len(sources) == 1 {
 			return nil
@@ -339,15 +408,15 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 	}
 	var rules []firewall.Rule
 	for _, g := range groups {
-		location := g.GroupID
-		if name := g.GroupName; name != "" {
+		location := awssdk.ToString(g.GroupId)
+		if name := awssdk.ToString(g.GroupName); name != "" {
 			location += " (" + name + ")"
 		}
-		for _, p := range g.IPPermissions {
+		for _, p := range g.IpPermissions {
 			if !isTCP(p) {
 				continue
 			}
-			ports := firewall.PortRange{First: uint16(p.FromPort), Last: uint16(p.ToPort)}
+			ports := firewall.PortRange{First: uint16(awssdk.ToInt32(p.FromPort)), Last: uint16(awssdk.ToInt32(p.ToPort))}
 			add := func(cidr, description string) {
 				pf, err := netip.ParsePrefix(cidr)
 				if err != nil {
@@ -357,11 +426,11 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 				r.Name, r.Description, r.Location = description, "", location
 				rules = append(rules, r)
 			}
-			for _, r := range p.IPRanges {
-				add(r.CidrIP, r.Description)
+			for _, r := range p.IpRanges {
+				add(awssdk.ToString(r.CidrIp), awssdk.ToString(r.Description))
 			}
-			for _, r := range p.IPv6Ranges {
-				add(r.CidrIPv6, r.Description)
+			for _, r := range p.Ipv6Ranges {
+				add(awssdk.ToString(r.CidrIpv6), awssdk.ToString(r.Description))
 			}
 		}
 	}
@@ -370,11 +439,21 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 
 // apiCode is the AWS error code in err, if AWS answered with one.
 func apiCode(err error) string {
-	var ae *apiError
+	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		return ae.Code
+		return ae.ErrorCode()
 	}
 	return ""
+}
+
+// shortError is the part of err a user can act on: AWS's own message if
+// AWS answered, else the error without the SDK's operation prefix.
+func shortError(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorMessage() != "" {
+		return strings.TrimSuffix(ae.ErrorMessage(), ".")
+	}
+	return strings.TrimSuffix(err.Error(), ".")
 }
 
 // explain turns the AWS errors a user can fix into one sentence each.

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,9 +39,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// motoEnv points the credential chain (ours and the SDK's, which the tests
-// use to set up groups) at static test keys and at no file and no metadata
-// service of this machine.
+// awsEnv is every variable of the SDK's that would let this machine's
+// settings into a test.
+var awsEnv = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+	"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_CA_BUNDLE",
+	"AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_SSO",
+	"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+	"AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
+}
+
+// isolate keeps the machine's ~/.aws and environment out of a test: the
+// config files are under a fresh HOME, and the metadata service is a
+// loopback port where nothing listens.
+func isolate(t *testing.T) (home string) {
+	t.Helper()
+	home = t.TempDir()
+	for _, k := range awsEnv {
+		t.Setenv(k, "")
+	}
+	t.Setenv("HOME", home)
+	t.Setenv("USERPROFILE", home)
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(home, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(home, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+	return home
+}
+
+// motoEnv points the SDK (the backend's, and the one the tests set up
+// groups with) at static test keys and at no file and no metadata service
+// of this machine.
 func motoEnv(t *testing.T) {
 	t.Helper()
 	if moto.endpoint == "" {
@@ -156,7 +187,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 		t.Fatalf("a duplicate rule must count as already open: %v", err)
 	}
 	// The raw API really did say Duplicate.
-	err = sg.ec2.authorizeIngress(ctx, sg.targets[0], permission(rule, rule.Sources))
+	_, err = sg.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(sg.targets[0]), IpPermissions: permission(rule, rule.Sources)})
 	if apiCode(err) != "InvalidPermission.Duplicate" {
 		t.Fatalf("moto answered %v, want InvalidPermission.Duplicate", err)
 	}
@@ -169,7 +200,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 	if err := stale.Apply(ctx, nil); err != nil {
 		t.Fatalf("revoking a missing rule must be fine: %v", err)
 	}
-	err = sg.ec2.revokeIngress(ctx, sg.targets[0], permission(rule, rule.Sources))
+	_, err = sg.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: awssdk.String(sg.targets[0]), IpPermissions: permission(rule, rule.Sources)})
 	if apiCode(err) != "InvalidPermission.NotFound" {
 		t.Fatalf("moto answered %v, want InvalidPermission.NotFound", err)
 	}
@@ -209,13 +240,11 @@ func TestUserErrors(t *testing.T) {
 	userError(err, "No usable AWS credentials were found")
 }
 
-// TestSelf: --self reads the primary interface's groups from IMDSv2 (a
-// local stand-in that insists on the v2 token), and the region too.
-func TestSelf(t *testing.T) {
-	motoEnv(t)
-	first, second := newGroup(t, "web"), newGroup(t, "tentacles")
+// imdsV2 is a metadata service that insists on IMDSv2: a session token from
+// a PUT, then GETs that carry it, which serve answers.
+func imdsV2(serve http.HandlerFunc) http.Handler {
 	const token = "imds-token"
-	imdsServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
 			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", r.Header.Get("X-Aws-Ec2-Metadata-Token-Ttl-Seconds"))
 			fmt.Fprint(w, token)
@@ -225,6 +254,16 @@ func TestSelf(t *testing.T) {
 			http.Error(w, "IMDSv1 is disabled", http.StatusUnauthorized)
 			return
 		}
+		serve(w, r)
+	})
+}
+
+// TestSelf: --self reads the primary interface's groups from IMDSv2 (a
+// local stand-in that insists on the v2 token), and the region too.
+func TestSelf(t *testing.T) {
+	motoEnv(t)
+	first, second := newGroup(t, "web"), newGroup(t, "tentacles")
+	imdsServer := httptest.NewServer(imdsV2(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/latest/meta-data/mac":
 			fmt.Fprint(w, "0e:00:00:00:00:01")

@@ -1,14 +1,13 @@
 // Package azure opens the Tentacle's port with an inbound security rule in
-// an Azure network security group (NSG), through the Azure Resource Manager
-// REST API, with credentials found the way Azure's DefaultAzureCredential
-// finds them: the environment (a service principal's secret or
-// certificate), workload identity, a managed identity (App Service or a
-// VM's instance metadata service), then the Azure CLI's login.
+// an Azure network security group (NSG), through the Azure SDK for Go:
+// credentials from azidentity's DefaultAzureCredential (a service
+// principal's secret or certificate in the environment, workload identity,
+// a managed identity, the Azure CLI's or Azure Developer CLI's login; see
+// AZURE_TOKEN_CREDENTIALS to pin one), requests through armnetwork's clients
+// and so azcore's pipeline (retries, Retry-After, long-running operations).
 //
-// It speaks HTTP itself rather than through the Azure SDK: the SDK (azcore,
-// azidentity, armnetwork, MSAL) would add megabytes to the binary and to
-// the memory and start-up of every process of it, the idle agent's
-// included, for a command run once per machine.
+// Nothing here runs before a cloud command does: no package-level state, and
+// the credential and clients are built in New.
 //
 // What upstream's documentation calls "Azure endpoints" are the classic
 // (ASM) endpoints of Cloud Services and classic VMs, both retired; in
@@ -21,11 +20,21 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/tentacle-go/tentacle/firewall"
 )
@@ -37,23 +46,29 @@ const (
 	maxPriority = 4096
 )
 
-// pollFrequency is how often a long-running rule change is checked; rule
-// changes take seconds, and the SDK's default (30 s) would mostly wait.
-const pollFrequency = 2 * time.Second
+const (
+	// pollFrequency is how often a long-running rule change is checked; rule
+	// changes take seconds, and the SDK's default (30 s) would mostly wait.
+	pollFrequency = 2 * time.Second
+	// maxOperation bounds the wait for a rule change, which takes seconds,
+	// so that a stuck operation cannot hang provisioning for ever.
+	maxOperation = 10 * time.Minute
+)
 
 // Options say which NSG, and as whom.
 type Options struct {
 	Subscription, ResourceGroup, NSG string
 	// Priority for a new rule; 0: the first free one from 100.
 	Priority int32
-	// Credential gives ARM tokens; nil: DefaultCredential().
-	Credential TokenSource
-	// HTTPClient for ARM requests; nil: one with the default transport
-	// (which honours HTTPS_PROXY). Tests inject a transport here.
-	HTTPClient *http.Client
+	// Credential gives ARM tokens; nil: azidentity's DefaultAzureCredential.
+	Credential azcore.TokenCredential
+	// Transport sends the SDK's requests (ARM's and the credential's); nil:
+	// azcore's default (which honours HTTPS_PROXY). Tests put armnetwork's
+	// fake here.
+	Transport policy.Transporter
 	// Endpoint is ARM's base URL; "": $AZURE_RESOURCE_MANAGER_ENDPOINT, else
-	// https://management.azure.com. Tokens are asked for Endpoint's
-	// "/.default" scope, which is right for the sovereign clouds too
+	// Azure's public cloud. Tokens are asked for Endpoint's "/.default"
+	// scope, which is right for the sovereign clouds too
 	// (https://management.usgovcloudapi.net, https://management.chinacloudapi.cn).
 	Endpoint string
 	// PollFrequency; 0: pollFrequency.
@@ -62,8 +77,9 @@ type Options struct {
 
 // SecurityGroup is the Azure backend: one NSG.
 type SecurityGroup struct {
-	o   Options
-	arm *armClient
+	o      Options
+	groups *armnetwork.SecurityGroupsClient
+	rules  *armnetwork.SecurityRulesClient
 }
 
 // New checks the options and that a credential can be had; nothing is read
@@ -82,36 +98,52 @@ func New(ctx context.Context, o Options) (*SecurityGroup, error) {
 	if o.Endpoint == "" {
 		o.Endpoint = os.Getenv("AZURE_RESOURCE_MANAGER_ENDPOINT")
 	}
-	if o.Endpoint == "" {
-		o.Endpoint = defaultEndpoint
-	}
-	if o.Credential == nil {
-		o.Credential = DefaultCredential()
+	azureCloud := cloud.AzurePublic
+	if o.Endpoint != "" {
+		u, err := url.Parse(o.Endpoint)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			// azcore sends bearer tokens over https only.
+			return nil, firewall.Userf("The Azure Resource Manager endpoint %q is not an https URL: check AZURE_RESOURCE_MANAGER_ENDPOINT.", o.Endpoint)
+		}
+		azureCloud = cloud.Configuration{ActiveDirectoryAuthorityHost: cloud.AzurePublic.ActiveDirectoryAuthorityHost,
+			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Endpoint: o.Endpoint, Audience: o.Endpoint}}}
 	}
 	if o.PollFrequency == 0 {
 		o.PollFrequency = pollFrequency
 	}
-	arm, err := newARMClient(o.Endpoint, o.Credential, o.HTTPClient, o.PollFrequency)
-	if err != nil {
-		return nil, firewall.Userf("%s: check AZURE_RESOURCE_MANAGER_ENDPOINT.", upperFirst(err.Error()))
+	if o.Credential == nil {
+		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: azcore.ClientOptions{Transport: o.Transport}})
+		if err != nil {
+			return nil, credentialError(err)
+		}
+		o.Credential = cred
 	}
 	// Ask for a token now, so that missing credentials are one clear
 	// sentence rather than the first API call's error.
-	if _, _, err := o.Credential.Token(ctx, arm.scope); err != nil {
+	audience := azureCloud.Services[cloud.ResourceManager].Audience
+	if _, err := o.Credential.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{strings.TrimSuffix(audience, "/") + "/.default"}}); err != nil {
 		return nil, credentialError(err)
 	}
-	return &SecurityGroup{o: o, arm: arm}, nil
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
+	clientOptions := &arm.ClientOptions{ClientOptions: policy.ClientOptions{Cloud: azureCloud, Transport: o.Transport}}
+	groups, err := armnetwork.NewSecurityGroupsClient(o.Subscription, o.Credential, clientOptions)
+	if err != nil {
+		return nil, err
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	rules, err := armnetwork.NewSecurityRulesClient(o.Subscription, o.Credential, clientOptions)
+	if err != nil {
+		return nil, err
+	}
+	return &SecurityGroup{o: o, groups: groups, rules: rules}, nil
 }
 
 func credentialError(err error) error {
-	return firewall.Userf("No usable Azure credentials were found: on an Azure VM give it a managed identity, elsewhere run `az login` or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (%s).", firstLine(err.Error()))
+	return firewall.Userf("No usable Azure credentials were found: on an Azure VM give it a managed identity, elsewhere run `az login` or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (%s).", oneLine(err.Error()))
+}
+
+// oneLine folds the SDK's multi-line messages (DefaultAzureCredential
+// lists every credential it tried) into one sentence.
+func oneLine(s string) string {
+	return strings.TrimSuffix(strings.Join(strings.Fields(s), " "), ".")
 }
 
 func (s *SecurityGroup) Name() string {
@@ -132,86 +164,75 @@ func RuleName(rule firewall.Rule) string {
 	return b.String() + "-" + rule.Ports.String()
 }
 
-// The JSON of Microsoft.Network/networkSecurityGroups (only what is used)
-// and of its securityRules, as API version apiVersion has them.
-type securityGroup struct {
-	Name       string `json:"name"`
-	Properties struct {
-		SecurityRules []securityRule `json:"securityRules"`
-	} `json:"properties"`
-}
-
-type securityRule struct {
-	Name       string          `json:"name,omitempty"`
-	Properties *ruleProperties `json:"properties,omitempty"`
-}
-
-type ruleProperties struct {
-	Description                string   `json:"description,omitempty"`
-	Protocol                   string   `json:"protocol"` // Tcp, Udp, Icmp, Esp, Ah, *
-	SourcePortRange            string   `json:"sourcePortRange,omitempty"`
-	SourcePortRanges           []string `json:"sourcePortRanges,omitempty"`
-	DestinationPortRange       string   `json:"destinationPortRange,omitempty"`
-	DestinationPortRanges      []string `json:"destinationPortRanges,omitempty"`
-	SourceAddressPrefix        string   `json:"sourceAddressPrefix,omitempty"`
-	SourceAddressPrefixes      []string `json:"sourceAddressPrefixes,omitempty"`
-	DestinationAddressPrefix   string   `json:"destinationAddressPrefix,omitempty"`
-	DestinationAddressPrefixes []string `json:"destinationAddressPrefixes,omitempty"`
-	Access                     string   `json:"access"`    // Allow, Deny
-	Priority                   int32    `json:"priority"`  // 100..4096
-	Direction                  string   `json:"direction"` // Inbound, Outbound
-}
-
-const (
-	accessAllow      = "Allow"
-	directionInbound = "Inbound"
-	protocolTCP      = "Tcp"
-	protocolAny      = "*"
-)
-
 // newSecurityRule is rule as an NSG rule.
-func newSecurityRule(rule firewall.Rule, priority int32) securityRule {
-	p := &ruleProperties{
-		Access:                   accessAllow,
-		Direction:                directionInbound,
-		Protocol:                 protocolTCP,
-		Priority:                 priority,
-		Description:              rule.Description,
-		SourcePortRange:          "*",
-		DestinationAddressPrefix: "*",
-		DestinationPortRange:     rule.Ports.String(),
+func newSecurityRule(rule firewall.Rule, priority int32) armnetwork.SecurityRule {
+	p := &armnetwork.SecurityRulePropertiesFormat{
+		Access:                   to.Ptr(armnetwork.SecurityRuleAccessAllow),
+		Direction:                to.Ptr(armnetwork.SecurityRuleDirectionInbound),
+		Protocol:                 to.Ptr(armnetwork.SecurityRuleProtocolTCP),
+		Priority:                 to.Ptr(priority),
+		Description:              to.Ptr(rule.Description),
+		SourcePortRange:          to.Ptr("*"),
+		DestinationAddressPrefix: to.Ptr("*"),
+		DestinationPortRange:     to.Ptr(rule.Ports.String()),
 	}
 	switch {
 	case rule.FromAnywhere() && len(rule.Sources) == 2:
-		p.SourceAddressPrefix = "*"
+		p.SourceAddressPrefix = to.Ptr("*")
 	case len(rule.Sources) == 1:
-		p.SourceAddressPrefix = rule.Sources[0].String()
+		p.SourceAddressPrefix = to.Ptr(rule.Sources[0].String())
 	default:
 		for _, src := range rule.Sources {
-			p.SourceAddressPrefixes = append(p.SourceAddressPrefixes, src.String())
+			p.SourceAddressPrefixes = append(p.SourceAddressPrefixes, to.Ptr(src.String()))
 		}
 	}
-	return securityRule{Name: RuleName(rule), Properties: p}
+	return armnetwork.SecurityRule{Name: to.Ptr(RuleName(rule)), Properties: p}
+}
+
+// text is *p, or "" (ARM leaves out what is not set).
+func text[T ~string](p *T) string {
+	if p == nil {
+		return ""
+	}
+	return string(*p)
+}
+
+// texts are the strings of ps, without the unset ones.
+func texts(ps []*string) []string {
+	var out []string
+	for _, p := range ps {
+		if p != nil {
+			out = append(out, *p)
+		}
+	}
+	return out
+}
+
+func priorityOf(r *armnetwork.SecurityRule) int32 {
+	if r.Properties == nil || r.Properties.Priority == nil {
+		return 0
+	}
+	return *r.Properties.Priority
 }
 
 // inbound reports whether r is an inbound rule (ARM's values are
 // PascalCase, compared without case to be lenient).
-func (r *securityRule) inbound() bool {
-	return r.Properties != nil && strings.EqualFold(r.Properties.Direction, directionInbound)
+func inbound(r *armnetwork.SecurityRule) bool {
+	return r.Properties != nil && strings.EqualFold(text(r.Properties.Direction), string(armnetwork.SecurityRuleDirectionInbound))
 }
 
 // inboundAllow reads an inbound TCP allow rule: its port ranges and
 // sources. ok is false for anything else, and for rules whose sources are
 // service tags (VirtualNetwork, AzureLoadBalancer…) rather than addresses.
-func inboundAllow(r *securityRule) (ports []firewall.PortRange, sources []netip.Prefix, ok bool) {
+func inboundAllow(r *armnetwork.SecurityRule) (ports []firewall.PortRange, sources []netip.Prefix, ok bool) {
+	if !inbound(r) || !strings.EqualFold(text(r.Properties.Access), string(armnetwork.SecurityRuleAccessAllow)) {
+		return nil, nil, false
+	}
 	p := r.Properties
-	if !r.inbound() || !strings.EqualFold(p.Access, accessAllow) {
+	if protocol := text(p.Protocol); !strings.EqualFold(protocol, string(armnetwork.SecurityRuleProtocolTCP)) && protocol != string(armnetwork.SecurityRuleProtocolAsterisk) {
 		return nil, nil, false
 	}
-	if !strings.EqualFold(p.Protocol, protocolTCP) && p.Protocol != protocolAny {
-		return nil, nil, false
-	}
-	for _, v := range append([]string{p.DestinationPortRange}, p.DestinationPortRanges...) {
+	for _, v := range append([]string{text(p.DestinationPortRange)}, texts(p.DestinationPortRanges)...) {
 		switch v {
 		case "":
 		case "*":
@@ -222,7 +243,7 @@ func inboundAllow(r *securityRule) (ports []firewall.PortRange, sources []netip.
 			}
 		}
 	}
-	for _, v := range append([]string{p.SourceAddressPrefix}, p.SourceAddressPrefixes...) {
+	for _, v := range append([]string{text(p.SourceAddressPrefix)}, texts(p.SourceAddressPrefixes)...) {
 		switch {
 		case v == "":
 		case v == "*" || strings.EqualFold(v, "Internet") || strings.EqualFold(v, "Any"):
@@ -237,32 +258,54 @@ func inboundAllow(r *securityRule) (ports []firewall.PortRange, sources []netip.
 }
 
 // identical reports whether r does exactly what rule asks.
-func identical(r *securityRule, rule firewall.Rule) bool {
+func identical(r *armnetwork.SecurityRule, rule firewall.Rule) bool {
 	ports, sources, ok := inboundAllow(r)
-	if !ok || len(ports) != 1 || ports[0] != rule.Ports || !strings.EqualFold(r.Properties.Protocol, protocolTCP) {
+	if !ok || len(ports) != 1 || ports[0] != rule.Ports || !strings.EqualFold(text(r.Properties.Protocol), string(armnetwork.SecurityRuleProtocolTCP)) {
 		return false
 	}
-	if d := r.Properties.DestinationAddressPrefix; d != "*" && d != "" || len(r.Properties.DestinationAddressPrefixes) > 0 {
+	if d := text(r.Properties.DestinationAddressPrefix); d != "*" && d != "" || len(r.Properties.DestinationAddressPrefixes) > 0 {
 		return false
 	}
 	return firewall.SamePrefixSet(sources, rule.Sources)
 }
 
-func (s *SecurityGroup) nsgURL(rule ...string) string {
-	segs := []string{"subscriptions", s.o.Subscription, "resourceGroups", s.o.ResourceGroup,
-		"providers", "Microsoft.Network", "networkSecurityGroups", s.o.NSG}
-	if len(rule) > 0 {
-		segs = append(segs, "securityRules", rule[0])
-	}
-	return s.arm.resourceURL(segs...)
-}
-
-func (s *SecurityGroup) current(ctx context.Context) ([]securityRule, error) {
-	var g securityGroup
-	if err := s.arm.get(ctx, s.nsgURL(), &g); err != nil {
+func (s *SecurityGroup) current(ctx context.Context) ([]*armnetwork.SecurityRule, error) {
+	resp, err := s.groups.Get(ctx, s.o.ResourceGroup, s.o.NSG, nil)
+	if err != nil {
 		return nil, s.explain(err, "read")
 	}
-	return g.Properties.SecurityRules, nil
+	if resp.Properties == nil {
+		return nil, nil
+	}
+	var rules []*armnetwork.SecurityRule
+	for _, r := range resp.Properties.SecurityRules {
+		if r != nil {
+			rules = append(rules, r)
+		}
+	}
+	return rules, nil
+}
+
+// put creates or replaces the rule and waits for the change to finish.
+func (s *SecurityGroup) put(ctx context.Context, rule armnetwork.SecurityRule) error {
+	ctx, cancel := context.WithTimeout(ctx, maxOperation)
+	defer cancel()
+	poller, err := s.rules.BeginCreateOrUpdate(ctx, s.o.ResourceGroup, s.o.NSG, *rule.Name, rule, nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.o.PollFrequency})
+	}
+	return err
+}
+
+// delete removes the rule and waits for the change to finish.
+func (s *SecurityGroup) delete(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, maxOperation)
+	defer cancel()
+	poller, err := s.rules.BeginDelete(ctx, s.o.ResourceGroup, s.o.NSG, name, nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: s.o.PollFrequency})
+	}
+	return err
 }
 
 func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*firewall.Plan, error) {
@@ -276,18 +319,17 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 	plan := &firewall.Plan{Action: firewall.Open, Rule: rule, Firewall: s.Name()}
 	name := RuleName(rule)
 	used := map[int32]string{}
-	var sameName *securityRule
-	for i := range rules {
-		r := &rules[i]
+	var sameName *armnetwork.SecurityRule
+	for _, r := range rules {
 		if identical(r, rule) {
 			return plan, nil // left alone, whatever its name and priority
 		}
-		if r.Name == name {
+		if text(r.Name) == name {
 			sameName = r
 			continue
 		}
-		if r.inbound() {
-			used[r.Properties.Priority] = r.Name
+		if inbound(r) {
+			used[priorityOf(r)] = text(r.Name)
 		}
 	}
 	priority := s.o.Priority
@@ -296,9 +338,9 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 		if other, taken := used[priority]; taken {
 			return nil, firewall.Userf("Priority %d is already used by inbound rule %q in %s: choose another with --priority, or leave it out to take the first free one.", priority, other, s.o.NSG)
 		}
-	case sameName != nil && sameName.Properties != nil && sameName.Properties.Priority != 0:
+	case sameName != nil && priorityOf(sameName) != 0:
 		// Updating our own rule (new sources): it keeps its place.
-		priority = sameName.Properties.Priority
+		priority = priorityOf(sameName)
 	default:
 		for p := int32(minPriority); p <= maxPriority; p++ {
 			if _, taken := used[p]; !taken {
@@ -318,7 +360,7 @@ func (s *SecurityGroup) PlanOpen(ctx context.Context, rule firewall.Rule) (*fire
 	desc := fmt.Sprintf("%s security rule %q in NSG %s (resource group %s): inbound allow TCP %s from %s, priority %d",
 		verb, name, s.o.NSG, s.o.ResourceGroup, rule.Ports, sourcesText(rule), priority)
 	plan.Steps = append(plan.Steps, firewall.NewStep(desc, func(ctx context.Context) error {
-		if err := s.arm.put(ctx, s.nsgURL(name), want); err != nil {
+		if err := s.put(ctx, want); err != nil {
 			return s.explain(err, "write")
 		}
 		return nil
@@ -342,14 +384,14 @@ func (s *SecurityGroup) PlanClose(ctx context.Context, rule firewall.Rule) (*fir
 		return nil, err
 	}
 	plan := &firewall.Plan{Action: firewall.Close, Rule: rule, Firewall: s.Name()}
-	for i := range rules {
-		if !identical(&rules[i], rule) {
+	for _, r := range rules {
+		if !identical(r, rule) {
 			continue
 		}
-		name := rules[i].Name
+		name := text(r.Name)
 		desc := fmt.Sprintf("delete security rule %q from NSG %s (resource group %s)", name, s.o.NSG, s.o.ResourceGroup)
 		plan.Steps = append(plan.Steps, firewall.NewStep(desc, func(ctx context.Context) error {
-			if err := s.arm.delete(ctx, s.nsgURL(name)); err != nil && !notFound(err) {
+			if err := s.delete(ctx, name); err != nil && !notFound(err) {
 				return s.explain(err, "delete")
 			}
 			return nil // a 404: someone else removed it meanwhile
@@ -365,16 +407,15 @@ func (s *SecurityGroup) List(ctx context.Context) ([]firewall.Rule, error) {
 		return nil, err
 	}
 	var out []firewall.Rule
-	for i := range rules {
-		r := &rules[i]
+	for _, r := range rules {
 		ports, sources, ok := inboundAllow(r)
 		if !ok {
 			continue
 		}
 		for _, p := range ports {
-			rule := firewall.NewRule(r.Name, p, sources)
-			rule.Description = r.Properties.Description
-			rule.Location = fmt.Sprintf("NSG %s, priority %d", s.o.NSG, r.Properties.Priority)
+			rule := firewall.NewRule(text(r.Name), p, sources)
+			rule.Description = text(r.Properties.Description)
+			rule.Location = fmt.Sprintf("NSG %s, priority %d", s.o.NSG, priorityOf(r))
 			out = append(out, rule)
 		}
 	}
@@ -383,40 +424,35 @@ func (s *SecurityGroup) List(ctx context.Context) ([]firewall.Rule, error) {
 }
 
 func notFound(err error) bool {
-	var re *ResponseError
+	var re *azcore.ResponseError
 	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
 }
 
 // explain turns the ARM errors a user can fix into one sentence each.
 func (s *SecurityGroup) explain(err error, action string) error {
-	var re *ResponseError
+	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
-		var te *tokenError
-		if errors.As(err, &te) {
-			return credentialError(te.err)
+		var auth *azidentity.AuthenticationFailedError
+		if errors.As(err, &auth) {
+			return credentialError(err)
 		}
 		return err
 	}
 	switch {
-	case re.Code == "SubscriptionNotFound" || re.Code == "InvalidSubscriptionId":
+	case re.ErrorCode == "SubscriptionNotFound" || re.ErrorCode == "InvalidSubscriptionId":
 		return firewall.Userf("Subscription %s was not found, or the identity in use cannot see it: check --subscription (`az account list`).", s.o.Subscription)
-	case re.Code == "ResourceGroupNotFound":
+	case re.ErrorCode == "ResourceGroupNotFound":
 		return firewall.Userf("Resource group %s was not found in subscription %s: check --resource-group.", s.o.ResourceGroup, s.o.Subscription)
 	case re.StatusCode == 404:
 		return firewall.Userf("Network security group %s was not found in resource group %s: check --nsg (`az network nsg list -g %s`).", s.o.NSG, s.o.ResourceGroup, s.o.ResourceGroup)
-	case re.StatusCode == 403 || re.Code == "AuthorizationFailed":
+	case re.StatusCode == 403 || re.ErrorCode == "AuthorizationFailed":
 		return firewall.Userf("The identity in use may not %s the rules of network security group %s: give it the Network Contributor role on the NSG (or Microsoft.Network/networkSecurityGroups/securityRules/%s).", action, s.o.NSG, action)
 	case re.StatusCode == 401:
 		return credentialError(err)
 	case re.StatusCode == 400 || re.StatusCode == 409:
-		return firewall.Userf("Azure refused the change to network security group %s (%s, HTTP %d): check the values given.", s.o.NSG, re.Code, re.StatusCode)
+		return firewall.Userf("Azure refused the change to network security group %s (%s, HTTP %d): check the values given.", s.o.NSG, re.ErrorCode, re.StatusCode)
 	}
 	return err
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSuffix(s, ".")
 }
 
 // ParsePriority reads --priority; empty is 0, the first free one.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
@@ -47,6 +50,7 @@ const fakeEndpoint = "https://management.azure.invalid"
 const (
 	fakeStatusSuffix = "/get/fake/status" // what the fake strips to find its poller
 	apiGetNSG        = "SecurityGroupsClient.Get"
+	apiGetRule       = "SecurityRulesClient.Get"
 	apiPutRule       = "SecurityRulesClient.BeginCreateOrUpdate"
 	apiDeleteRule    = "SecurityRulesClient.BeginDelete"
 )
@@ -74,6 +78,8 @@ func (a *fakeARM) RoundTrip(req *http.Request) (*http.Response, error) {
 		api = req.URL.Query().Get("fake-api")
 	case req.Method == http.MethodGet && !strings.Contains(path, "/securityRules/"):
 		api = apiGetNSG
+	case req.Method == http.MethodGet:
+		api = apiGetRule // a PUT's result, read when its operation is done
 	case req.Method == http.MethodPut:
 		api = apiPutRule
 	case req.Method == http.MethodDelete:
@@ -131,11 +137,37 @@ func jsonResponse(req *http.Request, status int, v any) *http.Response {
 		Body: io.NopCloser(bytes.NewReader(b)), Request: req, ContentLength: int64(len(b))}
 }
 
-// staticToken is a TokenSource for the fake.
+// staticToken is a credential for the fake.
 type staticToken string
 
-func (s staticToken) Token(context.Context, string) (string, time.Time, error) {
-	return string(s), time.Now().Add(time.Hour), nil
+func (s staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// offline is a transport for credentials that must find nothing: it refuses
+// every request in the process (the managed identity probe would otherwise
+// go to the link-local metadata address).
+type offline struct{}
+
+func (offline) Do(req *http.Request) (*http.Response, error) {
+	return nil, fmt.Errorf("no network in this test: %s %s", req.Method, req.URL.Host)
+}
+
+// noAzure takes this machine's Azure settings and tools out of a test.
+func noAzure(t *testing.T) {
+	t.Helper()
+	for _, v := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+		"AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "AZURE_FEDERATED_TOKEN_FILE",
+		"AZURE_AUTHORITY_HOST", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",
+		"AZURE_RESOURCE_MANAGER_ENDPOINT", "AZURE_TOKEN_CREDENTIALS", "AZURE_USERNAME", "AZURE_PASSWORD"} {
+		t.Setenv(v, "") // restored when the test ends
+		os.Unsetenv(v)  // azidentity refuses some set to "" (AZURE_TOKEN_CREDENTIALS)
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("USERPROFILE", home)
+	t.Setenv("AZURE_CONFIG_DIR", filepath.Join(home, ".azure"))
+	t.Setenv("PATH", t.TempDir())
 }
 
 // nsgFake is one NSG behind armnetwork's fake servers, backed by a map and
@@ -158,7 +190,10 @@ func newNSGFake() *nsgFake {
 	return &nsgFake{rg: "tentacles", nsg: "web-nsg", rules: map[string]armnetwork.SecurityRule{}}
 }
 
-func (f *nsgFake) check(rg, nsg string, errResp *azfake.ErrorResponder) bool {
+// check records call and answers as ARM would for rg and nsg; the caller
+// holds f.mu.
+func (f *nsgFake) check(call, rg, nsg string, errResp *azfake.ErrorResponder) bool {
+	f.calls = append(f.calls, call)
 	switch {
 	case f.deny:
 		errResp.SetResponseError(http.StatusForbidden, "AuthorizationFailed")
@@ -185,8 +220,7 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			Get: func(ctx context.Context, rg, nsg string, _ *armnetwork.SecurityGroupsClientGetOptions) (resp azfake.Responder[armnetwork.SecurityGroupsClientGetResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "get nsg")
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("get nsg", rg, nsg, &errResp) {
 					return
 				}
 				g := armnetwork.SecurityGroup{Name: to.Ptr(nsg), Properties: &armnetwork.SecurityGroupPropertiesFormat{}}
@@ -198,11 +232,24 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			},
 		},
 		SecurityRulesServer: fake.SecurityRulesServer{
+			Get: func(ctx context.Context, rg, nsg, name string, _ *armnetwork.SecurityRulesClientGetOptions) (resp azfake.Responder[armnetwork.SecurityRulesClientGetResponse], errResp azfake.ErrorResponder) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				if !f.check("get "+name, rg, nsg, &errResp) {
+					return
+				}
+				r, ok := f.rules[name]
+				if !ok {
+					errResp.SetResponseError(http.StatusNotFound, "NotFound")
+					return
+				}
+				resp.SetResponse(http.StatusOK, armnetwork.SecurityRulesClientGetResponse{SecurityRule: r}, nil)
+				return
+			},
 			BeginCreateOrUpdate: func(ctx context.Context, rg, nsg, name string, rule armnetwork.SecurityRule, _ *armnetwork.SecurityRulesClientBeginCreateOrUpdateOptions) (resp azfake.PollerResponder[armnetwork.SecurityRulesClientCreateOrUpdateResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "put "+name)
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("put "+name, rg, nsg, &errResp) {
 					return
 				}
 				for other, r := range f.rules {
@@ -226,8 +273,7 @@ func (f *nsgFake) server() *fake.ServerFactoryTransport {
 			BeginDelete: func(ctx context.Context, rg, nsg, name string, _ *armnetwork.SecurityRulesClientBeginDeleteOptions) (resp azfake.PollerResponder[armnetwork.SecurityRulesClientDeleteResponse], errResp azfake.ErrorResponder) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				f.calls = append(f.calls, "delete "+name)
-				if !f.check(rg, nsg, &errResp) {
+				if !f.check("delete "+name, rg, nsg, &errResp) {
 					return
 				}
 				delete(f.rules, name)
@@ -263,7 +309,7 @@ func newBackend(t *testing.T, f *nsgFake, o Options) *SecurityGroup {
 		o.NSG = f.nsg
 	}
 	o.Credential = staticToken("fake-token")
-	o.HTTPClient = &http.Client{Transport: f.transport()}
+	o.Transport = &http.Client{Transport: f.transport()}
 	o.Endpoint = fakeEndpoint
 	o.PollFrequency = time.Millisecond
 	s, err := New(context.Background(), o)
@@ -377,8 +423,8 @@ func TestFailedOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = p.Apply(ctx, nil)
-	var re *ResponseError
-	if !errors.As(err, &re) || re.Code != "InternalServerError" {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.ErrorCode != "InternalServerError" {
 		t.Fatalf("got %v, want the operation's failure", err)
 	}
 }
@@ -441,9 +487,9 @@ func TestUserErrors(t *testing.T) {
 	// No credential anywhere: nothing in the environment, no instance
 	// metadata service, no `az`.
 	noAzure(t)
-	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n"})
+	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Transport: offline{}})
 	userError(t, err, "No usable Azure credentials were found")
-	userError(t, err, "az is not on PATH")
+	userError(t, err, "AzureCLICredential: executable not found on path")
 	if f.writes() != 0 {
 		t.Fatalf("errors wrote: %v", f.calls)
 	}
@@ -508,4 +554,12 @@ func stepsOf(p *firewall.Plan) []string {
 		out = append(out, s.Description)
 	}
 	return out
+}
+
+// azcore sends bearer tokens over https only: a plain-http endpoint is one
+// sentence before any token is asked for.
+func TestPlainHTTPEndpoint(t *testing.T) {
+	_, err := New(context.Background(), Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Credential: staticToken("fake-token"),
+		Endpoint: "http://127.0.0.1:1"})
+	userError(t, err, `The Azure Resource Manager endpoint "http://127.0.0.1:1" is not an https URL`)
 }
