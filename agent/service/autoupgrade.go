@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -36,7 +37,7 @@ type AutoUpgrade struct {
 // not upgrade (and restart) at once, and at the next boot when a run was
 // missed while the machine was off.
 func RenderAutoUpgrade(a AutoUpgrade) (service, timer string, err error) {
-	if !filepath.IsAbs(a.Executable) {
+	if !path.IsAbs(a.Executable) { // a systemd unit: Unix paths, whatever builds it
 		return "", "", fmt.Errorf("the upgrade unit needs the absolute path of the tentacle binary, not %q", a.Executable)
 	}
 	if strings.TrimSpace(a.Constraint) == "" {

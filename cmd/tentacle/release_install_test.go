@@ -73,7 +73,10 @@ func TestReleaseInstallFlags(t *testing.T) {
 // install it, keeping the previous binary.
 func TestReleaseInstallFromAFeed(t *testing.T) {
 	feedDir := t.TempDir()
-	name := "tentacle_1.0.0_" + runtime.GOOS + "_" + release.HostPlatform().Arch + ".tar.gz"
+	name, err := release.ArtifactName(release.KindArchive, "1.0.0", release.HostPlatform())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.MkdirAll(filepath.Join(feedDir, "1.0.0"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +87,15 @@ func TestReleaseInstallFromAFeed(t *testing.T) {
 	os.WriteFile(filepath.Join(feedDir, "index.json"), []byte(`{"schema":1,"versions":[{"version":"1.0.0","date":"2026-12-03T09:00:00Z","files":["checksums.txt","`+name+`"]}]}`), 0o644)
 
 	t.Setenv("PATH", t.TempDir()) // no dpkg or rpm: a binary install
+	// The binary being replaced: a script that says it is 0.9.0; Windows
+	// runs no scripts as programs, so there it is a copy of the built binary.
 	target := filepath.Join(t.TempDir(), "tentacle")
-	os.WriteFile(target, []byte("#!/bin/sh\necho 0.9.0\n"), 0o755)
+	before := []byte("#!/bin/sh\necho 0.9.0\n")
+	if runtime.GOOS == "windows" {
+		target += ".exe"
+		before, _ = os.ReadFile(builtBinary)
+	}
+	os.WriteFile(target, before, 0o755)
 	downloads := t.TempDir()
 	var out, errOut bytes.Buffer
 	e := &Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
@@ -99,7 +109,7 @@ func TestReleaseInstallFromAFeed(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(downloads, "1.0.0", name)); err != nil {
 		t.Errorf("the artifact is not in --download-dir: %v", err)
 	}
-	if prev, _ := os.ReadFile(target + ".previous"); !strings.Contains(string(prev), "0.9.0") {
+	if prev, _ := os.ReadFile(release.PreviousPath(target)); !bytes.Equal(prev, before) {
 		t.Errorf("the previous binary was not kept: %q", prev)
 	}
 	built, _ := os.ReadFile(builtBinary)

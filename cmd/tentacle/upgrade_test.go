@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,10 @@ func TestUpgradeAndAutoUpgradeRefusals(t *testing.T) {
 		{[]string{"service", "--instance", "Tentacle", "--install", "--auto-upgrade", "~> not-a-version", "--auto-upgrade-feed", "/srv/feed"}, "is not a version or constraint"},
 		{[]string{"service", "--instance", "*", "--restart", "--install", "--auto-upgrade", "latest"}, "machine-wide"},
 	} {
+		// Neither exists on Windows yet, and each says so first.
+		if runtime.GOOS == "windows" && c.args[len(c.args)-1] != "xml" {
+			c.want = "is not there yet on windows"
+		}
 		var out, errOut bytes.Buffer
 		e := &Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
 		code := run(c.args, e)

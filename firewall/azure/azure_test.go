@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -489,7 +490,12 @@ func TestUserErrors(t *testing.T) {
 	noAzure(t)
 	_, err = New(ctx, Options{Subscription: "s", ResourceGroup: "g", NSG: "n", Transport: offline{}})
 	userError(t, err, "No usable Azure credentials were found")
-	userError(t, err, "AzureCLICredential: executable not found on path")
+	// The SDK runs az through cmd.exe on Windows, and says what it missed.
+	if goruntime.GOOS == "windows" {
+		userError(t, err, `AzureCLICredential: exec: "cmd.exe": executable file not found`)
+	} else {
+		userError(t, err, "AzureCLICredential: executable not found on path")
+	}
 	if f.writes() != 0 {
 		t.Fatalf("errors wrote: %v", f.calls)
 	}

@@ -302,7 +302,7 @@ func checkPort(ctx context.Context, o *Options, s *config.Settings) []Result {
 	var out []Result
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		out = append(out, Result{Check: "port", Status: Fail, Found: fmt.Sprintf("Nothing accepts connections on %s (%v), so a listening server cannot reach this Tentacle.", addr, unwrapNet(err)),
+		out = append(out, Result{Check: "port", Status: Fail, Found: fmt.Sprintf("Nothing accepts connections on %s (%s), so a listening server cannot reach this Tentacle.", addr, netCause(err)),
 			Fix: "Start the agent (" + o.fixCmd("service", "--start") + "); if it runs, its log says why it does not listen."})
 	} else {
 		c.Close()
@@ -338,6 +338,12 @@ func newOpenRule(port int) firewall.Rule {
 
 // unwrapNet drops the "dial tcp 127.0.0.1:1: connect:" prefixes the
 // message already says in its own words.
+// netCause is the OS's own words for a network error, without the final
+// period Windows puts there (the message adds its own).
+func netCause(err error) string {
+	return strings.TrimSuffix(unwrapNet(err).Error(), ".")
+}
+
 func unwrapNet(err error) error {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Err == nil {

@@ -171,9 +171,14 @@ func TestUnreachableServer(t *testing.T) {
 	start := time.Now()
 	results := Run(context.Background(), opts)
 	expect(t, results, "dns", OK, "127.0.0.1 is an IP address", "")
-	expect(t, results, "tcp", Fail, addr+" cannot be reached: connection refused.", "Check that the Octopus Server listens for polling Tentacles on port")
+	expect(t, results, "tcp", Fail, addr+" cannot be reached: "+refused(t, addr)+".", "Check that the Octopus Server listens for polling Tentacles on port")
 	for _, check := range []string{"tls", "thumbprint", "handshake", "clock"} {
 		expect(t, results, check, Skip, "Not tried: the tcp check failed.", "")
+	}
+	for _, r := range results {
+		if strings.Contains(r.Found, "..") {
+			t.Errorf("a doubled period in %q", r.Found)
+		}
 	}
 	if d := time.Since(start); d > Budget+time.Second {
 		t.Errorf("doctor took %v, more than its budget %v", d, Budget)
@@ -217,7 +222,7 @@ func TestClosedListeningPort(t *testing.T) {
 		s.SetTrustedServers([]config.TrustedServer{{Thumbprint: strings.Repeat("C", 40), CommunicationStyle: config.StyleTentaclePassive}})
 	})
 	results := Run(context.Background(), opts)
-	expect(t, results, "port", Fail, "Nothing accepts connections on 127.0.0.1:"+port+" (connection refused), so a listening server cannot reach this Tentacle.", "tentacle service --instance Tentacle --start")
+	expect(t, results, "port", Fail, "Nothing accepts connections on 127.0.0.1:"+port+" ("+refused(t, "127.0.0.1:"+port)+"), so a listening server cannot reach this Tentacle.", "tentacle service --instance Tentacle --start")
 	expect(t, results, "server", OK, "connects to this Tentacle (listening)", "")
 
 	// And open: something accepts.
@@ -360,4 +365,16 @@ func TestHealthy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "The Tentacle cannot serve yet (as `tentacle doctor` checks): handshake "+srv.PollingAddress+": The server did not accept this Tentacle's polling connection") {
 		t.Errorf("an unregistered polling Tentacle: %v", err)
 	}
+}
+
+// refused is how this OS words a refused connection to addr ("connection
+// refused" on Linux; Windows says it in its own words), as doctor quotes it.
+func refused(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+		t.Fatalf("%s accepts connections", addr)
+	}
+	return netCause(err)
 }

@@ -139,7 +139,7 @@ func (c *serverCheck) run(ctx context.Context) []Result {
 			out = append(out, c.result("tcp", Fail, fmt.Sprintf("%s cannot be reached through %s: %v.", addr, c.proxyDesc, err),
 				fmt.Sprintf("Have the proxy allow CONNECT to %s, or correct the proxy settings: %s.", addr, c.o.fixCmd("polling-proxy", "--proxyEnable", "True", "--proxyHost", "<HOST>", "--proxyPort", "<PORT>"))))
 		} else {
-			out = append(out, c.result("tcp", Fail, fmt.Sprintf("%s cannot be reached: %v.", addr, unwrapNet(err)),
+			out = append(out, c.result("tcp", Fail, fmt.Sprintf("%s cannot be reached: %s.", addr, netCause(err)),
 				fmt.Sprintf("Check that the Octopus Server listens for polling Tentacles on port %s and that no firewall between here and there blocks it; if this network needs a proxy, set it with %s.", port, c.o.fixCmd("polling-proxy", "--proxyEnable", "True", "--proxyHost", "<HOST>"))))
 		}
 		return c.skipRest(out, "tcp", rest...)

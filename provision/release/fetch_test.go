@@ -78,7 +78,7 @@ func TestFetchForInstallThenInstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := filepath.Join(t.TempDir(), "tentacle")
+	target := filepath.Join(t.TempDir(), binaryName)
 	copyBinaryTo(t, v1, target)
 	downloads := t.TempDir()
 	req := FetchRequest{Feed: feed, Constraint: ">= 1.0, < 3", Trust: Trust{PublicKey: string(pubText)}, Target: target, Dir: downloads}

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -163,9 +164,12 @@ func requiredList(what string) func(string) (string, error) {
 	}
 }
 
+// absolutePathExample is an absolute path as this OS writes one.
+var absolutePathExample = map[bool]string{false: "/etc/octopus/Tentacle", true: `C:\Octopus\Tentacle`}[runtime.GOOS == "windows"]
+
 func absolutePath(s string) (string, error) {
 	if s == "" || !filepath.IsAbs(s) {
-		return "", fmt.Errorf("%q is not an absolute path: give one such as /etc/octopus/Tentacle.", s)
+		return "", fmt.Errorf("%q is not an absolute path: give one such as %s.", s, absolutePathExample)
 	}
 	return filepath.Clean(s), nil
 }

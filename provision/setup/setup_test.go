@@ -3,6 +3,8 @@ package setup
 import (
 	"bufio"
 	"context"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -11,7 +13,16 @@ import (
 
 func wizard(input string, out *strings.Builder) *Wizard {
 	return &Wizard{In: bufio.NewReader(strings.NewReader(input)), Out: out, Server: OctopusServer{},
-		Root: "/etc/octopus", Hostname: "web01", DefaultApplications: "/home/Octopus/Applications"}
+		Root: abs("/etc/octopus"), Hostname: "web01", DefaultApplications: abs("/home/Octopus/Applications")}
+}
+
+// abs is the Unix absolute path p as this OS writes an absolute path: on
+// Windows, on drive C:.
+func abs(p string) string {
+	if runtime.GOOS == "windows" {
+		return `C:` + filepath.FromSlash(p)
+	}
+	return p
 }
 
 // A listening Tentacle that only trusts a thumbprint: a thumbprint that is
@@ -21,7 +32,7 @@ func TestListeningTentacleTrustingAThumbprint(t *testing.T) {
 	input := strings.Join([]string{
 		"",             // instance: Tentacle
 		"relative/dir", // refused
-		"/srv/tentacle",
+		abs("/srv/tentacle"),
 		"",  // applications: default
 		"3", // not an option
 		"1", // listening
@@ -48,8 +59,8 @@ func TestListeningTentacleTrustingAThumbprint(t *testing.T) {
 		}
 	}
 	in := a.File.Instances[0]
-	if in.Name != config.DefaultInstanceName || in.Config != "/srv/tentacle/tentacle-Tentacle.config" || in.Listen == nil || in.Listen.Port != config.DefaultPort ||
-		len(in.Trust) != 1 || in.Trust[0] != strings.ToUpper(thumb) || in.Registration != nil || in.Service != nil || a.SaveTo != "/srv/tentacle/provision.yaml" || a.APIKey != "" {
+	if in.Name != config.DefaultInstanceName || in.Config != filepath.Join(abs("/srv/tentacle"), "tentacle-Tentacle.config") || in.Listen == nil || in.Listen.Port != config.DefaultPort ||
+		len(in.Trust) != 1 || in.Trust[0] != strings.ToUpper(thumb) || in.Registration != nil || in.Service != nil || a.SaveTo != filepath.Join(abs("/srv/tentacle"), "provision.yaml") || a.APIKey != "" {
 		t.Errorf("answers: %+v %+v", a, in)
 	}
 }
@@ -66,7 +77,7 @@ func TestInputEndingEarly(t *testing.T) {
 func TestPollingNeedsTheServerURL(t *testing.T) {
 	var out strings.Builder
 	// A polling Tentacle must have the server's URL: an empty answer is re-asked.
-	_, err := wizard("\n/srv/t\n\n2\n\n\n", &out).Run(context.Background())
+	_, err := wizard("\n"+abs("/srv/t")+"\n\n2\n\n\n", &out).Run(context.Background())
 	if err == nil || !strings.Contains(out.String(), "A polling Tentacle needs the server's URL to register with it.") {
 		t.Errorf("%v\n%s", err, out.String())
 	}
