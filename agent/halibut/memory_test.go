@@ -161,10 +161,11 @@ func TestConcurrentDecodesShareTheMemoryBudget(t *testing.T) {
 	}
 	grew := peak.Load() - min(base, peak.Load())
 	t.Logf("8 concurrent 64 MiB decodes: live heap peaked %d MiB above the start", grew>>20)
-	// One decode holds its 64 MiB of inflated bytes plus the buffer it grew out of; the
-	// collector may leave the previous decode's bytes uncollected for a while. Eight at
-	// once would hold 512 MiB.
-	if limit := uint64(320 << 20); grew > limit {
+	// The 128 MiB budget lets two decodes run at once, each holding its 64 MiB of
+	// inflated bytes plus the buffer it grew out of, and the collector may leave the
+	// previous decodes' bytes uncollected for a while (under Wine, 320 MiB exactly was
+	// seen). Eight at once would hold 512 MiB, which is what this tells apart.
+	if limit := uint64(384 << 20); grew > limit {
 		t.Errorf("live heap grew %d MiB during the decodes, want under %d MiB", grew>>20, limit>>20)
 	}
 }
