@@ -86,12 +86,7 @@ type releaseTrustFlags struct {
 
 // trust is the key to check with, and says loudly when none is checked.
 func (f *releaseTrustFlags) trust(e *Env, d releaseDefaults) release.Trust {
-	t := release.Trust{PublicKey: f.PubKey, SkipSignature: f.InsecureSkipSignature}
-	for _, k := range []string{e.Getenv("TENTACLE_RELEASES_PUBKEY"), d.PublicKey, release.BuiltinPublicKey} {
-		if t.PublicKey == "" {
-			t.PublicKey = k
-		}
-	}
+	t := release.Trust{PublicKey: release.ChooseKey(f.PubKey, e.Getenv("TENTACLE_RELEASES_PUBKEY"), d.PublicKey), SkipSignature: f.InsecureSkipSignature}
 	switch {
 	case t.SkipSignature:
 		e.Errorf("WARNING: --insecure-skip-signature: the signature of checksums.txt is NOT checked; anyone who can change the feed can change what you install.")

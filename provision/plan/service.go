@@ -195,12 +195,7 @@ func (r *run) releaseStep(rel *Release) step {
 		if err != nil {
 			return nil, config.Userf("release: %v", err)
 		}
-		trust := release.Trust{PublicKey: rel.PublicKey}
-		for _, k := range []string{r.opts.Getenv("TENTACLE_RELEASES_PUBKEY"), release.BuiltinPublicKey} {
-			if trust.PublicKey == "" {
-				trust.PublicKey = k
-			}
-		}
+		trust := release.Trust{PublicKey: release.ChooseKey(rel.PublicKey, r.opts.Getenv("TENTACLE_RELEASES_PUBKEY"))}
 		if trust.PublicKey == "" {
 			return nil, config.Userf("release: no public key to verify the feed with: set release.public-key (RW...) or TENTACLE_RELEASES_PUBKEY.")
 		}

@@ -20,6 +20,18 @@ import (
 // -ldflags -X); empty in development builds, which then need --pubkey.
 var BuiltinPublicKey = ""
 
+// ChooseKey is the public key to verify with: the first of keys that is
+// set (callers list theirs in order: a flag, the environment, a setting),
+// else BuiltinPublicKey.
+func ChooseKey(keys ...string) string {
+	for _, k := range keys {
+		if k != "" {
+			return k
+		}
+	}
+	return BuiltinPublicKey
+}
+
 // Trust says how checksums.txt is trusted.
 type Trust struct {
 	// PublicKey is the minisign public key (RW…) checksums.txt must be
