@@ -52,21 +52,37 @@ deps:
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tentacle
 
-# test is what CI runs (.ci/run): static checks, then every test with the
-# race detector.
-test: deps vet fmt-check cross unit test-windows fuzz package-test
+# test is what CI runs (.ci/run): static checks, every test (the race
+# detector on all but the packages that link the cloud SDKs, see unit), the
+# Windows tests under Wine, fuzzing, then `make package` and the tests of
+# what it made. `make package` builds every release target, so a
+# platform-specific file that does not compile fails here (cross is not
+# repeated). The container root filesystem is built in the background from
+# the start (debootstrap waits mostly on downloads and dpkg, which overlap
+# with vet's compiling); the tests that boot it wait for it on its lock.
+test: deps
+	@mkdir -p .cache && ( $(MAKE) --no-print-directory nspawn-rootfs >.cache/nspawn-rootfs.log 2>&1 & )
+	@$(MAKE) --no-print-directory vet fmt-check unit test-windows fuzz package-test
+
+# RELEASE_GOENV: the compiler flags releases are built with (.goreleaser.yaml:
+# static, -trimpath). vet, the tests that do not use the race detector, the
+# tests' own builds of the binary (internal/releasebuild) and `make package`
+# all use them, so a CI run compiles the program once per platform and every
+# later build of it only links. Each other set of flags is one more compile
+# of everything, the cloud SDKs included (docs/benchmarks.md).
+RELEASE_GOENV := CGO_ENABLED=0 GOFLAGS=-trimpath
 
 vet:
-	$(GO) vet ./...
-	GOOS=windows $(GO) vet ./...
-	GOOS=darwin $(GO) vet ./...
+	$(RELEASE_GOENV) $(GO) vet ./...
+	$(RELEASE_GOENV) GOOS=windows $(GO) vet ./...
+	$(RELEASE_GOENV) GOOS=darwin $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# cross builds every release target, so a platform-specific file that does
-# not compile fails the tests, not the release.
+# cross builds every release target quickly, without packaging (make test
+# gets the same from make package).
 cross:
 	GOOS=linux   GOARCH=amd64 $(GO) build -o /dev/null ./cmd/tentacle
 	GOOS=linux   GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tentacle
@@ -75,9 +91,22 @@ cross:
 	GOOS=darwin  GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tentacle
 
 # unit runs every package's tests but ./packaging, whose tests install the
-# packages `make package` builds (package-test).
+# packages `make package` builds (package-test). The race detector runs on
+# every package that does not link the cloud SDKs (aws-sdk-go-v2, the Azure
+# SDK): the agent, the protocol, provision's release, upgrade and doctor, the
+# host firewalls, packaging's feed. The few that link them (cmd/tentacle,
+# firewall/aws and azure, provision/plan and setup) run without it, built with
+# the release flags: their race build was the largest single term of a cold
+# run (docs/benchmarks.md), and their concurrency is the agent's, which is
+# raced in its own packages. The two sets run side by side; lines of the
+# second are marked "[no race]".
+SDK_LINKED_PKGS = $(shell $(GO) list -f '{{.ImportPath}}{{range .Deps}} {{.}}{{end}}' ./... | awk '/aws-sdk-go-v2|azure-sdk-for-go/ {print $$1}')
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/packaging$$')
+	@sdk="$(SDK_LINKED_PKGS)"; race=$$($(GO) list ./... | grep -v '/packaging$$' | grep -vxF -f <(tr ' ' '\n' <<<"$$sdk")); \
+	echo "[no race] go test with the release flags: $$sdk"; \
+	( set -o pipefail; $(RELEASE_GOENV) $(GO) test -count=1 $$sdk 2>&1 | sed -u 's/^/[no race] /' ) & bg=$$!; \
+	CGO_ENABLED=1 $(GO) test -race -count=1 $$race; rc=$$?; \
+	wait $$bg; bgrc=$$?; [ $$rc = 0 ] && [ $$bgrc = 0 ]
 
 # test-windows runs every package's Windows test binary under Wine
 # (internal/winetest, shared recipe: windows-under-wine.md): the ProcessPrng

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 	"github.com/tentacle-go/tentacle/internal/winetest"
 )
 
@@ -352,12 +353,7 @@ func TestMSIUnderWine(t *testing.T) {
 	// The later snapshot's MSI, built from a Windows binary stamped with
 	// its version as goreleaser stamps it.
 	exe2 := filepath.Join(t.TempDir(), "Tentacle.exe")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+s.Version, "-o", exe2, "./cmd/tentacle")
-	build.Dir = nspawntest.RepoRoot(t)
-	build.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build (windows): %v\n%s", err, out)
-	}
+	releasebuild.Build(t, nspawntest.RepoRoot(t), exe2, releasebuild.Options{GOOS: "windows", GOARCH: "amd64", Version: s.Version})
 	msi2, _, err := buildMSI(t, exe2, s.Version)
 	if err != nil {
 		t.Fatal(err)

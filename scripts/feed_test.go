@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 )
 
 // A release feed as the packages half of issue 14 lays it out: index.json
@@ -75,12 +76,7 @@ func buildFeed(t *testing.T, stable []string, prereleases []string) string {
 			t.Fatal(err)
 		}
 		bin := filepath.Join(t.TempDir(), "tentacle")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+v, "-o", bin, "./cmd/tentacle")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building tentacle %s: %v\n%s", v, err, out)
-		}
+		releasebuild.Build(t, root, bin, releasebuild.Options{Version: v})
 		tarball := fmt.Sprintf("tentacle_%s_linux_%s.tar.gz", v, releaseArch())
 		writeTarball(t, filepath.Join(dir, tarball), bin)
 		deb := fmt.Sprintf("tentacle-go_%s-1_%s.deb", strings.Replace(v, "-", "~", 1), debArch(t))

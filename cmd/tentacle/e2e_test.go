@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 )
 
 // builtBinary is the real tentacle binary, built once for the tests that
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 	if runtime.GOOS == "windows" {
 		builtBinary += ".exe"
 	}
-	if out, err := exec.Command("go", "build", "-o", builtBinary, ".").CombinedOutput(); err != nil {
+	if out, err := releasebuild.Command(filepath.Join("..", ".."), builtBinary, releasebuild.Options{}).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building tentacle: %v\n%s", err, out)
 		os.Exit(1)
 	}

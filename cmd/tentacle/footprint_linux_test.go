@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tentacle-go/tentacle/agent/contracts"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 )
 
 // Budgets of the release binary (issue #4; docs/benchmarks.md measures them
@@ -28,11 +29,7 @@ func TestReleaseFootprintBudgets(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "tentacle")
 	// As .goreleaser.yaml builds releases: static, no symbol tables.
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the release binary: %v\n%s", err, out)
-	}
+	releasebuild.Build(t, filepath.Join("..", ".."), bin, releasebuild.Options{})
 	st, err := os.Stat(bin)
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 )
 
 // The service end-to-end test boots a REAL systemd in a container
@@ -42,11 +43,7 @@ func staticBinary(t *testing.T) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "tentacle"), ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building a static tentacle: %v\n%s", err, out)
-	}
+	releasebuild.Build(t, filepath.Join("..", ".."), filepath.Join(dir, "tentacle"), releasebuild.Options{})
 	return dir
 }
 

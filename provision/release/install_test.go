@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 )
 
 var (
@@ -57,11 +58,7 @@ func tentacleBinary(t *testing.T, version string) string {
 		builtBins[version] = out
 		return out
 	}
-	cmd := exec.Command("go", "build", "-o", out, "-ldflags", "-X main.version="+version, "./cmd/tentacle")
-	cmd.Dir = filepath.Join("..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
+	releasebuild.Build(t, filepath.Join("..", ".."), out, releasebuild.Options{Version: version})
 	builtBins[version] = out
 	return out
 }

@@ -28,6 +28,7 @@ import (
 	"aead.dev/minisign"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/internal/releasebuild"
 	"github.com/tentacle-go/tentacle/provision/release"
 )
 
@@ -52,8 +53,7 @@ func binaries(t *testing.T) (v1, v2 string) {
 			return
 		}
 		for _, v := range []string{"1.0.0", "2.0.0"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "tentacle-"+v), "-ldflags", "-X main.version="+v, "./cmd/tentacle")
-			cmd.Dir = filepath.Join("..", "..")
+			cmd := releasebuild.Command(filepath.Join("..", ".."), filepath.Join(buildDir, "tentacle-"+v), releasebuild.Options{Version: v})
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 				return
