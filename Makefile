@@ -104,7 +104,7 @@ SDK_LINKED_PKGS = $(shell $(GO) list -f '{{.ImportPath}}{{range .Deps}} {{.}}{{e
 unit:
 	@sdk="$(SDK_LINKED_PKGS)"; race=$$($(GO) list ./... | grep -v '/packaging$$' | grep -vxF -f <(tr ' ' '\n' <<<"$$sdk")); \
 	echo "[no race] go test with the release flags: $$sdk"; \
-	( set -o pipefail; $(RELEASE_GOENV) $(GO) test -count=1 $$sdk 2>&1 | sed -u 's/^/[no race] /' ) & bg=$$!; \
+	( set -o pipefail; $(RELEASE_GOENV) $(GO) test -p 1 -count=1 $$sdk 2>&1 | sed -u 's/^/[no race] /' ) & bg=$$!; \
 	CGO_ENABLED=1 $(GO) test -race -count=1 $$race; rc=$$?; \
 	wait $$bg; bgrc=$$?; [ $$rc = 0 ] && [ $$bgrc = 0 ]
 

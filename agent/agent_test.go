@@ -235,8 +235,13 @@ func TestSecondAgentOnTheSameHomeIsRefused(t *testing.T) {
 	}
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(inFlight, old, old)
-	if _, err := New(opts); !errors.Is(err, scripts.ErrHomeInUse) || !strings.Contains(err.Error(), home) {
+	_, err = New(opts)
+	if !errors.Is(err, scripts.ErrHomeInUse) || !strings.Contains(err.Error(), home) {
 		t.Fatalf("a second agent on the same home: %v", err)
+	}
+	// Linux names the holder (/proc/locks): here, this test's process.
+	if holder := fmt.Sprintf("pid %d: ", os.Getpid()); runtime.GOOS == "linux" && !strings.Contains(err.Error(), holder) {
+		t.Errorf("the refusal does not name the holder (%q): %v", holder, err)
 	}
 	if _, err := os.Stat(inFlight); err != nil {
 		t.Errorf("the refused agent swept the first one's spooled stream: %v", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,4 +44,29 @@ func lockFile(path string, wait bool) (*fileLock, error) {
 func (l *fileLock) unlock() {
 	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	l.f.Close()
+}
+
+// lockHolder names the process that took the whole-file lock on path, from
+// the kernel's table of locks (Linux's /proc/locks; nothing elsewhere), as
+// ", pid N: its command line", or "" when it cannot tell.
+func lockHolder(path string) string {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return ""
+	}
+	table, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return ""
+	}
+	suffix := fmt.Sprintf(":%d", st.Ino)
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		// 1: FLOCK  ADVISORY  WRITE 5441 fe:00:10100832 0 EOF
+		if len(f) < 6 || f[1] != "FLOCK" || !strings.HasSuffix(f[5], suffix) {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + f[4] + "/cmdline")
+		return ", pid " + f[4] + ": " + strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	return ""
 }
