@@ -116,6 +116,19 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$budget -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ ; \
 	done
 
+# fuzz-long runs every fuzz target, those above and the decoders that only
+# read operators' input (the JSON view, GUIDs, .NET time spans), for
+# FUZZLONGTIME each (10 minutes: about 70 minutes in all), outside CI (for
+# make soak). It runs at the lowest CPU priority (SCHED_IDLE where chrt
+# exists, and nice 19), so it only takes time nothing else wants; its
+# figures (execs, findings) are in docs/benchmarks.md.
+FUZZLONGTIME ?= 10m
+FUZZLONGTARGETS := $(FUZZTARGETS) agent/halibut:FuzzDocJSON:- agent/halibut:FuzzParseGuid:- agent/timespan:FuzzParse:-
+.PHONY: fuzz-long
+fuzz-long:
+	@idle=$$(command -v chrt >/dev/null && echo "chrt -i 0"); \
+	$$idle nice -n 19 $(MAKE) --no-print-directory fuzz FUZZTARGETS='$(FUZZLONGTARGETS)' FUZZTIME=$(FUZZLONGTIME)
+
 # demo runs the main job on a throwaway instance under a temp directory; it
 # touches nothing machine-wide.
 demo: build
@@ -141,6 +154,16 @@ bench-e2e:
 .PHONY: bench-compare
 bench-compare:
 	@GO=$(GO) bash scripts/bench-compare.sh $(or $(BASE),main)
+
+# bench-transfer measures uploads and downloads (listening, and polling
+# through remote serve) of BASE (a git revision; default main) against the
+# work tree, with the TLS, disk and scp ceilings and CPU seconds per GiB, in
+# one run (docs/benchmarks.md, "Moving packages"). SIZE_MIB, ROUNDS: see the
+# script.
+.PHONY: bench-transfer
+bench-transfer:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(BENCH_APT_PACKAGES)'
+	@GO=$(GO) bash scripts/bench-transfer.sh $(or $(BASE),main)
 
 goreleaser: $(GOBIN)/goreleaser
 
