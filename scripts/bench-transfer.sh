@@ -80,7 +80,7 @@ start_side() {
   L[$side]="--endpoint https://127.0.0.1:$lport/ --thumbprint $ltp"
   P[$side]="--poll $sub --via https://127.0.0.1:$cport/ --thumbprint $ptp"
   # shellcheck disable=SC2086 # the arguments are words without spaces
-  timeout 30 tb "$side" remote capabilities ${P[$side]} >/dev/null || die "$side: the polling agent did not connect within 30 s"
+  "${env[@]}" timeout 30 "$work/$side/tentacle" remote capabilities ${P[$side]} >/dev/null || die "$side: the polling agent did not connect within 30 s"
   # shellcheck disable=SC2086
   tb "$side" remote capabilities ${L[$side]} >/dev/null
 }
@@ -99,6 +99,9 @@ same_up() { cmp -s "$work/src.bin" "$recv"; }
 same_down() { cmp -s "$work/src.bin" "$back" && rm -f "$back"; }
 
 # reaped_ticks PID: CPU ticks (10 ms) of the children PID has waited for.
+# The client runs as this shell's child: $me, taken here (in a command
+# substitution $BASHPID would be the subshell's).
+me=$BASHPID
 reaped_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
 # sample NAME CHECK SERVER_PID [SERVE_PID] -- CMD...: one transfer of
 # $size_bytes; appends "MB/s server_s client_s serve_s" (CPU seconds per GiB)
@@ -110,7 +113,7 @@ sample() {
   [ "$server" != "$SSHD_PID" ] || sshd=1
   sync
   if ((sshd)); then s0=$(reaped_ticks "$server")0000000; else s0=$(cpu_ns "$server"); fi
-  c0=$(reaped_ticks "$BASHPID")
+  c0=$(reaped_ticks "$me")
   v0=0
   [ "$serve" = - ] || v0=$(cpu_ns "$serve")
   timed "$name" "$@"
@@ -121,7 +124,7 @@ sample() {
   else
     s1=$(cpu_ns "$server")
   fi
-  c1=$(reaped_ticks "$BASHPID")
+  c1=$(reaped_ticks "$me")
   v1=0
   [ "$serve" = - ] || v1=$(cpu_ns "$serve")
   awk -v b="$size_bytes" -v us="$ELAPSED_US" -v s=$((s1 - s0)) -v c=$((c1 - c0)) -v v=$((v1 - v0)) \
