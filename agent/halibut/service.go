@@ -309,6 +309,9 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 	}
 	if s.fallbackTakesStreams(req) {
 		call.live = msg
+		if len(msg.Streams) == 0 {
+			watch() // nothing more is due; with streams, the fallback reads them while it runs
+		}
 		resp := s.invoke(ctx, call)
 		if err := abandoned(resp); err != nil {
 			return err
