@@ -117,16 +117,16 @@ sample() {
   v0=0
   [ "$serve" = - ] || v0=$(cpu_ns "$serve")
   timed "$name" "$@"
-  $check || die "$name: the transferred file differs from the original"
+  c1=$(reaped_ticks "$me") # before the check below, whose cmp is this shell's child too
+  v1=0
+  [ "$serve" = - ] || v1=$(cpu_ns "$serve")
   if ((sshd)); then
     sleep 0.2 # the session process is reaped just after the client exits
     s1=$(reaped_ticks "$server")0000000
   else
     s1=$(cpu_ns "$server")
   fi
-  c1=$(reaped_ticks "$me")
-  v1=0
-  [ "$serve" = - ] || v1=$(cpu_ns "$serve")
+  $check || die "$name: the transferred file differs from the original"
   awk -v b="$size_bytes" -v us="$ELAPSED_US" -v s=$((s1 - s0)) -v c=$((c1 - c0)) -v v=$((v1 - v0)) \
     'BEGIN { g = b / 1073741824; printf "%.0f %.2f %.2f %.2f\n", b / us, s / 1e9 / g, c / 100 / g, v / 1e9 / g }' >>"$work/$name.samples"
 }
