@@ -145,6 +145,20 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $$budget -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg/ ; \
 	done
 
+# fuzz-long runs every fuzz target, those above and the decoders that only
+# read operators' input (the JSON view, GUIDs, .NET time spans), for
+# FUZZLONGTIME each (10 minutes: about 70 minutes in all), outside CI (for
+# make soak), at nice 19. Not at SCHED_IDLE, and not on a saturated machine:
+# Go's fuzzing coordinator declares a worker that has not answered for 1 s
+# hung and reports the input it held as a failure (seen here at load 70:
+# "fuzzing process hung or terminated unexpectedly", an input that then
+# passes in 0.00 s). Figures and findings: docs/benchmarks.md.
+FUZZLONGTIME ?= 10m
+FUZZLONGTARGETS := $(FUZZTARGETS) agent/halibut:FuzzDocJSON:- agent/halibut:FuzzParseGuid:- agent/timespan:FuzzParse:-
+.PHONY: fuzz-long
+fuzz-long:
+	@nice -n 19 $(MAKE) --no-print-directory fuzz FUZZTARGETS='$(FUZZLONGTARGETS)' FUZZTIME=$(FUZZLONGTIME)
+
 # demo runs the main job on a throwaway instance under a temp directory; it
 # touches nothing machine-wide.
 demo: build
@@ -170,6 +184,16 @@ bench-e2e:
 .PHONY: bench-compare
 bench-compare:
 	@GO=$(GO) bash scripts/bench-compare.sh $(or $(BASE),main)
+
+# bench-transfer measures uploads and downloads (listening, and polling
+# through remote serve) of BASE (a git revision; default main) against the
+# work tree, with the TLS, disk and scp ceilings and CPU seconds per GiB, in
+# one run (docs/benchmarks.md, "Moving packages"). SIZE_MIB, ROUNDS: see the
+# script.
+.PHONY: bench-transfer
+bench-transfer:
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(BENCH_APT_PACKAGES)'
+	@GO=$(GO) bash scripts/bench-transfer.sh $(or $(BASE),main)
 
 goreleaser: $(GOBIN)/goreleaser
 

@@ -27,7 +27,7 @@ func (f fileTransferService) UploadFile(ctx context.Context, remotePath string, 
 		f.log.Warn("upload failed", "path", remotePath, "err", err)
 		return contracts.UploadResult{}, err
 	}
-	f.log.Info("file received", "path", up.Path, "bytes", up.Length, "sha256", up.SHA256)
+	f.log.Info("file received", "path", up.Path, "bytes", up.Length, "sha1", up.SHA1)
 	return contracts.UploadResult{FullPath: up.Path, Hash: &up.SHA1, Length: up.Length}, nil
 }
 

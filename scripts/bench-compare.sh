@@ -29,47 +29,12 @@ IDLE_SECS=${IDLE_SECS:-5}
 GO=${GO:-go}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tentacle-compare.XXXXXX")
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  git worktree remove --force "$work/src" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$work/tmp"
 export TMPDIR="$work/tmp"
-
-# build SIDE REF: the release binary of REF (the work tree when REF is
-# empty) in $work/SIDE/tentacle.
-build() {
-  local side=$1 ref=$2 src=.
-  mkdir -p "$work/$side"
-  if [ -f "$ref" ] && [ -x "$ref" ]; then # a binary built elsewhere (a variant under study)
-    cp "$ref" "$work/$side/tentacle"
-    basename "$ref" >"$work/$side/commit"
-    return
-  fi
-  if [ -n "$ref" ]; then
-    git worktree add --detach --force "$work/src" "$ref" >/dev/null 2>&1 || die "cannot check out $ref"
-    src=$work/src
-  fi
-  (cd "$src" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$work/$side/tentacle" ./cmd/tentacle)
-  if [ -n "$ref" ]; then git worktree remove --force "$work/src"; fi
-  git rev-parse --short=12 "${ref:-HEAD}" >"$work/$side/commit"
-}
-
-# tb SIDE ARGS...: that side's binary, with its own instance index and
-# operator certificate under $work/SIDE (nothing in /etc or $HOME).
-tb() {
-  local side=$1
-  shift
-  TentacleMachineConfigurationHomeDirectory="$work/$side/etc" TENTACLE_OPERATOR_CERT="$work/$side/operator.pfx" "$work/$side/tentacle" "$@"
-}
 
 # init_cost SIDE ARGS...: "packages ms bytes", medians over INIT_RUNS runs,
 # of the package initialisation GODEBUG=inittrace=1 reports for ARGS.

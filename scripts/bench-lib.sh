@@ -1,7 +1,21 @@
 # shellcheck shell=bash disable=SC2154 # $work is the caller's
-# Shell helpers shared by scripts/bench.sh and scripts/bench-compare.sh:
+# Shell helpers shared by scripts/bench.sh, bench-compare.sh and bench-transfer.sh:
 # sourced, not run. The caller sets $work (a temp directory the samples go
 # to) before timing anything.
+
+# cleanup: stops every process in pids (the caller's array), removes the
+# privilege separation directory setup_sshd had to make, build's git
+# worktree, and $work. Callers: trap cleanup EXIT.
+pids=()          # every background process started, stopped by cleanup
+made_privsep=""  # sshd's privilege separation directory, if we had to create it
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$made_privsep" ]; then rmdir "$made_privsep" 2>/dev/null || true; fi
+  git worktree remove --force "$work/src" 2>/dev/null || true
+  rm -rf "$work"
+}
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "bench: $*"; exit 1; }
@@ -81,3 +95,98 @@ cpu_ns() { cat "/proc/$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; } # kB (KiB) -> MB
 ms_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 verdict() { if "$@"; then echo "met"; else echo "**missed**"; fi; }
+
+# build SIDE REF: the release binary of REF (the work tree when REF is
+# empty) in $work/SIDE/tentacle.
+build() {
+  local side=$1 ref=$2 src=.
+  mkdir -p "$work/$side"
+  if [ -f "$ref" ] && [ -x "$ref" ]; then # a binary built elsewhere (a variant under study)
+    cp "$ref" "$work/$side/tentacle"
+    basename "$ref" >"$work/$side/commit"
+    return
+  fi
+  if [ -n "$ref" ]; then
+    git worktree add --detach --force "$work/src" "$ref" >/dev/null 2>&1 || die "cannot check out $ref"
+    src=$work/src
+  fi
+  (cd "$src" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$work/$side/tentacle" ./cmd/tentacle)
+  if [ -n "$ref" ]; then git worktree remove --force "$work/src"; fi
+  git rev-parse --short=12 "${ref:-HEAD}" >"$work/$side/commit"
+}
+
+# tb SIDE ARGS...: that side's binary, with its own instance index and
+# operator certificate under $work/SIDE (nothing in /etc or $HOME).
+tb() {
+  local side=$1
+  shift
+  TentacleMachineConfigurationHomeDirectory="$work/$side/etc" TENTACLE_OPERATOR_CERT="$work/$side/operator.pfx" "$work/$side/tentacle" "$@"
+}
+
+# setup_sshd: an sshd on two private loopback ports, with its own keys,
+# config and authorized_keys under $work/ssh; sets SSH_OPTS, ssh_port,
+# ssh_port_clean and SSHD_PID, or ssh_why (and returns 1) when it cannot. The
+# caller keeps pids (stopped on exit) and made_privsep (removed on exit).
+ssh_why="" # why the ssh/scp rows are missing, when they are
+ssh_user=$(id -un)
+setup_sshd() {
+  local sshd dir=$work/ssh err
+  PATH="$PATH:/usr/sbin:/sbin" command -v sshd >/dev/null || { ssh_why="sshd is not installed (apt-get install openssh-server)"; return 1; }
+  sshd=$(PATH="$PATH:/usr/sbin:/sbin" command -v sshd)
+  if ! command -v ssh >/dev/null || ! command -v scp >/dev/null; then
+    ssh_why="ssh or scp is not installed (apt-get install openssh-client)"
+    return 1
+  fi
+  mkdir -m 0700 "$dir"
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$dir/user_key"
+  cp "$dir/user_key.pub" "$dir/authorized_keys"
+  free_port; ssh_port=$REPLY       # the comparison: a session's shell as it is configured
+  free_port; ssh_port_clean=$REPLY # the same, with ~/.bashrc not read (see below)
+  cat >"$dir/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $ssh_port
+Port $ssh_port_clean
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+Subsystem sftp internal-sftp
+# Debian's bash reads ~/.bashrc for 'ssh host cmd' (it detects sshd) unless it
+# thinks it is a nested shell. A heavy ~/.bashrc (pyenv init on the dev box
+# costs ~90 ms) is not ssh's cost, so this port measures without it.
+Match LocalPort $ssh_port_clean
+  SetEnv SHLVL=1
+EOF
+  # As root, sshd refuses to start without its privilege separation
+  # directory (normally made by systemd); create the one it names, and remove
+  # it again on exit.
+  if ! err=$("$sshd" -t -f "$dir/sshd_config" 2>&1); then
+    local privsep
+    privsep=$(tr -d '\r' <<<"$err" | sed -n 's/^Missing privilege separation directory: //p')
+    if [ -n "$privsep" ] && [ "$(id -u)" = 0 ]; then
+      mkdir -m 0755 "$privsep" && made_privsep=$privsep
+      err=$("$sshd" -t -f "$dir/sshd_config" 2>&1) || { ssh_why="sshd -t: ${err//$'\r'/}"; return 1; }
+    else
+      ssh_why="sshd -t: ${err//$'\r'/}"
+      return 1
+    fi
+  fi
+  "$sshd" -D -e -f "$dir/sshd_config" 2>"$dir/sshd.log" &
+  SSHD_PID=$!
+  pids+=("$SSHD_PID")
+  wait_port "$ssh_port"
+  # -F /dev/null: neither ~/.ssh/config nor /etc/ssh/ssh_config (no
+  # ControlMaster or GSSAPI surprises); a throwaway host key, so no known_hosts.
+  SSH_OPTS=(-F /dev/null -i "$dir/user_key" -o IdentitiesOnly=yes -o BatchMode=yes
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+  if ! err=$(ssh "${SSH_OPTS[@]}" -p "$ssh_port" "$ssh_user@127.0.0.1" true 2>&1); then
+    ssh_why="ssh to the private sshd failed: $err $(tail -n 3 "$dir/sshd.log")"
+    return 1
+  fi
+}

@@ -23,19 +23,10 @@ GO=${GO:-go}
 size_bytes=$((SIZE_MIB * 1024 * 1024))
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tentacle-bench.XXXXXX")
-pids=()          # every background process we start, stopped by cleanup
-made_privsep=""  # sshd's privilege separation directory, if we had to create it
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -n "$made_privsep" ]; then rmdir "$made_privsep" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM # run cleanup on Ctrl+C too
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
+trap cleanup EXIT
+trap 'exit 130' INT TERM # run cleanup on Ctrl+C too
 
 
 # The agents, remote serve and scp spool to temp files; keep them in $work so
@@ -198,68 +189,6 @@ idle_poll_cpu=$(($(cpu_ns "$poll_pid") - p0))
 
 # --- sshd on a private port, with its own keys, config and authorized_keys -----
 
-ssh_why="" # why the ssh/scp rows are missing, when they are
-ssh_user=$(id -un)
-setup_sshd() {
-  local sshd dir=$work/ssh err
-  PATH="$PATH:/usr/sbin:/sbin" command -v sshd >/dev/null || { ssh_why="sshd is not installed (apt-get install openssh-server)"; return 1; }
-  sshd=$(PATH="$PATH:/usr/sbin:/sbin" command -v sshd)
-  if ! command -v ssh >/dev/null || ! command -v scp >/dev/null; then
-    ssh_why="ssh or scp is not installed (apt-get install openssh-client)"
-    return 1
-  fi
-  mkdir -m 0700 "$dir"
-  ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
-  ssh-keygen -q -t ed25519 -N '' -f "$dir/user_key"
-  cp "$dir/user_key.pub" "$dir/authorized_keys"
-  free_port; ssh_port=$REPLY       # the comparison: a session's shell as it is configured
-  free_port; ssh_port_clean=$REPLY # the same, with ~/.bashrc not read (see below)
-  cat >"$dir/sshd_config" <<EOF
-ListenAddress 127.0.0.1
-Port $ssh_port
-Port $ssh_port_clean
-HostKey $dir/host_key
-PidFile $dir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-Subsystem sftp internal-sftp
-# Debian's bash reads ~/.bashrc for 'ssh host cmd' (it detects sshd) unless it
-# thinks it is a nested shell. A heavy ~/.bashrc (pyenv init on the dev box
-# costs ~90 ms) is not ssh's cost, so this port measures without it.
-Match LocalPort $ssh_port_clean
-  SetEnv SHLVL=1
-EOF
-  # As root, sshd refuses to start without its privilege separation
-  # directory (normally made by systemd); create the one it names, and remove
-  # it again on exit.
-  if ! err=$("$sshd" -t -f "$dir/sshd_config" 2>&1); then
-    local privsep
-    privsep=$(tr -d '\r' <<<"$err" | sed -n 's/^Missing privilege separation directory: //p')
-    if [ -n "$privsep" ] && [ "$(id -u)" = 0 ]; then
-      mkdir -m 0755 "$privsep" && made_privsep=$privsep
-      err=$("$sshd" -t -f "$dir/sshd_config" 2>&1) || { ssh_why="sshd -t: ${err//$'\r'/}"; return 1; }
-    else
-      ssh_why="sshd -t: ${err//$'\r'/}"
-      return 1
-    fi
-  fi
-  "$sshd" -D -e -f "$dir/sshd_config" 2>"$dir/sshd.log" &
-  pids+=("$!")
-  wait_port "$ssh_port"
-  # -F /dev/null: neither ~/.ssh/config nor /etc/ssh/ssh_config (no
-  # ControlMaster or GSSAPI surprises); a throwaway host key, so no known_hosts.
-  SSH_OPTS=(-F /dev/null -i "$dir/user_key" -o IdentitiesOnly=yes -o BatchMode=yes
-    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
-  if ! err=$(ssh "${SSH_OPTS[@]}" -p "$ssh_port" "$ssh_user@127.0.0.1" true 2>&1); then
-    ssh_why="ssh to the private sshd failed: $err $(tail -n 3 "$dir/sshd.log")"
-    return 1
-  fi
-}
 log "Starting sshd on loopback..."
 if ! setup_sshd; then
   log "bench: skipping the ssh/scp comparison: $ssh_why"
@@ -339,159 +268,10 @@ now_us e
 disk_mbps=$(awk -v b="$size_bytes" -v us=$((e - s)) 'BEGIN { printf "%.0f", b / us }')
 rm -f "$work/dd.bin"
 # TLS and TCP over loopback, mTLS handshakes and spawning from Go, with no
-# Tentacle code: a throwaway program, built here and never committed.
-mkdir "$work/ceilings"
-printf 'module benchceilings\n\ngo 1.26\n' >"$work/ceilings/go.mod"
-cat >"$work/ceilings/main.go" <<'EOF'
-// Raw ceilings for docs/benchmarks.md (written and run by scripts/bench.sh):
-// what this machine does at best with no Tentacle code involved.
-package main
-
-import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"fmt"
-	"io"
-	"math/big"
-	"net"
-	"os"
-	"os/exec"
-	"slices"
-	"strconv"
-	"time"
-)
-
-func main() {
-	size, err := strconv.ParseInt(os.Args[1], 10, 64) // bytes per bulk transfer
-	check(err)
-	// RSA-2048, self-signed, both ends presenting one: as Tentacle and its server do.
-	cert := selfSigned()
-	srv := &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13}
-	cli := &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
-	// Best of three: a ceiling, not a typical figure.
-	var tcp, tl float64
-	for range 3 {
-		tcp = max(tcp, bulk(size, nil, nil))
-		tl = max(tl, bulk(size, srv, cli))
-	}
-	fmt.Printf("tcp_mbps %.0f\ntls_mbps %.0f\n", tcp, tl)
-	p50, p99 := handshakes(200, srv, cli)
-	fmt.Printf("handshake_ms %.2f %.2f\n", p50, p99)
-	p50, p99 = spawns(500)
-	fmt.Printf("goexec_ms %.2f %.2f\n", p50, p99)
-}
-
-func selfSigned() tls.Certificate {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	check(err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	check(err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// bulk sends size bytes over one loopback connection in 64 KiB writes (TLS
-// when configs are given) and returns MB/s (10^6 B/s) as the receiver saw it.
-func bulk(size int64, srv, cli *tls.Config) float64 {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer ln.Close()
-	got := make(chan float64)
-	go func() {
-		c, err := ln.Accept()
-		check(err)
-		if srv != nil {
-			tc := tls.Server(c, srv)
-			check(tc.Handshake())
-			c = tc
-		}
-		start := time.Now()
-		n, err := io.Copy(io.Discard, c)
-		check(err)
-		got <- float64(n) / time.Since(start).Seconds() / 1e6
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	check(err)
-	if cli != nil {
-		tc := tls.Client(c, cli)
-		check(tc.Handshake())
-		c = tc
-	}
-	buf := make([]byte, 64<<10)
-	for sent := int64(0); sent < size; sent += int64(len(buf)) {
-		_, err := c.Write(buf)
-		check(err)
-	}
-	c.Close()
-	return <-got
-}
-
-// handshakes times n full mutual TLS 1.3 handshakes (a new TCP connection
-// each, no resumption), both ends on this box; p50 and p99 in ms.
-func handshakes(n int, srv, cli *tls.Config) (float64, float64) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := tls.Server(c, srv)
-				tc.Handshake()
-				io.Copy(io.Discard, tc)
-				tc.Close()
-			}()
-		}
-	}()
-	var d []float64
-	for range n {
-		start := time.Now()
-		c, err := tls.Dial("tcp", ln.Addr().String(), cli)
-		check(err)
-		d = append(d, ms(time.Since(start)))
-		c.Close()
-	}
-	return pct(d, 50), pct(d, 99)
-}
-
-// spawns times n runs of /bin/sh -c true started from Go, as the agent starts
-// processes; p50 and p99 in ms.
-func spawns(n int) (float64, float64) {
-	var d []float64
-	for range n {
-		start := time.Now()
-		check(exec.Command("/bin/sh", "-c", "true").Run())
-		d = append(d, ms(time.Since(start)))
-	}
-	return pct(d, 50), pct(d, 99)
-}
-
-func ms(d time.Duration) float64 { return float64(d) / 1e6 }
-
-// pct is the nearest-rank percentile, as scripts/bench.sh computes it.
-func pct(d []float64, p int) float64 {
-	slices.Sort(d)
-	return d[max((len(d)*p+99)/100, 1)-1]
-}
-
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ceilings:", err)
-		os.Exit(1)
-	}
-}
-EOF
-# GOFLAGS='': a -mod=vendor or similar meant for the project must not apply here.
-(cd "$work/ceilings" && GOFLAGS='' "$GO" build -o ceilings .) || die "cannot build the ceilings program"
+# Tentacle code: scripts/ceilings, a module of its own.
+(cd scripts/ceilings && GOFLAGS='' "$GO" build -o "$work/ceilings" .) || die "cannot build the ceilings program"
 ceil_size=$((size_bytes < 536870912 ? size_bytes : 536870912)) # 512 MiB is plenty for a steady rate
-"$work/ceilings/ceilings" "$ceil_size" >"$work/ceilings.txt" || die "the ceilings program failed"
+"$work/ceilings" "$ceil_size" >"$work/ceilings.txt" || die "the ceilings program failed"
 ceil() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$work/ceilings.txt"; }
 
 # --- report ----------------------------------------------------------------------

@@ -12,11 +12,12 @@ import (
 // and hash call per record would cost ~60 000 system calls a GiB.
 const copyChunk = 1 << 20
 
-// copyHashing copies src to dst and into every hash. Reading (which
+// CopyHashing copies src to dst and into every hash. Reading (which
 // decrypts TLS) fills one chunk while the previous one is written and hashed,
 // the writes and each hash in parallel: done one after the other, a single
-// core is the limit (~340 MB/s here), with the other core mostly idle.
-func copyHashing(dst io.Writer, hashes []hash.Hash, src io.Reader) (int64, error) {
+// core is the limit (~340 MB/s here), with the other core mostly idle. The
+// agent's uploads and the CLI's downloads both copy this way.
+func CopyHashing(dst io.Writer, hashes []hash.Hash, src io.Reader) (int64, error) {
 	bufs := [2][]byte{make([]byte, copyChunk), make([]byte, copyChunk)}
 	var (
 		total    int64

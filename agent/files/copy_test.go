@@ -23,7 +23,7 @@ func TestCopyHashingMatchesASequentialCopy(t *testing.T) {
 		if size < 4096 {
 			src = iotest.OneByteReader(src)
 		}
-		n, err := copyHashing(&out, []hash.Hash{h1, h256}, src)
+		n, err := CopyHashing(&out, []hash.Hash{h1, h256}, src)
 		if err != nil || n != int64(size) || !bytes.Equal(out.Bytes(), data) {
 			t.Fatalf("size %d: copied %d, err %v, equal %v", size, n, err, bytes.Equal(out.Bytes(), data))
 		}
@@ -45,11 +45,11 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 
 func TestCopyHashingStopsAtTheFirstError(t *testing.T) {
 	data := make([]byte, 5*copyChunk)
-	if _, err := copyHashing(&failingWriter{after: 2 * copyChunk}, nil, bytes.NewReader(data)); err == nil || err.Error() != "disk full" {
+	if _, err := CopyHashing(&failingWriter{after: 2 * copyChunk}, nil, bytes.NewReader(data)); err == nil || err.Error() != "disk full" {
 		t.Errorf("write error: %v", err)
 	}
 	broken := io.MultiReader(bytes.NewReader(data[:copyChunk+10]), iotest.ErrReader(errors.New("connection reset")))
-	n, err := copyHashing(io.Discard, []hash.Hash{sha1.New()}, broken)
+	n, err := CopyHashing(io.Discard, []hash.Hash{sha1.New()}, broken)
 	if err == nil || err.Error() != "connection reset" || n != copyChunk+10 {
 		t.Errorf("read error: %d %v", n, err)
 	}
@@ -59,6 +59,6 @@ func BenchmarkCopyHashing(b *testing.B) {
 	data := make([]byte, 64<<20)
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		copyHashing(io.Discard, []hash.Hash{sha1.New(), sha256.New()}, bytes.NewReader(data))
+		CopyHashing(io.Discard, []hash.Hash{sha1.New()}, bytes.NewReader(data))
 	}
 }

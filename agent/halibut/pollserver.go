@@ -51,11 +51,15 @@ type pendingQueue struct {
 // pendingRequest is one queued call. state moves once from pending to
 // either collected (a poller took it) or abandoned (the caller gave up).
 type pendingRequest struct {
-	req   *RequestMessage
-	sink  StreamSink
-	state atomic.Int32
-	taken chan struct{}
-	done  chan pendingResult
+	req  *RequestMessage
+	sink StreamSink
+	// handOver: the response goes to the caller as soon as its envelope is
+	// read, its data streams still on the connection (pendingResult.msg),
+	// which waits for pendingResult.release before it reads anything more.
+	handOver bool
+	state    atomic.Int32
+	taken    chan struct{}
+	done     chan pendingResult
 }
 
 const (
@@ -67,6 +71,10 @@ const (
 type pendingResult struct {
 	resp *ResponseMessage
 	err  error
+	// With handOver: the response's streams, and what to close once the
+	// caller is done with them.
+	msg     *IncomingMessage
+	release chan struct{}
 }
 
 // ErrRequestNotCollected is a request no poller collected in time.
@@ -134,19 +142,46 @@ func (s *PollingServer) pollingThumbprints(sub string) []string {
 // request not collected within PollingRequestQueueTimeout fails with
 // ErrRequestNotCollected; once collected, it waits for the response (or ctx).
 func (s *PollingServer) Call(ctx context.Context, subscription, thumbprint, service, method string, params []any, sink StreamSink) (any, error) {
-	sub, err := NormalizeSubscriptionID(subscription)
+	r, err := s.call(ctx, subscription, thumbprint, service, method, params, &pendingRequest{sink: sink})
 	if err != nil {
 		return nil, err
 	}
+	if r.resp.Error != nil {
+		return nil, r.resp.Error
+	}
+	return r.resp.Result, nil
+}
+
+// callHandingOver is Call for a relay: it returns the response as soon as its
+// envelope has been read, with its data streams still on the polling
+// connection, to be read from msg (NextStream) and passed on without being
+// spooled. The connection waits until release is called, then discards what
+// was left unread; release must be called exactly once, even when resp
+// carries an error.
+func (s *PollingServer) callHandingOver(ctx context.Context, subscription, thumbprint, service, method string, params []any) (resp *ResponseMessage, msg *IncomingMessage, release func(), err error) {
+	r, err := s.call(ctx, subscription, thumbprint, service, method, params, &pendingRequest{handOver: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var once sync.Once
+	return r.resp, r.msg, func() { once.Do(func() { close(r.release) }) }, nil
+}
+
+// call queues pr (its request built here) and waits for its result.
+func (s *PollingServer) call(ctx context.Context, subscription, thumbprint, service, method string, params []any, pr *pendingRequest) (pendingResult, error) {
+	sub, err := NormalizeSubscriptionID(subscription)
+	if err != nil {
+		return pendingResult{}, err
+	}
 	if thumbprint == "" {
-		return nil, fmt.Errorf("no thumbprint given for %s: a request for a polling Tentacle goes only to the certificate expected for it", sub)
+		return pendingResult{}, fmt.Errorf("no thumbprint given for %s: a request for a polling Tentacle goes only to the certificate expected for it", sub)
 	}
 	key := queueKey{sub, strings.ToUpper(thumbprint)}
 	if params == nil {
 		params = []any{}
 	}
 	activity := NewGuid()
-	req := &RequestMessage{
+	pr.req = &RequestMessage{
 		ID:         fmt.Sprintf("%s::%sAsync[%d] / %s", service, method, s.counter.Add(1), activity),
 		ActivityID: activity,
 		Endpoint:   NewServiceEndPoint(sub, key.thumbprint, s.Limits), // as upstream's server
@@ -154,14 +189,14 @@ func (s *PollingServer) Call(ctx context.Context, subscription, thumbprint, serv
 		Method:     method,
 		Params:     params,
 	}
-	if _, _, err := encodeEnvelope(req, s.Limits); err != nil {
-		return nil, err
+	if _, _, err := encodeEnvelope(pr.req, s.Limits); err != nil {
+		return pendingResult{}, err
 	}
-	pr := &pendingRequest{req: req, sink: sink, taken: make(chan struct{}), done: make(chan pendingResult, 1)}
+	pr.taken, pr.done = make(chan struct{}), make(chan pendingResult, 1)
 	select {
 	case s.queue(key).ch <- pr:
 	default:
-		return nil, fmt.Errorf("too many requests queued for %s", sub)
+		return pendingResult{}, fmt.Errorf("too many requests queued for %s", sub)
 	}
 	timer := time.NewTimer(s.Limits.PollingRequestQueueTimeout)
 	defer timer.Stop()
@@ -170,28 +205,33 @@ func (s *PollingServer) Call(ctx context.Context, subscription, thumbprint, serv
 	case <-timer.C:
 		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
 			if others := s.pollingThumbprints(sub); len(others) > 0 && !slices.Contains(others, key.thumbprint) {
-				return nil, fmt.Errorf("%w (%s): %s is polled by a Tentacle with thumbprint %s, not the expected %s, so it was given nothing. Check the thumbprint, or whether another Tentacle uses this subscription id", ErrRequestNotCollected, timespan.Format(s.Limits.PollingRequestQueueTimeout), sub, strings.Join(others, ", "), key.thumbprint)
+				return pendingResult{}, fmt.Errorf("%w (%s): %s is polled by a Tentacle with thumbprint %s, not the expected %s, so it was given nothing. Check the thumbprint, or whether another Tentacle uses this subscription id", ErrRequestNotCollected, timespan.Format(s.Limits.PollingRequestQueueTimeout), sub, strings.Join(others, ", "), key.thumbprint)
 			}
-			return nil, fmt.Errorf("%w (%s), so the request timed out. Is the Tentacle polling %s running, and does it trust this server?", ErrRequestNotCollected, timespan.Format(s.Limits.PollingRequestQueueTimeout), sub)
+			return pendingResult{}, fmt.Errorf("%w (%s), so the request timed out. Is the Tentacle polling %s running, and does it trust this server?", ErrRequestNotCollected, timespan.Format(s.Limits.PollingRequestQueueTimeout), sub)
 		}
 		<-pr.taken
 	case <-ctx.Done():
 		if pr.state.CompareAndSwap(requestPending, requestAbandoned) {
-			return nil, ctx.Err()
+			return pendingResult{}, ctx.Err()
 		}
 		<-pr.taken
 	}
 	select {
 	case r := <-pr.done:
 		if r.err != nil {
-			return nil, r.err
+			return pendingResult{}, r.err
 		}
-		if r.resp.Error != nil {
-			return nil, r.resp.Error
-		}
-		return r.resp.Result, nil
+		return r, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		if pr.handOver {
+			// Nobody will read the response's streams: let the connection go on.
+			go func() {
+				if r := <-pr.done; r.release != nil {
+					close(r.release)
+				}
+			}()
+		}
+		return pendingResult{}, ctx.Err()
 	}
 }
 
@@ -324,6 +364,18 @@ func (s *PollingServer) exchange(c *conn, pr *pendingRequest) error {
 	}
 	if resp == nil || resp.ID != pr.req.ID {
 		return protocolErrorf("response does not match request %q", pr.req.ID)
+	}
+	if pr.handOver {
+		release := make(chan struct{})
+		pr.done <- pendingResult{resp: resp, msg: msg, release: release}
+		select {
+		case <-release:
+		case <-s.stoppedChan():
+			return ErrListenerClosed
+		}
+		// The caller read what it wanted; the rest is discarded (and its
+		// framing checked) so that the connection stays in step.
+		return msg.ReceiveStreams(nil)
 	}
 	if err := msg.ReceiveStreams(pr.sink); err != nil {
 		return err

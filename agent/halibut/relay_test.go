@@ -49,6 +49,7 @@ func startRelay(t *testing.T, ps *PollingServer, p *Poller) (*Client, Endpoint, 
 	relay := &Service{}
 	spool := t.TempDir()
 	relay.Fallback = ps.RelayHandler(spool)
+	relay.FallbackStreams = true
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +130,93 @@ func TestRelayLeavesNoSpooledFiles(t *testing.T) {
 		t.Fatal("Fail succeeded")
 	}
 	empty("a failed call")
+}
+
+// The relay passes a request's streams on in the order the Tentacle must
+// receive them, even when the caller sent them in another order (the
+// early one waits in a spooled file), and removes that file afterwards.
+func TestRelayPassesStreamsSentOutOfOrder(t *testing.T) {
+	svc := echoService()
+	svc.Handle("IEchoService", "Concat", func(ctx context.Context, call *Call) (any, error) {
+		var out []byte
+		for _, p := range call.Params {
+			var ds DataStream
+			if err := UnmarshalValue(p, &ds); err != nil {
+				return nil, err
+			}
+			f, err := call.StreamBody(ds)
+			if err != nil {
+				return nil, err
+			}
+			b, err := io.ReadAll(f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b...)
+		}
+		return string(out), nil
+	})
+	ps, p, _, _ := startPolling(t, svc, testLimits(), 1)
+	_, ep, spool := startRelay(t, ps, p)
+	_, cli, _ := certs(t)
+	tc, r := rawDial(t, ep, cli)
+	io.WriteString(tc, "MX\r\n\r\nMX-CLIENT 1.0\r\n\r\n")
+	got := make([]byte, len("MX-SERVER 1.0\r\n\r\n"))
+	if _, err := io.ReadFull(r, got); err != nil {
+		t.Fatal(err)
+	}
+	first, second := DataStreamFromBytes([]byte("first,")), DataStreamFromBytes([]byte("second"))
+	req := &RequestMessage{ID: "IEchoService::ConcatAsync[1] / x", ActivityID: NewGuid(),
+		Endpoint: NewServiceEndPoint(ep.RelayTo, ep.RelayThumbprint, DefaultLimits()), Service: "IEchoService", Method: "Concat",
+		Params: []any{first, second}}
+	body, streams, err := encodeEnvelope(req, DefaultLimits())
+	if err != nil || len(streams) != 2 {
+		t.Fatal(streams, err)
+	}
+	// The records in reverse order: a conforming reader accepts any order.
+	if err := writeEncodedMessage(tc, body, []*DataStream{streams[1], streams[0]}, DefaultLimits()); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := ReadMessage(r, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := msg.Response()
+	if err != nil || resp.Error != nil || resp.Result != "first,second" {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if left, _ := os.ReadDir(spool); len(left) != 0 {
+		t.Errorf("the relay left %d spooled files", len(left))
+	}
+}
+
+// A request for a Tentacle that is not polling yet has its streams spooled,
+// so the caller's upload does not stall (its send timeout) while the request
+// waits in the queue, and it is delivered once the Tentacle connects.
+func TestRelaySpoolsUntilTheTentacleConnects(t *testing.T) {
+	lim := testLimits()
+	lim.PollingQueueWaitTimeout = 100 * time.Millisecond // notices the stopped poller's connection soon
+	ps, p, _, stop := startPolling(t, echoService(), lim, 1)
+	c, ep, _ := startRelay(t, ps, p)
+	stop()
+	waitFor(t, func() bool { return ps.Subscribers(p.SubscriptionID) == 0 }, "the poller to stop")
+	c.Limits.SendTimeout = time.Second
+	back := &Poller{Certificate: p.Certificate, Service: p.Service, Limits: p.Limits, ServerAddress: p.ServerAddress,
+		ServerThumbprint: p.ServerThumbprint, SubscriptionID: p.SubscriptionID, Connections: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-ran })
+	go func() {
+		time.Sleep(3 * time.Second) // well past the caller's send timeout
+		back.Run(ctx)
+		close(ran)
+	}()
+	// More than loopback socket buffers hold, so an unspooled upload would
+	// stall until the Tentacle reads it.
+	payload := make([]byte, 64<<20)
+	sum := sha256.Sum256(payload)
+	got, err := c.Call(t.Context(), ep, "IEchoService", "Hash", []any{DataStreamFromBytes(payload)}, nil)
+	if err != nil || got != fmt.Sprintf("%d %x", len(payload), sum) {
+		t.Fatalf("an upload queued before the Tentacle connected: %v %v", got, err)
+	}
 }

@@ -27,6 +27,7 @@ type Call struct {
 	Peer string
 
 	streams map[Guid]*os.File
+	live    *IncomingMessage // for a fallback with FallbackStreams: the streams, still on the connection
 }
 
 // StreamBody returns the received payload of a data stream announced by the
@@ -52,6 +53,11 @@ type Service struct {
 	// Fallback serves requests for services with no registered handler
 	// (a relay); nil answers them with "Service not found".
 	Fallback Handler
+	// FallbackStreams has Fallback take the request's data streams off the
+	// connection as they arrive (RelayHandler passes them on), instead of
+	// from files spooled before it runs. Whatever it leaves unread is
+	// discarded after it returns.
+	FallbackStreams bool
 
 	mu        sync.RWMutex
 	handlers  map[string]map[string]Handler // service -> lower-cased method
@@ -127,6 +133,15 @@ func (s *Service) isStreaming(req *RequestMessage) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.streaming[req.Service+"."+strings.ToLower(req.Method)]
+}
+
+// fallbackTakesStreams says whether req goes to a Fallback that reads its
+// streams off the connection.
+func (s *Service) fallbackTakesStreams(req *RequestMessage) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, registered := s.handlers[req.Service]
+	return !registered && s.Fallback != nil && s.FallbackStreams
 }
 
 // Handle registers h for service.method. Service names match exactly (as
@@ -289,6 +304,21 @@ func (s *Service) serve(ctx context.Context, c *conn, msg *IncomingMessage, peer
 		}
 		if streamErr != nil && errors.Is(streamErr, ErrDataStream) {
 			return streamErr
+		}
+		return s.respond(c, req, resp)
+	}
+	if s.fallbackTakesStreams(req) {
+		call.live = msg
+		if len(msg.Streams) == 0 {
+			watch() // nothing more is due; with streams, the fallback reads them while it runs
+		}
+		resp := s.invoke(ctx, call)
+		if err := abandoned(resp); err != nil {
+			return err
+		}
+		if err := msg.ReceiveStreams(nil); err != nil {
+			closeResultStreams(resp.Result)
+			return err
 		}
 		return s.respond(c, req, resp)
 	}

@@ -59,6 +59,7 @@ func (c *RemoteServeCmd) Run(e *Env) error {
 	ps := &halibut.PollingServer{Certificate: &tlsCert, Trust: halibut.NewTrustStore(trusted...), Limits: pollLim}
 	relay := &halibut.Service{}
 	relay.Fallback = ps.RelayHandler("")
+	relay.FallbackStreams = true
 	// Only this operator identity may use the control listener.
 	ctl := &halibut.Listener{Certificate: &tlsCert, Trust: halibut.NewTrustStore(cert.Thumbprint()), Service: relay, Limits: lim}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

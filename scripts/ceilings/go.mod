@@ -1,0 +1,3 @@
+module benchceilings
+
+go 1.26
