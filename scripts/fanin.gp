@@ -9,5 +9,6 @@ set xlabel "polling agents connected"
 set ylabel "latency (ms)"
 set key top left
 set grid
+set yrange [0:*]
 plot in using 1:2 with linespoints title "p50", \
      in using 1:3 with linespoints title "p99"
