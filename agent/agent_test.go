@@ -188,7 +188,7 @@ func TestAgentServesAndStops(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, want := range []string{"tentacle_up 1", `tentacle_rpc_total{service="ICapabilitiesServiceV2",method="GetCapabilities"} 1`,
+	for _, want := range []string{"tentacle_up 1", "go_goroutines ", `tentacle_rpc_total{service="ICapabilitiesServiceV2",method="GetCapabilities"} 1`,
 		`tentacle_rpc_total{service="IFileTransferService",method="UploadFile"} 1`, "tentacle_listening_connections 1", `tentacle_scripts{state="running"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)

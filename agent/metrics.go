@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -58,6 +59,10 @@ func (a *Agent) WriteMetrics(w io.Writer, logs *LogCounter) {
 	}
 	metric("tentacle_up", "1 while the agent runs.", "gauge")
 	fmt.Fprintln(w, "tentacle_up 1")
+	// The standard Go collector's name, so a leak of goroutines shows on dashboards
+	// that already chart it (and the load tests read it).
+	metric("go_goroutines", "Number of goroutines that currently exist.", "gauge")
+	fmt.Fprintf(w, "go_goroutines %d\n", runtime.NumGoroutine())
 	if a.listener != nil {
 		open, total := a.listener.Connections()
 		metric("tentacle_listening_connections", "Identified connections from servers open now.", "gauge")

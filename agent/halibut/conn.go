@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,7 +22,6 @@ import (
 type conn struct {
 	net.Conn
 	r   *bufio.Reader
-	w   *bufio.Writer
 	lim Limits
 
 	readTimeout  atomic.Int64 // time.Duration
@@ -33,8 +33,28 @@ func newConn(c net.Conn, lim Limits) *conn {
 	hc.readTimeout.Store(int64(lim.ReceiveTimeout))
 	hc.writeTimeout.Store(int64(lim.SendTimeout))
 	hc.r = bufio.NewReaderSize(deadlineReader{hc}, 32*1024)
-	hc.w = bufio.NewWriterSize(deadlineWriter{hc}, max(lim.WriteBufferSize, 4096))
 	return hc
+}
+
+// writeBuffers lends write buffers to connections for one message or control
+// line at a time. A connection spends nearly all its life idle (a polling
+// endpoint holds thousands), and a buffer of its own cost WriteBufferSize (64
+// KiB) each, on both sides, for nothing.
+var writeBuffers sync.Pool // *bufio.Writer
+
+// writer borrows a write buffer; release gives it back after its Flush.
+func (c *conn) writer() *bufio.Writer {
+	size := max(c.lim.WriteBufferSize, 4096)
+	if w, ok := writeBuffers.Get().(*bufio.Writer); ok && w.Size() == size {
+		w.Reset(deadlineWriter{c})
+		return w
+	}
+	return bufio.NewWriterSize(deadlineWriter{c}, size)
+}
+
+func release(w *bufio.Writer) {
+	w.Reset(nil) // holds no connection while pooled; a failed write's bytes are dropped
+	writeBuffers.Put(w)
 }
 
 type deadlineReader struct{ c *conn }
@@ -64,10 +84,12 @@ func (c *conn) setWriteTimeout(d time.Duration) { c.writeTimeout.Store(int64(d))
 // sendText writes control text and flushes it, bounded by timeout.
 func (c *conn) sendText(s string, timeout time.Duration) error {
 	c.setWriteTimeout(timeout)
-	if _, err := c.w.WriteString(s); err != nil {
+	w := c.writer()
+	defer release(w)
+	if _, err := w.WriteString(s); err != nil {
 		return err
 	}
-	return c.w.Flush()
+	return w.Flush()
 }
 
 // sendControl writes NEXT, PROCEED or END.
@@ -107,10 +129,12 @@ func (c *conn) writeMessage(message any) error {
 		return &unsendableError{err}
 	}
 	c.setWriteTimeout(c.lim.SendTimeout)
-	if err := writeEncodedMessage(c.w, body, streams, c.lim); err != nil {
+	w := c.writer()
+	defer release(w)
+	if err := writeEncodedMessage(w, body, streams, c.lim); err != nil {
 		return err
 	}
-	return c.w.Flush()
+	return w.Flush()
 }
 
 // readMessage reads one envelope; its streams are still on c.r.

@@ -93,7 +93,7 @@ func runDroppingServer(ctx context.Context, tb testing.TB, ln net.Listener, drop
 				raw.Close()
 				return
 			}
-			if _, err := c.w.Write(request); err != nil || c.w.Flush() != nil {
+			if _, err := c.Conn.Write(request); err != nil {
 				tb.Errorf("connection %d: sending StartScript: %v", i, err)
 				return
 			}
@@ -225,7 +225,7 @@ func TestListenerCancelsTheRequestOfAClientThatHangsUp(t *testing.T) {
 	if id, err := readIdentity(c.r, lim.MaxControlLineBytes); err != nil || id.kind != identityServer {
 		t.Fatalf("identification: %v %v", id.kind, err)
 	}
-	if _, err := c.w.Write(readGolden(t, "upstream-polling-cancel-start-script.bin")); err != nil || c.w.Flush() != nil {
+	if _, err := c.Conn.Write(readGolden(t, "upstream-polling-cancel-start-script.bin")); err != nil {
 		t.Fatal(err)
 	}
 	<-executing

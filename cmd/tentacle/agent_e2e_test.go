@@ -328,35 +328,8 @@ func TestAgentMovesAGigabyteWithFlatMemory(t *testing.T) {
 
 func TestAgentPollsAndServesScripts(t *testing.T) {
 	a := newRealAgent(t)
-	tlsCert := a.operator.TLS()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := &halibut.PollingServer{Certificate: &tlsCert, Trust: halibut.NewTrustStore(a.thumb), Limits: halibut.DefaultLimits()}
-	go ps.Serve(ln)
-	t.Cleanup(func() { ps.Shutdown(context.Background()) })
-	a.tentacle("configure", "--instance", "E2E", "--noListen", "True")
-	a.tentacle("poll-server", "--instance", "E2E", "--server-comms-address", "https://"+ln.Addr().String(), "--thumbprint", a.operator.Thumbprint())
-	a.tentacle("set-polling-connection-count", "--instance", "E2E", "--pollingConnectionCount", "2")
-	s, _ := config.LoadSettings(filepath.Join(a.home(), "tentacle.config"))
-	servers, _ := s.TrustedServers()
-	sub := servers[len(servers)-1].SubscriptionID
-
-	a.cmd = exec.Command(builtBinary, "agent", "--instance", "E2E")
-	a.cmd.Env = a.env
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.cmd.Process.Signal(syscall.SIGTERM); a.cmd.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
-	for ps.Subscribers(sub) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not open 2 polling connections (has %d)", ps.Subscribers(sub))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	scripts := contracts.ScriptServiceV2Client{Caller: contracts.PollingCaller{Server: ps, Subscription: sub, Thumbprint: a.thumb}}
+	_, caller := a.startPolling(t, 2)
+	scripts := contracts.ScriptServiceV2Client{Caller: caller}
 	if _, err := scripts.StartScript(context.Background(), startCmd("Polled", "echo polled; exit 4", contracts.NoIsolation)); err != nil {
 		t.Fatal(err)
 	}

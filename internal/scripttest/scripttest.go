@@ -17,8 +17,7 @@ import (
 // preamble and debug lines) and its exit code.
 func RunToCompletion(t testing.TB, s contracts.ScriptServiceV2Client, ticket string, from int64) ([]string, int32) {
 	t.Helper()
-	var lines []string
-	verbose := false // inside ##octopus[stdout-verbose] ... ##octopus[stdout-default]
+	var out Output
 	seq := from
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -26,23 +25,35 @@ func RunToCompletion(t testing.TB, s contracts.ScriptServiceV2Client, ticket str
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, l := range st.Logs {
-			switch {
-			case strings.HasPrefix(l.Text, "##octopus[stdout-verbose]"):
-				verbose = true
-			case strings.HasPrefix(l.Text, "##octopus[stdout-"):
-				verbose = false
-			case l.Source != contracts.SourceDebug && !verbose:
-				lines = append(lines, l.Text)
-			}
-		}
+		out.Add(st.Logs)
 		seq = st.NextLogSequence
 		if st.State == contracts.StateComplete {
-			return lines, st.ExitCode
+			return out.Lines, st.ExitCode
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("script %s did not finish", ticket)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Output collects a script's own output lines from GetStatus pages, leaving out
+// the agent's verbose preamble and debug lines.
+type Output struct {
+	Lines   []string
+	verbose bool // inside ##octopus[stdout-verbose] ... ##octopus[stdout-default]
+}
+
+// Add takes the records of one page.
+func (o *Output) Add(logs []contracts.ProcessOutput) {
+	for _, l := range logs {
+		switch {
+		case strings.HasPrefix(l.Text, "##octopus[stdout-verbose]"):
+			o.verbose = true
+		case strings.HasPrefix(l.Text, "##octopus[stdout-"):
+			o.verbose = false
+		case l.Source != contracts.SourceDebug && !o.verbose:
+			o.Lines = append(o.Lines, l.Text)
+		}
 	}
 }
