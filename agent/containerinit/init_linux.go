@@ -27,6 +27,10 @@ type Options struct {
 	CancelWait time.Duration
 	// Log receives one line per thing init does on its own (stderr).
 	Log io.Writer
+	// Busy, when set, reports work in flight that has no process: a script
+	// that ended but whose end the server has not collected yet. A stop
+	// waits for it too, within Grace.
+	Busy func() bool
 }
 
 // Init is PID 1's (or a subreaper's) state: one process runs at a time.
@@ -130,7 +134,7 @@ func (in *Init) Run(path string, argv, env []string) (int, error) {
 		switch phase {
 		case draining:
 			kids := children(pid)
-			if len(kids) > 0 && now.Before(drainUntil) {
+			if (len(kids) > 0 || (in.opts.Busy != nil && in.opts.Busy())) && now.Before(drainUntil) {
 				continue
 			}
 			if len(kids) > 0 {

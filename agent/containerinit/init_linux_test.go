@@ -23,7 +23,10 @@ func TestMain(m *testing.M) {
 	switch os.Getenv("CONTAINERINIT_PART") {
 	case "init":
 		grace, _ := time.ParseDuration(os.Getenv("CONTAINERINIT_GRACE"))
-		in, err := Start(Options{Grace: grace, CancelWait: 5 * time.Second, Log: os.Stderr})
+		// "busy" in the working directory stands for a script whose end the
+		// server has not collected yet.
+		busy := func() bool { _, err := os.Stat("busy"); return err == nil }
+		in, err := Start(Options{Grace: grace, CancelWait: 5 * time.Second, Log: os.Stderr, Busy: busy})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(100)
@@ -50,6 +53,9 @@ func TestMain(m *testing.M) {
 		}
 		go script.Wait()
 		<-stop
+		if _, err := os.Stat("busy"); err == nil {
+			appendLine(os.Getenv("CONTAINERINIT_LOG"), "stopped while busy")
+		}
 		appendLine(os.Getenv("CONTAINERINIT_LOG"), "stopped")
 		os.Exit(0)
 	}
@@ -187,6 +193,8 @@ func TestStopGivesScriptsTheirGrace(t *testing.T) {
 		wantLog string
 	}{
 		{"finishes within the grace", 10 * time.Second, `echo > ready; sleep 1; echo finished >> log`, "finished\nstopped"},
+		{"its end collected within the grace", 10 * time.Second,
+			`touch busy; echo > ready; sleep 0.5; echo finished >> log; (sleep 1; rm busy) &`, "finished\nstopped"},
 		{"cancelled after the grace", 300 * time.Millisecond,
 			`trap 'kill $job; echo cancelled >> log; exit 143' TERM; sleep 60 & job=$!; echo > ready; wait`, "cancelled\nstopped"},
 	} {

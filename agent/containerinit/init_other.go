@@ -12,6 +12,7 @@ import (
 type Options struct {
 	Grace, CancelWait time.Duration
 	Log               io.Writer
+	Busy              func() bool
 }
 
 // Init exists on Linux only: containers that run tentacle are Linux ones.

@@ -29,7 +29,8 @@ func (c *ContainerCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	in, err := containerinit.Start(containerinit.Options{Grace: grace, Log: e.Stderr})
+	busy := func() bool { return false }
+	in, err := containerinit.Start(containerinit.Options{Grace: grace, Log: e.Stderr, Busy: func() bool { return busy() }})
 	if err != nil {
 		return err
 	}
@@ -65,6 +66,10 @@ func (c *ContainerCmd) Run(e *Env) error {
 	}
 	if in.Stopping() {
 		return nil
+	}
+	if _, s, err := (&InstanceFlags{Instance: plan.EnvInstance}).load(e); err == nil {
+		work := filepath.Join(s.Home(), "Work")
+		busy = func() bool { return uncollectedScripts(work) }
 	}
 	err = step("agent", "--instance", plan.EnvInstance)
 	in.Close(2 * time.Second)
@@ -105,4 +110,17 @@ func ensureLinkTarget(path string) error {
 		return config.Userf("Cannot create %s (where %s points): %v. Mount a writable volume at %s.", target, path, errors.Unwrap(err), filepath.Dir(target))
 	}
 	return nil
+}
+
+// uncollectedScripts reports whether work holds a script workspace: the
+// server removes one (CompleteScript) once it has the script's end; names
+// starting with a dot are workspaces already being deleted.
+func uncollectedScripts(work string) bool {
+	entries, _ := os.ReadDir(work)
+	for _, d := range entries {
+		if d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
+			return true
+		}
+	}
+	return false
 }
