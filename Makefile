@@ -17,7 +17,8 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # ones the service tests need: systemd-analyze verify for generated units, a
 # real systemd booted in systemd-nspawn, debootstrap for its root filesystem;
 # openssl makes the certificates Go's x509 refuses that the certificate tests use.
-# The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
+# podman and runc build and run the container images (make image,
+# TestContainerImages). The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
 # it, sign a feed with minisign and validate the cloud-init examples with
 # cloud-init's schema checker (cloud-init is installed disabled: see deps).
 # tmux is the real terminal the `tentacle setup` wizard's tests type into.
@@ -25,7 +26,7 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # (test-windows, and the Windows end-to-end tests in unit: internal/winetest).
 WINE_APT_PACKAGES := wine64 gcc-mingw-w64-x86-64
 APT_PACKAGES   := $(WINE_APT_PACKAGES) gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
-                  dash busybox shellcheck minisign cloud-init tmux
+                  dash busybox shellcheck minisign cloud-init tmux podman runc
 
 .PHONY: all build test test-windows vet fmt-check unit fuzz demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs image image-rootfs
 
@@ -75,9 +76,12 @@ cross:
 	GOOS=darwin  GOARCH=arm64 $(GO) build -o /dev/null ./cmd/tentacle
 
 # unit runs every package's tests but ./packaging, whose tests install the
-# packages `make package` builds (package-test).
+# packages `make package` builds (package-test). cmd/tentacle's test binary
+# holds the container tests (systemd-nspawn, and podman: TestContainerImages
+# builds the images), more than go test's default 10 minutes on a cold or
+# loaded machine.
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/packaging$$')
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v '/packaging$$')
 
 # test-windows runs every package's Windows test binary under Wine
 # (internal/winetest, shared recipe: windows-under-wine.md): the ProcessPrng
