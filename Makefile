@@ -17,7 +17,8 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # ones the service tests need: systemd-analyze verify for generated units, a
 # real systemd booted in systemd-nspawn, debootstrap for its root filesystem;
 # openssl makes the certificates Go's x509 refuses that the certificate tests use.
-# The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
+# podman and runc build and run the container images (make image,
+# TestContainerImages). The install.sh tests (scripts/) run it under dash and busybox sh, shellcheck
 # it, sign a feed with minisign and validate the cloud-init examples with
 # cloud-init's schema checker (cloud-init is installed disabled: see deps).
 # tmux is the real terminal the `tentacle setup` wizard's tests type into.
@@ -25,9 +26,9 @@ GOBIN          := $(shell $(GO) env GOPATH)/bin
 # (test-windows, and the Windows end-to-end tests in unit: internal/winetest).
 WINE_APT_PACKAGES := wine64 gcc-mingw-w64-x86-64
 APT_PACKAGES   := $(WINE_APT_PACKAGES) gcc libc6-dev openssl systemd systemd-container debootstrap iproute2 nftables iptables ufw firewalld dbus \
-                  dash busybox shellcheck minisign cloud-init tmux
+                  dash busybox shellcheck minisign cloud-init tmux podman runc
 
-.PHONY: all build test test-windows vet fmt-check unit fuzz soak demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs
+.PHONY: all build test test-windows vet fmt-check unit fuzz soak demo bench bench-go bench-e2e package package-test goreleaser deps clean cross nspawn-rootfs image image-rootfs
 
 all: build
 
@@ -99,13 +100,15 @@ cross:
 # the release flags: their race build was the largest single term of a cold
 # run (docs/benchmarks.md), and their concurrency is the agent's, which is
 # raced in its own packages. The two sets run side by side; lines of the
-# second are marked "[no race]".
+# second are marked "[no race]". cmd/tentacle's test binary holds the
+# container tests (systemd-nspawn, and podman: TestContainerImages builds the
+# images): more than go test's default 10 minutes on a cold or loaded machine.
 SDK_LINKED_PKGS = $(shell $(GO) list -f '{{.ImportPath}}{{range .Deps}} {{.}}{{end}}' ./... | awk '/aws-sdk-go-v2|azure-sdk-for-go/ {print $$1}')
 unit:
 	@sdk="$(SDK_LINKED_PKGS)"; race=$$($(GO) list ./... | grep -v '/packaging$$' | grep -vxF -f <(tr ' ' '\n' <<<"$$sdk")); \
 	echo "[no race] go test with the release flags: $$sdk"; \
-	( set -o pipefail; $(RELEASE_GOENV) $(GO) test -p 1 -count=1 $$sdk 2>&1 | sed -u 's/^/[no race] /' ) & bg=$$!; \
-	CGO_ENABLED=1 $(GO) test -race -count=1 $$race; rc=$$?; \
+	( set -o pipefail; $(RELEASE_GOENV) $(GO) test -p 1 -count=1 -timeout 30m $$sdk 2>&1 | sed -u 's/^/[no race] /' ) & bg=$$!; \
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $$race; rc=$$?; \
 	wait $$bg; bgrc=$$?; [ $$rc = 0 ] && [ $$bgrc = 0 ]
 
 # test-windows runs every package's Windows test binary under Wine
@@ -293,3 +296,58 @@ nspawn-rootfs:
 		bookworm "$$tmp" $(DEBIAN_MIRROR) >"$$tmp.log" 2>&1 || { tail -20 "$$tmp.log"; exit 1; }; \
 	echo "$(NSPAWN_PACKAGES)" >"$$tmp/.tentacle-rootfs"; \
 	rm -rf $(NSPAWN_ROOTFS); mv -T "$$tmp" $(NSPAWN_ROOTFS)
+
+# image builds, offline, the two container images (packaging/container/README.md)
+# from the static release binary: tentacle:TAG on a minimal Debian made here
+# by debootstrap (bash, coreutils, ca-certificates) and tentacle:TAG-static
+# FROM scratch, and writes each as an oci-archive under IMAGE_DIR. TAG is the
+# binary's version with + made - (an image tag cannot hold +). The binary is
+# goreleaser's linux/amd64 one when dist/ holds one built from this commit
+# with a clean tree, else bin/linux_amd64/tentacle built with goreleaser's
+# flags (CGO_ENABLED=0 -trimpath), which shares Go's build cache with
+# `make package`; IMAGE_BINARY names another, IMAGE_TAG another tag. podman runs with
+# packaging/container/containers.conf (containers-here.md: runc, cgroupfs,
+# no default ulimits), never a machine-wide configuration.
+CONTAINER_APT_PACKAGES := podman runc
+IMAGE_DIR    ?= dist/image
+IMAGE_BINARY ?=
+IMAGE_TAG    ?=
+STATIC_BIN   := bin/linux_amd64/tentacle
+image: image-rootfs
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(CONTAINER_APT_PACKAGES)'
+	@set -e; bin='$(IMAGE_BINARY)'; \
+	if [ -z "$$bin" ]; then \
+		dist=$$(ls dist/build/tentacle_linux_amd64_v1/tentacle 2>/dev/null || true); \
+		if [ -n "$$dist" ] && git diff --quiet HEAD 2>/dev/null && "$$dist" version 2>/dev/null | grep -q "\.$$(git rev-parse --short HEAD)$$"; then \
+			bin=$$dist; echo "image: goreleaser's binary $$bin"; \
+		else \
+			CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STATIC_BIN) ./cmd/tentacle; \
+			bin=$(STATIC_BIN); echo "image: built $$bin (CGO_ENABLED=0 -trimpath)"; \
+		fi; \
+	fi; \
+	IMAGE_TAG='$(IMAGE_TAG)' CONTAINERS_CONF=$(CURDIR)/packaging/container/containers.conf sh packaging/container/image.sh "$$bin" $(IMAGE_ROOTFS) $(IMAGE_DIR)
+
+# image-rootfs builds, once per cache, the Debian root filesystem the
+# tentacle:TAG image starts from, as nspawn-rootfs does (locked, built in a
+# temp directory and renamed into place; its marker holds IMAGE_PACKAGES, so
+# changing the list rebuilds it). minbase already has bash and coreutils.
+# Documentation, manuals, locales other than C and apt's lists are removed
+# (a container reads none of them); /etc/machine-id is removed so that the
+# agent keeps its machine key in the state volume (/etc/octopus/machinekey)
+# and a container made from a newer image can still read its certificate.
+IMAGE_ROOTFS   := .cache/container/bookworm
+IMAGE_PACKAGES := ca-certificates
+image-rootfs:
+	@mkdir -p $(dir $(IMAGE_ROOTFS))
+	@exec 9>$(IMAGE_ROOTFS).lock; flock 9; \
+	if [ "$$(cat $(IMAGE_ROOTFS)/.tentacle-rootfs 2>/dev/null)" = "$(IMAGE_PACKAGES)" ]; then exit 0; fi; \
+	$(MAKE) --no-print-directory deps APT_PACKAGES=debootstrap || exit 1; \
+	set -e; tmp=$$(mktemp -d $(IMAGE_ROOTFS).tmp-XXXXXX); trap 'rm -rf "$$tmp" "$$tmp.log"' EXIT; \
+	echo "debootstrap bookworm into $(IMAGE_ROOTFS) from $(DEBIAN_MIRROR) with $(IMAGE_PACKAGES)"; \
+	debootstrap --variant=minbase --include=$(IMAGE_PACKAGES) \
+		bookworm "$$tmp" $(DEBIAN_MIRROR) >"$$tmp.log" 2>&1 || { tail -20 "$$tmp.log"; exit 1; }; \
+	rm -rf "$$tmp"/usr/share/doc/* "$$tmp"/usr/share/man/* "$$tmp"/usr/share/info/* "$$tmp"/usr/share/locale/* \
+		"$$tmp"/var/lib/apt/lists/* "$$tmp"/var/cache/apt/*.bin "$$tmp"/var/cache/apt/archives/*.deb "$$tmp"/var/log/*.log \
+		"$$tmp"/etc/machine-id "$$tmp"/var/lib/dbus/machine-id; \
+	echo "$(IMAGE_PACKAGES)" >"$$tmp/.tentacle-rootfs"; \
+	rm -rf $(IMAGE_ROOTFS); mv -T "$$tmp" $(IMAGE_ROOTFS)

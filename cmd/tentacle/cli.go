@@ -31,6 +31,7 @@ type CLI struct {
 	Agent                     AgentCmd                     `cmd:"" name:"agent" aliases:"run" help:"Starts the Tentacle agent: listens and polls as configured until stopped" group:"Agent"`
 	Service                   ServiceCmd                   `cmd:"" name:"service" help:"Installs, removes, starts and stops the Tentacle as a service (systemd or Windows)" group:"Agent"`
 	Livez                     LivezCmd                     `cmd:"" name:"livez" help:"Liveness probe: exits 0 only if the agent touched its heartbeat within --max-age seconds" group:"Agent"`
+	Container                 ContainerCmd                 `cmd:"" name:"container" help:"The container image's entrypoint: provision --from-env, then the agent, as PID 1" group:"Agent"`
 	Remote                    RemoteCmd                    `cmd:"" name:"remote" help:"Drive a Tentacle as an Octopus Server would: run scripts, move files" group:"Agent"`
 	Provision                 ProvisionCmd                 `cmd:"" name:"provision" help:"Converges this machine to a declared state (instances, certificate, firewall, registration, service) from a file, the environment or flags; idempotent" group:"Instances"`
 	Setup                     SetupCmd                     `cmd:"" name:"setup" help:"Sets up a Tentacle by asking questions (what /opt/octopus/tentacle/configure-tentacle.sh runs), then applies the answers as a provision file" group:"Instances"`

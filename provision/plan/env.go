@@ -40,6 +40,13 @@ var EnvVars = []EnvVar{
 	{"ACCEPT_EULA", "(none)", "accepted and ignored: this Tentacle has no EULA to accept"},
 }
 
+// EnvInstance and EnvApplications are the instance --from-env declares and
+// its application folder, as upstream's container image has them.
+const (
+	EnvInstance     = "Tentacle"
+	EnvApplications = "/home/Octopus/Applications"
+)
+
 // FromEnv builds the provision file that upstream's container would
 // converge to from its environment variables: one instance named
 // Tentacle, its application directory /home/Octopus/Applications,
@@ -47,7 +54,7 @@ var EnvVars = []EnvVar{
 // ${NAME} references, so the file can be written out without them.
 func FromEnv(getenv func(string) string) (*File, error) {
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
-	in := Instance{Name: "Tentacle", App: "/home/Octopus/Applications"}
+	in := Instance{Name: EnvInstance, App: EnvApplications}
 	reg := &Registration{
 		Server: get("ServerUrl"), Space: get("Space"), Name: get("TargetName"),
 		Environments: SplitList(get("TargetEnvironment")), Roles: SplitList(get("TargetRole")),
