@@ -58,11 +58,13 @@ build:
 # Windows tests under Wine, fuzzing, then `make package` and the tests of
 # what it made. `make package` builds every release target, so a
 # platform-specific file that does not compile fails here (cross is not
-# repeated). The container root filesystem is built in the background from
-# the start (debootstrap waits mostly on downloads and dpkg, which overlap
-# with vet's compiling); the tests that boot it wait for it on its lock.
+# repeated). The two Debian root filesystems (systemd-nspawn's and the
+# image's base) are built in the background from the start: debootstrap
+# waits mostly on downloads and dpkg, which overlap with vet's compiling;
+# the tests that need them wait on their locks.
 test: deps
-	@mkdir -p .cache && ( $(MAKE) --no-print-directory nspawn-rootfs >.cache/nspawn-rootfs.log 2>&1 & )
+	@mkdir -p .cache && ( $(MAKE) --no-print-directory nspawn-rootfs >.cache/nspawn-rootfs.log 2>&1 & ) \
+		&& ( $(MAKE) --no-print-directory image-rootfs >.cache/image-rootfs.log 2>&1 & )
 	@$(MAKE) --no-print-directory vet fmt-check unit test-windows fuzz package-test
 
 # RELEASE_GOENV: the compiler flags releases are built with (.goreleaser.yaml:
