@@ -62,7 +62,13 @@ func (a *acceptor) serve(ln net.Listener, lim Limits, log *slog.Logger, handle f
 // admit puts a new connection under the identification deadline and the
 // caps on unidentified connections (see admission.go).
 func (a *acceptor) admit(c net.Conn, lim Limits, log *slog.Logger) net.Conn {
-	gc, evicted := a.unidentified.admit(c, lim, time.Now())
+	gc, evicted, refused := a.unidentified.admit(c, lim, time.Now())
+	if refused { // closed: the handshake fails at once and the peer retries
+		a.refused(log, lim, c.RemoteAddr(), fmt.Sprintf(
+			"refused a new connection: %d connections that have not identified themselves yet (%d from one address), none older than %s",
+			lim.MaxUnidentifiedConnections, lim.MaxUnidentifiedConnectionsPerAddress, lim.UnidentifiedEvictionAge), "")
+		return gc
+	}
 	if a.closed() { // admitted as Shutdown closed the others
 		gc.Close()
 	}

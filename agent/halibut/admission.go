@@ -53,8 +53,10 @@ func (c *gatedConn) CloseWrite() error { return closeWrite(c.Conn) }
 var _ halfCloser = (*gatedConn)(nil)
 
 // admit registers c as unidentified and sets its identification deadline.
-// It returns the connection closed to make room, if any.
-func (g *unidentifiedGate) admit(c net.Conn, lim Limits, now time.Time) (admitted, evicted *gatedConn) {
+// It returns the connection closed to make room, if any; or, when the one
+// that would be closed is younger than lim.UnidentifiedEvictionAge, refused
+// true: c itself is closed and not registered.
+func (g *unidentifiedGate) admit(c net.Conn, lim Limits, now time.Time) (admitted, evicted *gatedConn, refused bool) {
 	gc := &gatedConn{Conn: c, gate: g, source: sourceKey(c.RemoteAddr()), accepted: now, notAfter: now.Add(lim.IdentificationTimeout)}
 	_ = c.SetDeadline(gc.notAfter)
 	g.mu.Lock()
@@ -66,6 +68,11 @@ func (g *unidentifiedGate) admit(c net.Conn, lim Limits, now time.Time) (admitte
 	} else if g.total >= lim.MaxUnidentifiedConnections {
 		evicted = g.busiestOldestLocked()
 	}
+	if evicted != nil && now.Sub(evicted.accepted) < lim.UnidentifiedEvictionAge {
+		g.mu.Unlock()
+		c.Close()
+		return gc, nil, true
+	}
 	if evicted != nil {
 		g.removeLocked(evicted)
 	}
@@ -76,7 +83,7 @@ func (g *unidentifiedGate) admit(c net.Conn, lim Limits, now time.Time) (admitte
 	if evicted != nil {
 		evicted.Conn.Close()
 	}
-	return gc, evicted
+	return gc, evicted, false
 }
 
 // busiestOldestLocked is the oldest connection of the source holding the

@@ -200,6 +200,7 @@ func TestLegitimateClientIsServedWhileUnidentifiedCapIsFull(t *testing.T) {
 	lim := testLimits()
 	lim.MaxUnidentifiedConnections = 16
 	lim.MaxUnidentifiedConnectionsPerAddress = 4
+	lim.UnidentifiedEvictionAge = 0 // the attackers are new: evict them at any age
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	l := &Listener{Certificate: srv, Trust: NewTrustStore(Thumbprint(cli.Leaf)), Service: echoService(), Limits: lim}
 	go l.Serve(ln)
@@ -241,6 +242,7 @@ func TestPerAddressCapClosesThatAddressesOldest(t *testing.T) {
 	lim := testLimits()
 	lim.MaxUnidentifiedConnections = 16
 	lim.MaxUnidentifiedConnectionsPerAddress = 3
+	lim.UnidentifiedEvictionAge = 0
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	l := &Listener{Certificate: srv, Trust: NewTrustStore(Thumbprint(cli.Leaf)), Service: echoService(), Limits: lim}
 	go l.Serve(ln)
@@ -264,6 +266,46 @@ func TestPerAddressCapClosesThatAddressesOldest(t *testing.T) {
 		if !a.isOpen() {
 			t.Error("a connection other than the address's oldest was closed")
 		}
+	}
+}
+
+// A connection younger than UnidentifiedEvictionAge is not closed to make
+// room (a burst of real handshakes would close each other before any
+// finished): the newcomer is closed instead. Older ones are evicted as ever.
+func TestYoungUnidentifiedConnectionsAreNotEvicted(t *testing.T) {
+	lim := testLimits()
+	lim.MaxUnidentifiedConnections = 2
+	lim.MaxUnidentifiedConnectionsPerAddress = 2
+	lim.UnidentifiedEvictionAge = 3 * time.Second
+	pipe := func() net.Conn {
+		a, b := net.Pipe()
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return a
+	}
+	var g unidentifiedGate
+	t0 := time.Now()
+	first, _, _ := g.admit(pipe(), lim, t0)
+	g.admit(pipe(), lim, t0.Add(time.Second))
+
+	newcomer := pipe()
+	if _, evicted, refused := g.admit(newcomer, lim, t0.Add(2*time.Second)); !refused || evicted != nil {
+		t.Fatalf("a newcomer while both are younger than %v: refused %v, evicted %v", lim.UnidentifiedEvictionAge, refused, evicted)
+	}
+	if _, err := newcomer.Write([]byte("x")); err == nil {
+		t.Error("the refused newcomer was left open")
+	}
+	if n := g.count(); n != 2 {
+		t.Errorf("%d unidentified connections after a refusal, want 2", n)
+	}
+	g.mu.Lock()
+	kept := first.pending
+	g.mu.Unlock()
+	if !kept {
+		t.Error("the oldest was closed for a refused newcomer")
+	}
+
+	if _, evicted, refused := g.admit(pipe(), lim, t0.Add(4*time.Second)); refused || evicted != first {
+		t.Fatalf("a newcomer once the oldest is %v old: refused %v, evicted the oldest %v", 4*time.Second, refused, evicted == first)
 	}
 }
 

@@ -55,6 +55,13 @@ type Limits struct {
 	// MaxUnidentifiedConnectionsPerAddress bounds the unidentified connections from one
 	// source address (an IPv6 address counts by its /64); its oldest is closed for a new one.
 	MaxUnidentifiedConnectionsPerAddress int
+	// UnidentifiedEvictionAge: an unidentified connection younger than this is not closed to
+	// make room; the newcomer is closed instead, and its peer retries with its back-off. A
+	// burst of real handshakes (hundreds of polling Tentacles reconnecting after their server
+	// restarted) then finishes, where closing the oldest closed each handshake before it could
+	// finish on a busy machine. Connections held open by a peer that never identifies age
+	// past it within seconds and are evicted as before. Zero evicts at any age.
+	UnidentifiedEvictionAge time.Duration
 	// RefusalLogInterval is how often refused connections from one address are summarised
 	// in the log after the first refusal, which is logged in full at once.
 	RefusalLogInterval time.Duration
@@ -182,6 +189,7 @@ func DefaultLimits() Limits {
 		// accepting never runs out of descriptors; an Octopus Server opens a handful at once.
 		MaxUnidentifiedConnections:           128,
 		MaxUnidentifiedConnectionsPerAddress: 32,
+		UnidentifiedEvictionAge:              3 * time.Second,
 		RefusalLogInterval:                   time.Minute,
 		MaxRefusalLogAddresses:               256,
 
