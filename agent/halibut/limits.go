@@ -184,8 +184,8 @@ func DefaultLimits() Limits {
 			Count:    3,
 		},
 		TCPUserTimeout: 25 * time.Second,
-		TCPNoDelay:  true,
-		TCPQuickAck: true,
+		TCPNoDelay:     true,
+		TCPQuickAck:    true,
 
 		IdentificationTimeout: 20 * time.Second,
 		// Well under a small file limit (ulimit -n 1024, or a few hundred in a container), so
