@@ -138,6 +138,19 @@ bench-e2e:
 # bench-compare measures BASE (a git revision, default main) against the work
 # tree, side by side in one run: binary size, idle agent RSS, package init of
 # `tentacle version` and of a script supervisor, echo hi (docs/benchmarks.md).
+# soak runs issue 20's long measurements, outside CI's default path (make test runs the
+# fault tests' short, deterministic versions): each SOAK_TESTS entry is PACKAGE:RUN-REGEXP,
+# run with TENTACLE_SOAK=1 and -v; add a line per measurement. The output, with every
+# test's "figures:" line, goes to SOAK_LOG as well. Budget: under 30 minutes in all.
+SOAK_LOG   ?= soak.log
+SOAK_TESTS := ./agent/faults/:^TestSoak
+.PHONY: soak
+soak:
+	@set -eo pipefail; : >$(SOAK_LOG); for t in $(SOAK_TESTS); do \
+		pkg=$${t%%:*}; run=$${t#*:}; echo "soak $$pkg $$run" | tee -a $(SOAK_LOG); \
+		TENTACLE_SOAK=1 $(GO) test -count=1 -v -timeout 30m -run "$$run" $$pkg 2>&1 | tee -a $(SOAK_LOG); \
+	done; echo "figures:"; grep -h 'figures' $(SOAK_LOG) || true
+
 .PHONY: bench-compare
 bench-compare:
 	@GO=$(GO) bash scripts/bench-compare.sh $(or $(BASE),main)

@@ -63,7 +63,9 @@ func TestKill9DuringCompleteScriptAndUpload(t *testing.T) {
 		f := &follower{ticket: ticket}
 		f.toCompletion(t, s, 30*time.Second)
 		completed := make(chan error, 1)
-		go func() { completed <- s.CompleteScript(ctx, contracts.CompleteScriptCommandV2{Ticket: contracts.ScriptTicket{TaskID: ticket}}) }()
+		go func() {
+			completed <- s.CompleteScript(ctx, contracts.CompleteScriptCommandV2{Ticket: contracts.ScriptTicket{TaskID: ticket}})
+		}()
 		time.Sleep(d)
 		p.kill9()
 		<-completed
