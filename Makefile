@@ -143,7 +143,8 @@ bench-e2e:
 # run with TENTACLE_SOAK=1 and -v; add a line per measurement. The output, with every
 # test's "figures:" line, goes to SOAK_LOG as well. Budget: under 30 minutes in all.
 SOAK_LOG   ?= soak.log
-SOAK_TESTS := ./agent/faults/:^TestSoak
+SOAK_TESTS := ./agent/faults/:^TestSoak \
+              ./agent/faults/:^TestHostilePeersOnTheListeningPort$$
 .PHONY: soak
 soak:
 	@set -eo pipefail; : >$(SOAK_LOG); for t in $(SOAK_TESTS); do \
