@@ -64,6 +64,13 @@ func fillDisk(t *testing.T, dir string, keep int64) string {
 	return path
 }
 
+// processDone says whether the shell running ticket's script has exited (its output read by
+// the supervisor), from the process table: the log cannot say while the disk is full.
+func processDone(home, ticket string) bool {
+	out, _ := exec.Command("sh", "-c", "ps -eo args | grep -F "+filepath.Join(home, "Work", ticket, "Bootstrap.sh")+" | grep -v grep").CombinedOutput()
+	return len(strings.TrimSpace(string(out))) == 0
+}
+
 // pausingReader gives first bytes, calls pause once, then gives the rest.
 type pausingReader struct {
 	r     io.Reader
@@ -156,6 +163,35 @@ func TestDiskFullDuringUploadAndScriptLog(t *testing.T) {
 	t.Logf("figures: the script with its disk full for %v: %d of %d lines, exit %d", 30*interval, len(f.lines), n, f.code)
 	f.checkEveryLineOnce(t, n, 0)
 	ranOnce(t, marker)
+
+	// 2b. More output than a supervisor holds back while its log cannot be written: the
+	// lines past the bound are lost, and the log and the exit code say so.
+	lossy := script("LosesLines", filepath.Join(t.TempDir(), "ran"), 1, 0, 0)
+	lossy.ScriptBody = "echo line 1\nwhile [ ! -e go ]; do sleep 0.05; done\nhead -c 6000000 /dev/zero | tr '\\0' x | fold -w 1000\necho done\n"
+	if _, err := s.StartScript(ctx, lossy); err != nil {
+		t.Fatal(err)
+	}
+	lf := &follower{ticket: "LosesLines"}
+	waitFor(t, 10*time.Second, "the first line", func() bool { lf.poll(ctx, s); return len(lf.lines) >= 1 })
+	filler = fillDisk(t, home, 0)
+	// The go-ahead, made in the workspace while the disk is full (an empty file takes no block).
+	if err := os.WriteFile(filepath.Join(home, "Work", "LosesLines", "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the script's shell to end while the disk is full", func() bool { return processDone(home, "LosesLines") })
+	os.Remove(filler)
+	lf.toCompletion(t, s, 60*time.Second)
+	st, err := s.GetStatus(ctx, contracts.ScriptStatusRequestV2{Ticket: contracts.ScriptTicket{TaskID: "LosesLines"}, LastLogSequence: 0})
+	var said string
+	for _, l := range st.Logs {
+		if l.Source == contracts.SourceStdErr && strings.Contains(l.Text, "were lost") {
+			said = l.Text
+		}
+	}
+	if err != nil || lf.code != contracts.ExitFatal || !strings.Contains(said, "no space left on device") {
+		t.Errorf("a script whose output overflowed while its disk was full: exit %d (want %d), error line %q (want one saying lines were lost to a full disk), %v", lf.code, contracts.ExitFatal, said, err)
+	}
+	t.Logf("figures: 6 MB of output while the disk was full (4 MiB held): exit %d, the log says %q", lf.code, said)
 
 	// 3. Space is back: the same upload succeeds, whole.
 	up, err := files.UploadFile(ctx, `Files\package.zip`, bytes.NewReader(content), size)

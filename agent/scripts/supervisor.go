@@ -89,7 +89,12 @@ func (s *supervisor) run() int {
 		return s.finish(ExitCodeCanceled, false)
 	}
 	code, ran := s.runShell()
-	s.writeLines(nil) // the lines a full disk held back, if there is space now
+	// The lines a full disk held back: wait a while for space rather than lose them.
+	s.writeLines(nil)
+	for wait := time.Now().Add(maxWaitForLogSpace); s.hasUnwritten() && time.Now().Before(wait); {
+		time.Sleep(unwrittenRetryInterval)
+		s.writeLines(nil)
+	}
 	s.logMu.Lock()
 	if len(s.unwritten) > 0 && s.logErr == nil {
 		s.logErr = fmt.Errorf("%d lines of output could not be written to the log: %w", len(s.unwritten)+s.lost, s.writeErr)
@@ -109,7 +114,13 @@ func (s *supervisor) run() int {
 // Complete also sees every log line.
 func (s *supervisor) finish(code int, ran bool) int {
 	s.st.complete(code, ran)
-	if err := writeState(s.dir, s.st, survivesPowerLoss); err != nil {
+	err := writeState(s.dir, s.st, survivesPowerLoss)
+	// A full disk: the result is worth waiting for (until then the script reads as running).
+	for wait := time.Now().Add(maxWaitForLogSpace); err != nil && time.Now().Before(wait); {
+		time.Sleep(unwrittenRetryInterval)
+		err = writeState(s.dir, s.st, survivesPowerLoss)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: cannot record exit code %d: %v\n", code, err)
 		return 1
 	}
@@ -134,6 +145,14 @@ const maxUnwrittenLogBytes = 4 << 20
 func (s *supervisor) writeLines(lines []logLine) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
+	if len(s.unwritten) == 0 && len(lines) > 0 {
+		// The usual case: nothing held back, write straight through.
+		err := s.log.append(lines...)
+		if err == nil {
+			return
+		}
+		s.writeErr = err
+	}
 	for _, l := range lines {
 		if s.unwrittenBytes+len(l.text) > maxUnwrittenLogBytes && len(s.unwritten) > 0 {
 			s.lost++
@@ -366,6 +385,10 @@ func (s *supervisor) pump(r io.Reader, src Source, out chan<- logLine, quit <-ch
 
 // unwrittenRetryInterval is how often lines a failed log write held back are tried again.
 const unwrittenRetryInterval = 250 * time.Millisecond
+
+// maxWaitForLogSpace bounds how long a supervisor whose script has ended waits for space to
+// write the lines it holds and the result (a full disk), before it gives up on them.
+const maxWaitForLogSpace = 10 * time.Minute
 
 // writeOutput appends lines as they come, batching whatever is already queued into one
 // write, and syncs the log at most LogSyncInterval after a write. Once quit is closed it
