@@ -27,8 +27,17 @@ type Limits struct {
 	// Tentacle 1 min, Halibut library 10 min).
 	ReceiveTimeout time.Duration
 	// TCPKeepAlive is the TCP keep-alive probing applied to every connection
-	// (TcpKeepAliveEnabled/Time/Interval/RetryCount: on, 15 s idle, 5 s apart, 10 probes).
+	// (TcpKeepAliveEnabled/Time/Interval/RetryCount: on, 15 s idle, 5 s apart, 10 probes, so
+	// upstream notices a silently dropped link after 65 s, and a polling Tentacle after its 60 s
+	// PollingReceiveRequestTimeout). Ours: 10 s idle, 5 s apart, 3 probes: an idle connection
+	// to a peer that vanished without a FIN or RST is closed after 25 s on both sides.
 	TCPKeepAlive net.KeepAliveConfig
+	// TCPUserTimeout bounds how long sent data may stay unacknowledged before the connection
+	// is closed (Linux TCP_USER_TIMEOUT; 0 leaves the system's retransmission limit, ~15 min).
+	// Keep-alive probes only run on a connection with nothing in flight: a NEXT, a null
+	// request or a response sent into a dropped link would otherwise be retransmitted for
+	// minutes. Upstream has no such setting; 25 s, as keep-alive.
+	TCPUserTimeout time.Duration
 	// TCPNoDelay disables Nagle's algorithm when true. Upstream leaves it off (TcpNoDelay), and
 	// Nagle plus delayed ACKs then stalls the small control lines (NEXT, PROCEED) by tens of
 	// milliseconds per round trip, a known upstream bug; we turn it on.
@@ -177,12 +186,13 @@ func DefaultLimits() Limits {
 		ReceiveTimeout: 1 * time.Minute,
 		TCPKeepAlive: net.KeepAliveConfig{
 			Enable:   true,
-			Idle:     15 * time.Second,
+			Idle:     10 * time.Second,
 			Interval: 5 * time.Second,
-			Count:    10,
+			Count:    3,
 		},
-		TCPNoDelay:  true,
-		TCPQuickAck: true,
+		TCPUserTimeout: 25 * time.Second,
+		TCPNoDelay:     true,
+		TCPQuickAck:    true,
 
 		IdentificationTimeout: 20 * time.Second,
 		// Well under a small file limit (ulimit -n 1024, or a few hundred in a container), so
@@ -287,6 +297,9 @@ func (l Limits) Validate() error {
 	}
 	if l.MaxDataStreamLength < 0 {
 		errs = append(errs, fmt.Errorf("halibut limits: MaxDataStreamLength must not be negative, got %d", l.MaxDataStreamLength))
+	}
+	if l.TCPUserTimeout < 0 {
+		errs = append(errs, fmt.Errorf("halibut limits: TCPUserTimeout must not be negative, got %v", l.TCPUserTimeout))
 	}
 	if l.PollingReconnectMaxDelay < l.PollingReconnectMinDelay {
 		errs = append(errs, fmt.Errorf("halibut limits: PollingReconnectMaxDelay (%v) is below PollingReconnectMinDelay (%v)", l.PollingReconnectMaxDelay, l.PollingReconnectMinDelay))

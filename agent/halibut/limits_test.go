@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// The defaults are Tentacle's (halibut-protocol.md §3.4, §1.1, §3.3, §3.5).
+// The defaults are Tentacle's (halibut-protocol.md §3.4, §1.1, §3.3, §3.5), but for
+// keep-alive and TCPUserTimeout, which notice a dropped link within 30 s (issue 20).
 func TestDefaultLimitsMatchSpec(t *testing.T) {
 	l := DefaultLimits()
 	durations := []struct {
@@ -30,7 +31,8 @@ func TestDefaultLimitsMatchSpec(t *testing.T) {
 		{"PollingReconnectAfterDisconnectDelay", l.PollingReconnectAfterDisconnectDelay, time.Second},
 		{"PollingReconnectMinDelay", l.PollingReconnectMinDelay, 5 * time.Second},
 		{"PollingReconnectMaxDelay", l.PollingReconnectMaxDelay, 2 * time.Minute},
-		{"TCPKeepAlive.Idle", l.TCPKeepAlive.Idle, 15 * time.Second},
+		{"TCPKeepAlive.Idle", l.TCPKeepAlive.Idle, 10 * time.Second},
+		{"TCPUserTimeout", l.TCPUserTimeout, 25 * time.Second},
 		{"TCPKeepAlive.Interval", l.TCPKeepAlive.Interval, 5 * time.Second},
 	}
 	for _, d := range durations {
@@ -44,7 +46,7 @@ func TestDefaultLimitsMatchSpec(t *testing.T) {
 	}{
 		{"RetryCountLimit", l.RetryCountLimit, 5},
 		{"MaxPooledConnectionsPerEndpoint", l.MaxPooledConnectionsPerEndpoint, 5},
-		{"TCPKeepAlive.Count", l.TCPKeepAlive.Count, 10},
+		{"TCPKeepAlive.Count", l.TCPKeepAlive.Count, 3},
 		{"MaxPreambleBytes", l.MaxPreambleBytes, 20000},
 	}
 	for _, c := range counts {

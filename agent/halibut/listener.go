@@ -243,7 +243,7 @@ func sendFriendlyPage(c *conn, page []byte) {
 	_ = c.sendText(b.String(), c.lim.SendTimeout)
 }
 
-// configureTCP applies keep-alive, Nagle and immediate-ACK settings to an
+// configureTCP applies keep-alive, the unacknowledged-data bound, Nagle and immediate-ACK settings to an
 // accepted or dialed TCP connection and returns the connection to use.
 func configureTCP(c net.Conn, lim Limits) net.Conn {
 	tc, ok := c.(*net.TCPConn)
@@ -251,6 +251,7 @@ func configureTCP(c net.Conn, lim Limits) net.Conn {
 		return c
 	}
 	_ = tc.SetKeepAliveConfig(lim.TCPKeepAlive)
+	setUserTimeout(tc, lim.TCPUserTimeout)
 	_ = tc.SetNoDelay(lim.TCPNoDelay)
 	if lim.TCPQuickAck {
 		return ackAtOnce(tc)

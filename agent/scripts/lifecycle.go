@@ -289,27 +289,30 @@ func (m *Manager) checkSupervisor(s *script) (finished bool) {
 		}
 		return false
 	}
-	m.recordUnknownResult(s)
-	return true
+	// Not finished until the result is on disk (a full disk): the next check tries again.
+	return m.recordUnknownResult(s)
 }
 
 // recordUnknownResult marks a script whose supervisor is gone (or never was ours) as
-// Complete with ExitCodeUnknownResult, as upstream reports a script it lost track of.
-// The caller holds the supervisor lock or knows no supervisor of ours exists.
-func (m *Manager) recordUnknownResult(s *script) {
+// Complete with ExitCodeUnknownResult, as upstream reports a script it lost track of, and
+// says whether the result is recorded. The caller holds the supervisor lock or knows no
+// supervisor of ours exists.
+func (m *Manager) recordUnknownResult(s *script) bool {
 	st, err := readState(s.dir)
 	if err != nil {
 		st = &scriptState{Created: time.Now().UTC()}
 	}
 	if st.State == Complete {
-		return
+		return true
 	}
 	m.log.Warn("script supervisor ended without recording a result", "ticket", s.ticket)
 	m.appendAgentLog(s, survivesPowerLoss, StdErr, "The process supervising this script ended without recording the script's result; its outcome is unknown.")
 	st.complete(ExitCodeUnknownResult, false)
 	if err := writeState(s.dir, st, survivesPowerLoss); err != nil {
 		m.log.Error("cannot record script result", "ticket", s.ticket, "error", err)
+		return false
 	}
+	return true
 }
 
 // finishUnlaunched records the end of a script that never reached a supervisor.

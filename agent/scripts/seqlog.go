@@ -208,6 +208,7 @@ func (s *logScanner) readLine() (line []byte, finished bool, err error) {
 type logWriter struct {
 	f        *os.File
 	next     int64 // sequence number of the next record
+	end      int64 // offset just past the last record written whole
 	buf      []byte
 	unsynced bool
 }
@@ -242,7 +243,7 @@ func openLogWriter(path string) (*logWriter, error) {
 		f.Close()
 		return nil, fmt.Errorf("cannot open script log %s: %w", path, err)
 	}
-	return &logWriter{f: f, next: sc.nextSeq}, nil
+	return &logWriter{f: f, next: sc.nextSeq, end: sc.offset}, nil
 }
 
 // logLine is one line waiting to be appended.
@@ -259,9 +260,16 @@ func (w *logWriter) append(lines ...logLine) error {
 		w.buf = appendRecord(w.buf, w.next+int64(i), l.source, l.at, l.text)
 	}
 	if _, err := w.f.Write(w.buf); err != nil {
-		// The bytes may be partly on disk; the next writer's repair removes them.
+		// Part of the bytes may be on disk (a disk that filled up half-way): cut them off,
+		// so that appending the same lines again, once there is space, writes the same
+		// records at the same place. A reader never reported the torn record; records it
+		// may have read whole come back byte for byte (same sequence, time and text).
+		if terr := w.f.Truncate(w.end); terr == nil {
+			_, _ = w.f.Seek(w.end, io.SeekStart)
+		}
 		return fmt.Errorf("cannot write script log: %w", err)
 	}
+	w.end += int64(len(w.buf))
 	w.next += int64(len(lines))
 	w.unsynced = true
 	return nil

@@ -59,8 +59,14 @@ type supervisor struct {
 	spec    *launchSpec
 	signals chan os.Signal
 	log     *logWriter
-	logErr  error // the first failure to write the log; the result is then ExitCodeFatal
+	logErr  error // a failure to write the log that lost lines; the result is then ExitCodeFatal
 	logMu   sync.Mutex
+	// Lines a write to the log failed for (a full disk), kept to be written once it works
+	// again, up to maxUnwrittenLogBytes; past that, lines are counted as lost.
+	unwritten      []logLine
+	unwrittenBytes int
+	lost           int
+	writeErr       error // the last failure to write; nil once a write succeeds
 	// shellStarted is set when the shell printed spec.StartMarker.
 	shellStarted atomic.Bool
 }
@@ -83,6 +89,17 @@ func (s *supervisor) run() int {
 		return s.finish(ExitCodeCanceled, false)
 	}
 	code, ran := s.runShell()
+	// The lines a full disk held back: wait a while for space rather than lose them.
+	s.writeLines(nil)
+	for wait := time.Now().Add(maxWaitForLogSpace); s.hasUnwritten() && time.Now().Before(wait); {
+		time.Sleep(unwrittenRetryInterval)
+		s.writeLines(nil)
+	}
+	s.logMu.Lock()
+	if len(s.unwritten) > 0 && s.logErr == nil {
+		s.logErr = fmt.Errorf("%d lines of output could not be written to the log: %w", len(s.unwritten)+s.lost, s.writeErr)
+	}
+	s.logMu.Unlock()
 	if err := s.log.sync(); err != nil && s.logErr == nil {
 		s.logErr = err
 	}
@@ -97,7 +114,13 @@ func (s *supervisor) run() int {
 // Complete also sees every log line.
 func (s *supervisor) finish(code int, ran bool) int {
 	s.st.complete(code, ran)
-	if err := writeState(s.dir, s.st, survivesPowerLoss); err != nil {
+	err := writeState(s.dir, s.st, survivesPowerLoss)
+	// A full disk: the result is worth waiting for (until then the script reads as running).
+	for wait := time.Now().Add(maxWaitForLogSpace); err != nil && time.Now().Before(wait); {
+		time.Sleep(unwrittenRetryInterval)
+		err = writeState(s.dir, s.st, survivesPowerLoss)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: cannot record exit code %d: %v\n", code, err)
 		return 1
 	}
@@ -109,15 +132,64 @@ func (s *supervisor) write(src Source, text string) {
 	s.writeLines([]logLine{{source: src, at: time.Now().UTC(), text: text}})
 }
 
+// maxUnwrittenLogBytes bounds the output a supervisor holds while its log cannot be written
+// (a full disk), waiting for space to come back.
+const maxUnwrittenLogBytes = 4 << 20
+
+// writeLines appends lines, after any that an earlier write failed for. A write that fails
+// (a full disk) loses nothing at once: the lines are kept, up to maxUnwrittenLogBytes, and
+// written, with the same sequence numbers, by writeLines(nil), which the supervisor calls
+// every unwrittenRetryInterval while lines wait and once more when the script has ended. Lines past that
+// bound are lost; the log then says how many and why, and the result is ExitCodeFatal,
+// since the server cannot trust a log with a hole.
 func (s *supervisor) writeLines(lines []logLine) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
-	if s.logErr != nil {
+	if len(s.unwritten) == 0 && len(lines) > 0 {
+		// The usual case: nothing held back, write straight through.
+		err := s.log.append(lines...)
+		if err == nil {
+			return
+		}
+		s.writeErr = err
+	}
+	for _, l := range lines {
+		if s.unwrittenBytes+len(l.text) > maxUnwrittenLogBytes && len(s.unwritten) > 0 {
+			s.lost++
+			continue
+		}
+		s.unwritten = append(s.unwritten, l)
+		s.unwrittenBytes += len(l.text)
+	}
+	// While writing fails, new lines only join the queue: the retry timer (lines == nil)
+	// tries again, so a full disk costs one attempt per interval, not one per line.
+	if len(s.unwritten) == 0 || (s.writeErr != nil && lines != nil) {
 		return
 	}
-	if err := s.log.append(lines...); err != nil {
-		s.logErr = err
+	if err := s.log.append(s.unwritten...); err != nil {
+		s.writeErr = err
+		return
 	}
+	s.unwritten, s.unwrittenBytes = s.unwritten[:0], 0
+	if s.lost > 0 {
+		lost := fmt.Errorf("%d lines of the script's output were lost while its log could not be written: %w", s.lost, s.writeErr)
+		if err := s.log.append(logLine{source: StdErr, at: time.Now().UTC(), text: lost.Error()}); err != nil {
+			s.writeErr = err
+			return
+		}
+		s.lost = 0
+		if s.logErr == nil {
+			s.logErr = lost
+		}
+	}
+	s.writeErr = nil
+}
+
+// hasUnwritten says whether a failed write holds lines back.
+func (s *supervisor) hasUnwritten() bool {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	return len(s.unwritten) > 0
 }
 
 func (s *supervisor) cancelRequested() bool {
@@ -311,6 +383,13 @@ func (s *supervisor) pump(r io.Reader, src Source, out chan<- logLine, quit <-ch
 	}
 }
 
+// unwrittenRetryInterval is how often lines a failed log write held back are tried again.
+const unwrittenRetryInterval = 250 * time.Millisecond
+
+// maxWaitForLogSpace bounds how long a supervisor whose script has ended waits for space to
+// write the lines it holds and the result (a full disk), before it gives up on them.
+const maxWaitForLogSpace = 10 * time.Minute
+
 // writeOutput appends lines as they come, batching whatever is already queued into one
 // write, and syncs the log at most LogSyncInterval after a write. Once quit is closed it
 // writes what is still queued and returns.
@@ -319,6 +398,16 @@ func (s *supervisor) writeOutput(lines <-chan logLine, quit <-chan struct{}) {
 	syncTimer := time.NewTimer(time.Hour)
 	syncTimer.Stop()
 	syncPending := false
+	// While a full disk holds lines back, try again now and then even if the script is quiet.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	retryPending := false
+	armRetry := func() {
+		if !retryPending && s.hasUnwritten() {
+			retryPending = true
+			retry.Reset(unwrittenRetryInterval)
+		}
+	}
 	takeQueued := func() {
 		for len(batch) < 512 {
 			select {
@@ -344,10 +433,15 @@ func (s *supervisor) writeOutput(lines <-chan logLine, quit <-chan struct{}) {
 			batch = append(batch[:0], l)
 			takeQueued()
 			s.writeLines(batch)
+			armRetry()
 			if !syncPending {
 				syncPending = true
 				syncTimer.Reset(s.spec.LogSyncInterval)
 			}
+		case <-retry.C:
+			retryPending = false
+			s.writeLines(nil)
+			armRetry()
 		case <-syncTimer.C:
 			syncPending = false
 			s.logMu.Lock()
