@@ -166,6 +166,16 @@ func (m *Manager) startSupervisor(s *script, st *scriptState) error {
 	if err := writeState(s.dir, st, beforeLaunch()); err != nil {
 		return err
 	}
+	defer m.refillSpare()
+	if sp := m.takeSpare(); sp != nil {
+		if err := sp.hand(s.dir, token); err == nil {
+			s.stage = stageLaunched
+			s.supervisor = sp.cmd.Process
+			s.supervisorExited = sp.exited
+			return nil
+		}
+		// Gone (killed, or a stand-in that never waits): start one as usual.
+	}
 	cmdArgs := append(append([]string{}, m.cfg.SupervisorCommand[1:]...), s.dir, token)
 	cmd := exec.Command(m.cfg.SupervisorCommand[0], cmdArgs...)
 	cmd.Env = append(os.Environ(), m.cfg.Environment...)

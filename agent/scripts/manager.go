@@ -32,6 +32,11 @@ type Manager struct {
 	mu      sync.Mutex
 	closed  bool
 	scripts map[string]*script
+
+	spareMu       sync.Mutex
+	spare         *spareSupervisor // started ahead of the next launch (spare.go)
+	spareStarting bool
+	spareIdle     *time.Timer // retires an unused spare
 }
 
 // script is the Manager's view of one ticket.
@@ -116,6 +121,7 @@ func (m *Manager) Close() error {
 		close(m.closing)
 	}
 	m.wg.Wait()
+	m.retireSpare()
 	m.removals.Wait()
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 
 // Supervise is the body of a script supervisor process: cmd/tentacle calls it, and exits
 // with its result, when its first argument is SupervisorArg. args are the workspace
-// directory and the launch token the agent appended to Config.SupervisorCommand.
+// directory and the launch token the agent appended to Config.SupervisorCommand, or
+// spareArg alone for a spare, which reads them from its launch pipe (spare.go).
 //
 // The supervisor owns the script from launch to completion: it holds the workspace's
 // supervisor lock for its whole life (proof to any agent that it is alive), runs the shell
@@ -23,6 +24,16 @@ import (
 // cancellation, and records the exit code in the state file. It outlives the agent that
 // started it. It returns 0 when it recorded a result (or found there was nothing to do).
 func Supervise(args []string) int {
+	if len(args) == 1 && args[0] == spareArg {
+		dir, token, ok := waitForLaunch()
+		if !ok {
+			return 0 // the agent went away, or retired this spare
+		}
+		if err := redirectStdio(filepath.Join(dir, supervisorErrName)); err != nil {
+			fmt.Fprintf(os.Stderr, "script supervisor: %s: %v\n", dir, err)
+		}
+		args = []string{dir, token}
+	}
 	if len(args) != 2 {
 		fmt.Fprintf(os.Stderr, "usage: %s <workspace> <token>\n", SupervisorArg)
 		return 2
