@@ -33,6 +33,7 @@ const spareLaunchFD = 3
 type spareSupervisor struct {
 	cmd    *exec.Cmd
 	launch *os.File      // the agent's end of the launch pipe
+	result *os.File      // the agent's end of the result pipe (resultpipe.go)
 	exited chan struct{} // closed once the process has been reaped
 }
 
@@ -99,12 +100,18 @@ func (m *Manager) startSpare() (*spareSupervisor, error) {
 		return nil, err
 	}
 	defer r.Close()
+	resultR, resultW, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	defer resultW.Close()
 	cmdArgs := append(append([]string{}, m.cfg.SupervisorCommand[1:]...), spareArg)
 	cmd := exec.Command(m.cfg.SupervisorCommand[0], cmdArgs...)
 	cmd.Env = append(os.Environ(), m.cfg.Environment...)
 	cmd.Dir = m.work
 	cmd.SysProcAttr = detachedSysProcAttr()
-	cmd.ExtraFiles = []*os.File{r}
+	cmd.ExtraFiles = []*os.File{r, resultW} // spareLaunchFD, spareResultFD
 	// Until it has a workspace, the spare has nowhere of its own to report to; anything it
 	// says before then (it says nothing when all is well) goes to the work directory.
 	if errLog, err := os.OpenFile(filepath.Join(m.work, spareErrName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
@@ -113,9 +120,10 @@ func (m *Manager) startSpare() (*spareSupervisor, error) {
 	}
 	if err := cmd.Start(); err != nil {
 		w.Close()
+		resultR.Close()
 		return nil, fmt.Errorf("cannot start a spare script supervisor: %w", err)
 	}
-	sp := &spareSupervisor{cmd: cmd, launch: w, exited: make(chan struct{})}
+	sp := &spareSupervisor{cmd: cmd, launch: w, result: resultR, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait() // reaps it, even after this Manager is closed
 		close(sp.exited)
@@ -146,6 +154,7 @@ func (sp *spareSupervisor) hand(dir, token string) error {
 // stop ends an idle spare: it holds nothing, so killing it loses nothing.
 func (sp *spareSupervisor) stop() {
 	sp.launch.Close()
+	sp.result.Close()
 	_ = sp.cmd.Process.Kill()
 }
 

@@ -25,3 +25,5 @@ func redirectStdio(path string) error {
 	}
 	return nil
 }
+
+func closeOnExec(fd int) { unix.CloseOnExec(fd) }

@@ -7,3 +7,5 @@ import "errors"
 const extraFilesSupported = false
 
 func redirectStdio(string) error { return errors.New("not used on Windows") }
+
+func closeOnExec(int) {}

@@ -32,7 +32,12 @@ func Supervise(args []string) int {
 		if err := redirectStdio(filepath.Join(dir, supervisorErrName)); err != nil {
 			fmt.Fprintf(os.Stderr, "script supervisor: %s: %v\n", dir, err)
 		}
-		args = []string{dir, token}
+		args = []string{dir, token, resultFDArg(spareResultFD)}
+	}
+	var result *os.File
+	if len(args) == 3 {
+		result = openResultPipe(args[2])
+		args = args[:2]
 	}
 	if len(args) != 2 {
 		fmt.Fprintf(os.Stderr, "usage: %s <workspace> <token>\n", SupervisorArg)
@@ -60,7 +65,7 @@ func Supervise(args []string) int {
 		// supervisor and recorded an unknown result); running the script now would be wrong.
 		return 0
 	}
-	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals}
+	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals, result: result}
 	return s.run()
 }
 
@@ -74,6 +79,9 @@ type supervisor struct {
 	logMu   sync.Mutex
 	// shellStarted is set when the shell printed spec.StartMarker.
 	shellStarted atomic.Bool
+	// result, when the agent gave one, is the pipe the exit code goes to as soon as the
+	// last line is written, before the syncs that make it durable (resultpipe.go).
+	result *os.File
 }
 
 func (s *supervisor) run() int {
@@ -94,6 +102,9 @@ func (s *supervisor) run() int {
 		return s.finish(ExitCodeCanceled, false)
 	}
 	code, ran := s.runShell()
+	if s.logErr == nil {
+		announceResult(s.result, code)
+	}
 	if err := s.log.sync(); err != nil && s.logErr == nil {
 		s.logErr = err
 	}
