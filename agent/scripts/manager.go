@@ -237,6 +237,16 @@ func (m *Manager) complete(ticket string, afterSequence int64, withStatus bool) 
 		return st, err
 	}
 	s.mu.Lock()
+	if s.stage != stageFinished && s.early != nil {
+		// Ended, and its supervisor is only making the result durable: wait for that (a
+		// few ms), so that the workspace is gone when CompleteScript answers, as upstream's.
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+		case <-time.After(completeWaitLimit):
+		}
+		s.mu.Lock()
+	}
 	finished := s.stage == stageFinished
 	if !finished {
 		s.completeRequested = true
@@ -257,6 +267,10 @@ func (m *Manager) complete(ticket string, afterSequence int64, withStatus bool) 
 	m.forget(s)
 	return st, err
 }
+
+// completeWaitLimit bounds how long CompleteScript waits for the supervisor of a script
+// that has announced its result to finish; past it the workspace is deleted once it has.
+const completeWaitLimit = 5 * time.Second
 
 func validateStartRequest(req *StartRequest) error {
 	if err := ValidateTicket(req.Ticket); err != nil {
