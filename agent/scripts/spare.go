@@ -158,6 +158,16 @@ func (sp *spareSupervisor) stop() {
 	_ = sp.cmd.Process.Kill()
 }
 
+// prepareForLaunch does, while no script waits, what a supervisor would otherwise do on
+// the script's path the first time: Go's one-off probe of pidfd support before the first
+// process start (on Linux it forks a child) and the user name the log names.
+func prepareForLaunch() {
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
+	}
+	currentUserName()
+}
+
 // waitForLaunch is a spare's wait for its launch: the workspace and token, one a line,
 // then the end of the pipe. ok is false when the agent went away without one.
 func waitForLaunch() (dir, token string, ok bool) {

@@ -25,6 +25,7 @@ import (
 // started it. It returns 0 when it recorded a result (or found there was nothing to do).
 func Supervise(args []string) int {
 	if len(args) == 1 && args[0] == spareArg {
+		prepareForLaunch()
 		dir, token, ok := waitForLaunch()
 		if !ok {
 			return 0 // the agent went away, or retired this spare
@@ -381,9 +382,10 @@ func (s *supervisor) writeOutput(lines <-chan logLine, quit <-chan struct{}) {
 	}
 }
 
-func currentUserName() string {
+// currentUserName is looked up once per process (a spare does it before its launch).
+var currentUserName = sync.OnceValue(func() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}
 	return fmt.Sprintf("uid %d", os.Getuid())
-}
+})
