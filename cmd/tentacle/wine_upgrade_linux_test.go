@@ -109,8 +109,11 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 	out := w.run("upgrade", "--feed", srv.URL, "--version", wineUpgradeTo, "--pubkey", string(key),
 		"--download-dir", winetest.WindowsPath(filepath.Join(w.dir, "downloads")), "--format", "json")
 	t.Logf("Tentacle.exe upgrade (%s):\n%s", time.Since(phase).Round(time.Millisecond), out)
+	// Progress went to stderr, which shares the file with stdout here: the
+	// JSON document is the last thing printed, from a line that is "{".
 	var res upgrade.Result
-	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+	doc := out[max(strings.LastIndex(out, "\n{\n"), strings.LastIndex(out, "\n{\r\n"), 0):]
+	if err := json.Unmarshal([]byte(doc), &res); err != nil {
 		t.Fatalf("upgrade --format json: %v", err)
 	}
 	want := []upgrade.InstanceResult{{Name: "E2E", Outcome: upgrade.OutcomeUpgraded}}
