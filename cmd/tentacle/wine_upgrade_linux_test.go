@@ -203,8 +203,8 @@ func (w *wineTentacle) lastStartedVersion() string {
 	for _, l := range logs {
 		data, _ := os.ReadFile(l)
 		for _, line := range strings.Split(string(data), "\n") {
-			// "<time>  <pid>   INFO  starting version=X instance=..."
-			if _, v, ok := strings.Cut(line, " starting version="); ok {
+			// "<time>  <pid>   INFO  Tentacle version X (X) instance E2E"
+			if _, v, ok := strings.Cut(line, " INFO  Tentacle version "); ok {
 				last, _, _ = strings.Cut(strings.TrimSpace(v), " ")
 			}
 		}
