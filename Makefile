@@ -120,13 +120,15 @@ unit:
 # per run, and it prints `windows: N passed, N failed` (a skip prints its
 # reason). WINDOWS_RUN narrows it (-test.run). Then the end-to-end tests of
 # tentacle.exe under Wine driven from the Linux build (cmd/tentacle
-# wine_e2e_linux_test.go: the agent, and the service under Wine's SCM), which
-# skip outside this target. Cost: see docs/benchmarks.md.
+# wine_e2e_linux_test.go: the agent, and the service under Wine's SCM;
+# wine_upgrade_linux_test.go: `tentacle upgrade` from one snapshot's MSI to
+# the next, wixl building both), which skip outside this target. Cost: see
+# docs/benchmarks.md.
 WINDOWS_RUN ?=
 test-windows:
-	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES)'
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES) $(MSI_APT_PACKAGES)'
 	$(GO) run ./internal/winetest/windowssuite $(if $(WINDOWS_RUN),-run '$(WINDOWS_RUN)')
-	$(if $(WINDOWS_RUN),,TENTACLE_WINE_E2E=1 $(GO) test -count=1 -v -run '^TestWindows(Agent|Service)UnderWine$$' ./cmd/tentacle/)
+	$(if $(WINDOWS_RUN),,TENTACLE_WINE_E2E=1 $(GO) test -count=1 -v -run '^TestWindows(Agent|Service|Upgrade)UnderWine$$' ./cmd/tentacle/)
 
 # fuzz runs every fuzz target of the network decoders for a bounded number
 # of executions (about 30 s each here), starting from the corpus committed

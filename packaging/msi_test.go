@@ -323,20 +323,6 @@ func installedProducts(t *testing.T, p *winetest.Prefix) []string {
 	return ours
 }
 
-// driveFiles lists every file and folder under p's C: drive.
-func driveFiles(p *winetest.Prefix) map[string]bool {
-	files := map[string]bool{}
-	root := p.DriveC()
-	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && path != root {
-			rel, _ := filepath.Rel(root, path)
-			files[rel] = true
-		}
-		return nil
-	})
-	return files
-}
-
 // TestMSIUnderWine installs `make package`'s MSI with Wine's msiexec,
 // upgrades it to a later snapshot through `Tentacle.exe release install`
 // (which must see the MSI install and run msiexec), and uninstalls it;
@@ -359,7 +345,7 @@ func TestMSIUnderWine(t *testing.T) {
 		t.Fatal(err)
 	}
 	msi1 := b.msi(t)
-	before := driveFiles(p)
+	before := p.DriveFiles()
 
 	const (
 		ours     = `HKLM\Software\tentacle-go\Tentacle`
@@ -437,15 +423,7 @@ func TestMSIUnderWine(t *testing.T) {
 		}
 	}
 	// Nothing of ours is left on C: but instance data.
-	var left []string
-	for f := range driveFiles(p) {
-		if before[f] || isInstanceData(f) || isWineOwn(f) {
-			continue
-		}
-		left = append(left, f)
-	}
-	slices.Sort(left)
-	if len(left) > 0 {
+	if left := p.LeftOnDrive(before); len(left) > 0 {
 		t.Errorf("uninstall left on C:\n%s", strings.Join(left, "\n"))
 	}
 	for _, f := range []string{`Octopus/Tentacle/Tentacle.config`, `Octopus/Second/Tentacle.config`} {
@@ -471,22 +449,4 @@ func TestMSIUnderWine(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.DriveC(), "Tools", "Tentacle", "Tentacle.exe")); err == nil {
 		t.Error("uninstall left the custom INSTALLLOCATION's Tentacle.exe")
 	}
-}
-
-// isInstanceData is what uninstall keeps on purpose: the instances'
-// configuration and home folders, the instance index, the machine key.
-func isInstanceData(rel string) bool {
-	rel = filepath.ToSlash(rel)
-	return rel == "Octopus" || strings.HasPrefix(rel, "Octopus/") ||
-		rel == "ProgramData/Octopus" || strings.HasPrefix(rel, "ProgramData/Octopus/")
-}
-
-// isWineOwn are files Wine itself writes while the programs run (its
-// per-user temp files, msiexec's log), none of them ours.
-func isWineOwn(rel string) bool {
-	rel = filepath.ToSlash(rel)
-	// Windows Installer's cache folder (a real Windows always has it; the
-	// cached copies of our MSI in it are removed at uninstall).
-	return rel == "windows/Installer" ||
-		strings.HasPrefix(rel, "users/") && strings.Contains(rel, "/Temp")
 }

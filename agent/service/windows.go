@@ -199,7 +199,16 @@ func (w *SCM) Status(ctx context.Context, s Spec) (Status, error) {
 	}
 	upToDate := strings.EqualFold(cur.BinaryPathName, c.BinaryPath) && cur.DisplayName == c.DisplayName &&
 		cur.Description == c.Description && cur.StartType == mgr.StartAutomatic && slices.Equal(cur.Dependencies, c.Dependencies)
-	return Status{Installed: true, UpToDate: upToDate, Enabled: cur.StartType == mgr.StartAutomatic, Running: st.State == svc.Running, State: scmStateName(st.State)}, nil
+	out := Status{Installed: true, UpToDate: upToDate, Enabled: cur.StartType == mgr.StartAutomatic, Running: st.State == svc.Running,
+		State: scmStateName(st.State), Executable: WindowsServiceExecutable(cur.BinaryPathName)}
+	if st.State != svc.Stopped {
+		out.MainPID = int(st.ProcessId)
+	}
+	// A service that stopped with an error code (the agent exited, or
+	// the SCM could not start it) has failed; one stopped on request
+	// reports 0.
+	out.Failed = st.State == svc.Stopped && st.Win32ExitCode != 0 && st.Win32ExitCode != uint32(windows.ERROR_SERVICE_NEVER_STARTED)
+	return out, nil
 }
 
 // changeConfig sets what every SCM implements: the command line, start

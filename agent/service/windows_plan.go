@@ -159,3 +159,30 @@ func DecideWindowsAccount(username, password string) (WindowsAccount, error) {
 	}
 	return WindowsAccount{StartName: u, Password: password, GrantLogonRight: true}, nil
 }
+
+// WindowsServiceExecutable is the program of a service's command line
+// (its ImagePath): the quoted first argument, or, unquoted, everything up
+// to the first ".exe" that ends a word. Windows Installer quotes a path
+// with spaces, but Wine's leaves it bare, and so may a hand-made service
+// (sc create binPath= C:\Program Files\...\Tentacle.exe run ...).
+func WindowsServiceExecutable(commandLine string) string {
+	c := strings.TrimSpace(commandLine)
+	if rest, ok := strings.CutPrefix(c, `"`); ok {
+		exe, _, _ := strings.Cut(rest, `"`)
+		return exe
+	}
+	lower := strings.ToLower(c)
+	for from := 0; ; {
+		i := strings.Index(lower[from:], ".exe")
+		if i < 0 {
+			break
+		}
+		end := from + i + len(".exe")
+		if end == len(c) || c[end] == ' ' || c[end] == '\t' {
+			return c[:end]
+		}
+		from = end
+	}
+	exe, _, _ := strings.Cut(c, " ")
+	return exe
+}

@@ -84,3 +84,22 @@ func TestOptionalSettingRefused(t *testing.T) {
 		}
 	}
 }
+
+// The program of a service's command line, as the upgrade compares it with
+// the binary it replaces: quoted as install writes it, unquoted with spaces
+// as Wine's msiexec and a hand-made service leave it.
+func TestWindowsServiceExecutable(t *testing.T) {
+	for line, want := range map[string]string{
+		`"C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe" run --instance="Tentacle" --windows-service`: `C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe`,
+		`C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe run --instance="Tentacle"`:                     `C:\Program Files\Octopus Deploy\Tentacle\Tentacle.exe`,
+		`C:\Tools\TENTACLE.EXE`:                    `C:\Tools\TENTACLE.EXE`,
+		`C:\my.exes\Tentacle.exe agent`:            `C:\my.exes\Tentacle.exe`,
+		`  C:\Tools\agent run`:                     `C:\Tools\agent`,
+		`"C:\Program Files\Tentacle\Tentacle.exe"`: `C:\Program Files\Tentacle\Tentacle.exe`,
+		``: ``,
+	} {
+		if got := WindowsServiceExecutable(line); got != want {
+			t.Errorf("WindowsServiceExecutable(%q) = %q, want %q", line, got, want)
+		}
+	}
+}

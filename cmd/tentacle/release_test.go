@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,29 +28,50 @@ func releaseFeed(t *testing.T, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := release.Index{Schema: release.Schema}
+	var versions []release.Version
 	for _, v := range []string{"1.5.0-rc.1", "1.4.2", "1.4.0"} {
-		os.MkdirAll(filepath.Join(dir, v), 0o755)
-		var sums bytes.Buffer
-		files := []string{release.ChecksumsFile, release.SignatureFile}
+		files := map[string][]byte{}
 		for _, k := range []release.Kind{release.KindArchive, release.KindDeb} {
 			name, _ := release.ArtifactName(k, v, release.Platform{OS: "linux", Arch: "amd64"})
-			data := []byte(strings.Repeat(name, 1000))
-			os.WriteFile(filepath.Join(dir, v, name), data, 0o644)
-			sum := sha256.Sum256(data)
-			fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
-			files = append(files, name)
+			files[name] = []byte(strings.Repeat(name, 1000))
 		}
-		os.WriteFile(filepath.Join(dir, v, release.ChecksumsFile), sums.Bytes(), 0o644)
-		os.WriteFile(filepath.Join(dir, v, release.SignatureFile), minisign.Sign(priv, sums.Bytes()), 0o644)
-		idx.Versions = append(idx.Versions, release.Version{Version: v, Date: "2026-12-03T09:00:00Z", Prerelease: strings.Contains(v, "-"), Files: files})
+		versions = append(versions, writeFeedVersion(t, dir, v, files, priv))
 	}
-	data, _ := json.Marshal(idx)
+	writeFeedIndex(t, dir, versions)
+	key, _ := pub.MarshalText()
+	return string(key)
+}
+
+// writeFeedVersion writes version v of a feed under dir: files (name ->
+// content), their checksums.txt and its signature with priv. It returns
+// the version's entry of the index.
+func writeFeedVersion(t *testing.T, dir, v string, files map[string][]byte, priv minisign.PrivateKey) release.Version {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, v), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var sums bytes.Buffer
+	names := []string{release.ChecksumsFile, release.SignatureFile}
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := os.WriteFile(filepath.Join(dir, v, name), files[name], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(files[name])
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
+		names = append(names, name)
+	}
+	os.WriteFile(filepath.Join(dir, v, release.ChecksumsFile), sums.Bytes(), 0o644)
+	os.WriteFile(filepath.Join(dir, v, release.SignatureFile), minisign.Sign(priv, sums.Bytes()), 0o644)
+	return release.Version{Version: v, Date: "2026-12-03T09:00:00Z", Prerelease: strings.Contains(v, "-"), Files: names}
+}
+
+// writeFeedIndex writes the feed's index of versions under dir.
+func writeFeedIndex(t *testing.T, dir string, versions []release.Version) {
+	t.Helper()
+	data, _ := json.Marshal(release.Index{Schema: release.Schema, Versions: versions})
 	if err := os.WriteFile(filepath.Join(dir, release.IndexFile), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := pub.MarshalText()
-	return string(key)
 }
 
 func TestReleaseCommands(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -35,8 +36,8 @@ func (c *UpgradeCmd) Run(e *Env) error {
 	if err != nil {
 		return err
 	}
-	if runtime.GOOS != "linux" {
-		return config.Userf("`tentacle upgrade` restarts systemd services and is not there yet on %s; install with `tentacle release install --feed FEED`, then restart the service (`tentacle service --instance NAME --restart`).", runtime.GOOS)
+	if runtime.GOOS != "linux" && runtime.GOOS != "windows" {
+		return config.Userf("`tentacle upgrade` restarts systemd units or Windows services, and %s has neither; install with `tentacle release install --feed FEED`, then restart the agent under your own supervisor.", runtime.GOOS)
 	}
 	if c.Instance != "" && c.All {
 		return config.Userf("Give --instance NAME or --all, not both.")
@@ -44,7 +45,10 @@ func (c *UpgradeCmd) Run(e *Env) error {
 	if c.HealthWait <= 0 {
 		return config.Userf("--health-wait must be a positive number of seconds, not %d.", c.HealthWait)
 	}
-	if os.Geteuid() != 0 && !c.DryRun {
+	if !service.Privileged() && !c.DryRun {
+		if runtime.GOOS == "windows" {
+			return config.Userf("`tentacle upgrade` installs the release and restarts services: run it from an elevated (Administrator) prompt. Nothing was changed.")
+		}
 		return config.Userf("`tentacle upgrade` replaces the binary and restarts services: run it as root (sudo tentacle upgrade ...). Nothing was changed.")
 	}
 	// The feed and key default to those of the instance named, else of the
@@ -80,7 +84,7 @@ func (c *UpgradeCmd) Run(e *Env) error {
 			Dir: absFrom(e, c.DownloadDir), Progress: releaseProgress(e, asJSON),
 		},
 		Instances:  instances,
-		Services:   &systemdServices{e: e, startupWait: time.Duration(c.HealthWait) * time.Second},
+		Services:   &instanceServices{e: e, startupWait: time.Duration(c.HealthWait) * time.Second},
 		HealthWait: time.Duration(c.HealthWait) * time.Second,
 		DryRun:     c.DryRun,
 		Output:     out,
@@ -153,18 +157,29 @@ func (c *UpgradeCmd) instances(e *Env) ([]upgrade.Instance, error) {
 	return out, nil
 }
 
-// systemdServices lets the upgrade read and restart instances' units.
-type systemdServices struct {
+// instanceServices lets the upgrade read and restart instances' services:
+// systemd units on Linux, Windows services through the SCM.
+type instanceServices struct {
 	e *Env
 	// startupWait bounds a restart's wait for the first heartbeat, so
 	// --health-wait bounds the whole way back.
 	startupWait time.Duration
-	m           *service.Systemd
+	m           service.Manager
 }
 
-func (s *systemdServices) manager() (*service.Systemd, error) {
+func (s *instanceServices) manager() (service.Manager, error) {
 	if s.m != nil {
 		return s.m, nil
+	}
+	// The upgrade prints its own progress; the manager's lines would repeat it.
+	quiet := func(string, ...any) {}
+	if runtime.GOOS == "windows" {
+		m, err := service.NewSCM(quiet, s.e.Warnf)
+		if err != nil {
+			return nil, err
+		}
+		s.m = m
+		return m, nil
 	}
 	mgr, err := newServiceManager(s.e, config.Selection{})
 	if err != nil {
@@ -174,30 +189,44 @@ func (s *systemdServices) manager() (*service.Systemd, error) {
 	if !ok {
 		return nil, config.Userf("`tentacle upgrade` restarts systemd units only.")
 	}
-	// The upgrade prints its own progress; the manager's lines would repeat it.
-	m.Infof = func(string, ...any) {}
+	m.Infof = quiet
 	m.StartupWait = s.startupWait
 	s.m = m
 	return m, nil
 }
 
-func (s *systemdServices) spec(in upgrade.Instance) service.Spec {
+func (s *instanceServices) spec(in upgrade.Instance) service.Spec {
 	return service.Spec{Instance: in.Name, ConfigPath: in.ConfigPath, Home: in.Home}
 }
 
-func (s *systemdServices) Status(ctx context.Context, in upgrade.Instance) (upgrade.ServiceStatus, error) {
+func (s *instanceServices) Status(ctx context.Context, in upgrade.Instance) (upgrade.ServiceStatus, error) {
 	m, err := s.manager()
 	if err != nil {
 		return upgrade.ServiceStatus{}, err
 	}
-	st, err := m.Status(ctx, s.spec(in))
+	inspector, ok := m.(service.Inspector)
+	if !ok {
+		return upgrade.ServiceStatus{}, fmt.Errorf("the %T service manager cannot report a service's state", m)
+	}
+	st, err := inspector.Status(ctx, s.spec(in))
 	return upgrade.ServiceStatus{Installed: st.Installed, Running: st.Running, Failed: st.Failed, MainPID: st.MainPID, Executable: st.Executable}, err
 }
 
-func (s *systemdServices) Restart(ctx context.Context, in upgrade.Instance) error {
+// Restart restarts the agent, starting it if it was stopped: systemd's
+// restart does both and waits for the first heartbeat; the SCM's restart
+// leaves a stopped service alone (as upstream's), and the MSI stops the
+// services it replaces the binary of, so on Windows it is a stop, then a
+// start that waits for Running (the health check waits for the rest).
+func (s *instanceServices) Restart(ctx context.Context, in upgrade.Instance) error {
 	m, err := s.manager()
 	if err != nil {
 		return err
 	}
-	return m.Restart(ctx, s.spec(in))
+	if runtime.GOOS != "windows" {
+		return m.Restart(ctx, s.spec(in))
+	}
+	if err := m.Stop(ctx, s.spec(in)); err != nil {
+		return err
+	}
+	return m.Start(ctx, s.spec(in))
 }

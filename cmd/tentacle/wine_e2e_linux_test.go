@@ -38,6 +38,7 @@ const wineDeadline = 2 * time.Minute
 // (playing the Octopus Server) for the Linux build's `remote`.
 type wineTentacle struct {
 	t      *testing.T
+	tc     *winetest.Toolchain
 	prefix *winetest.Prefix
 	exe    string
 	dir    string
@@ -47,13 +48,15 @@ type wineTentacle struct {
 	thumb    string // the Windows Tentacle's
 }
 
-func newWineTentacle(t *testing.T) *wineTentacle {
+// newWineTentacle builds tentacle.exe (with ldflags, if any) and makes its
+// prefix.
+func newWineTentacle(t *testing.T, ldflags ...string) *wineTentacle {
 	t.Helper()
 	if os.Getenv("TENTACLE_WINE_E2E") != "1" {
 		t.Skip("SKIP: the Wine end-to-end tests run in `make test-windows` (TENTACLE_WINE_E2E=1)")
 	}
 	tc := winetest.Require(t)
-	w := &wineTentacle{t: t, exe: tc.BuildExe(t, "./cmd/tentacle"), dir: t.TempDir()}
+	w := &wineTentacle{t: t, tc: tc, exe: tc.BuildExe(t, "./cmd/tentacle", ldflags...), dir: t.TempDir()}
 	w.prefix = winetest.NewPrefix(t, tc)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -29,10 +29,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -269,6 +271,54 @@ func (p *Prefix) KeepServer() error {
 
 // DriveC is the host directory that is C:\ in this prefix.
 func (p *Prefix) DriveC() string { return filepath.Join(p.Dir, "drive_c") }
+
+// DriveFiles lists every file and folder under the prefix's C: drive, by
+// path relative to it.
+func (p *Prefix) DriveFiles() map[string]bool {
+	files := map[string]bool{}
+	root := p.DriveC()
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && path != root {
+			rel, _ := filepath.Rel(root, path)
+			files[rel] = true
+		}
+		return nil
+	})
+	return files
+}
+
+// LeftOnDrive lists, sorted, what is on C: now and was not in before (a
+// DriveFiles taken before an install), but for instance data, which an
+// uninstall keeps on purpose, and the files Wine itself writes.
+func (p *Prefix) LeftOnDrive(before map[string]bool) []string {
+	var left []string
+	for f := range p.DriveFiles() {
+		if before[f] || isInstanceData(f) || isWineOwn(f) {
+			continue
+		}
+		left = append(left, f)
+	}
+	slices.Sort(left)
+	return left
+}
+
+// isInstanceData is what uninstall keeps on purpose: the instances'
+// configuration and home folders, the instance index, the machine key.
+func isInstanceData(rel string) bool {
+	rel = filepath.ToSlash(rel)
+	return rel == "Octopus" || strings.HasPrefix(rel, "Octopus/") ||
+		rel == "ProgramData/Octopus" || strings.HasPrefix(rel, "ProgramData/Octopus/")
+}
+
+// isWineOwn are files Wine itself writes while the programs run (its
+// per-user temp files, msiexec's log), none of them ours.
+func isWineOwn(rel string) bool {
+	rel = filepath.ToSlash(rel)
+	// Windows Installer's cache folder (a real Windows always has it; the
+	// cached copies of our MSI in it are removed at uninstall).
+	return rel == "windows/Installer" ||
+		strings.HasPrefix(rel, "users/") && strings.Contains(rel, "/Temp")
+}
 
 // Close stops the prefix's wineserver and every Windows process in it
 // (services included).

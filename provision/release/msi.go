@@ -51,18 +51,6 @@ func RemoveMovedAside() {
 	}
 }
 
-// running reports whether this process runs binary.
-func running(binary string) bool {
-	exe, err := os.Executable()
-	if err != nil {
-		return false
-	}
-	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = resolved
-	}
-	return strings.EqualFold(filepath.Clean(exe), filepath.Clean(binary))
-}
-
 // msiExitRebootRequired is msiexec's ERROR_SUCCESS_REBOOT_REQUIRED: the
 // install succeeded and a file in use is replaced at the next restart.
 const msiExitRebootRequired = 3010
@@ -98,13 +86,15 @@ func installMSI(ctx context.Context, res InstallResult, msi string, opts Install
 		return res, nil
 	}
 	res.PreviousVersion, _ = binaryVersion(ctx, res.Target)
-	// When this process runs the installed Tentacle.exe, Windows Installer
-	// cannot replace it until a restart (exit 3010). A running executable
-	// may be renamed, so it is moved aside first and the MSI installs the
-	// new file in its place; the MSI deletes the moved file on its next
-	// install or uninstall (RemoveFile in tentacle.wxs).
+	// While a process runs the installed Tentacle.exe (this one, or the
+	// supervisor of a script still running, which outlives its agent),
+	// Windows Installer cannot replace it until a restart (exit 3010). A
+	// running executable may be renamed, so it is moved aside first and
+	// the MSI installs the new file in its place; the processes carry on
+	// from the moved file, which the next start of Tentacle.exe deletes
+	// (RemoveMovedAside; the MSI's custom actions run it at uninstall).
 	aside := ""
-	if running(res.Target) {
+	if _, err := os.Stat(res.Target); err == nil {
 		aside = MSIMovedAsidePath(res.Target)
 		os.Remove(aside) // one left by the previous upgrade
 		if err := os.Rename(res.Target, aside); err != nil {

@@ -4,8 +4,13 @@
 // back) within a bound; when one does not, the previous version is put back
 // and the services restarted on it. Running scripts are not touched: their
 // supervisors outlive the agent and the new agent re-attaches to them
-// (agent/scripts), and the systemd unit stops only the agent
-// (KillMode=process).
+// (agent/scripts). On Linux the systemd unit stops only the agent
+// (KillMode=process). On Windows the SCM ends only the service's own
+// process; a supervisor is a detached process of its own, and the script's
+// job object belongs to the supervisor, not to the agent, so stopping the
+// agent kills nothing else; the supervisor runs from Tentacle.exe, which the
+// MSI install moves aside first (provision/release) so that it is not a
+// file in use.
 package upgrade
 
 import (
@@ -13,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -191,6 +198,20 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 
+	// A package install is rolled back by installing the previous
+	// version's package again, which neither dpkg, rpm nor Windows
+	// Installer keeps: it is downloaded now, into the download folder,
+	// while the feed is known to answer.
+	var previous *release.Fetched
+	if !o.DryRun && fetched.Method != release.MethodBinary && fetched.Current != "" && len(affected) > 0 {
+		prev, err := release.FetchVersion(ctx, o.Fetch, fetched, fetched.Current)
+		if err != nil {
+			logf("The %s package of the installed version %s cannot be fetched now (%s); a rollback would try the feed again.", fetched.Method, fetched.Current, firstLine(err.Error()))
+		} else {
+			previous = &prev
+		}
+	}
+
 	installedAt := time.Now()
 	inst, err := release.Install(ctx, fetched.Path, release.InstallOptions{Target: fetched.Target, DryRun: o.DryRun, Output: o.Output})
 	res.Steps = append(res.Steps, inst.Steps...)
@@ -221,7 +242,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	logf("Instance %s did not come healthy on %s (%v); rolling back to %s.", failed.name, res.To, failed.err, orUnknown(res.From))
 	res.RolledBack = true
 	restoredAt := time.Now()
-	if err := restorePrevious(ctx, o, fetched); err != nil {
+	if err := restorePrevious(ctx, o, fetched, previous); err != nil {
 		return res, fmt.Errorf("instance %s did not come healthy on %s (%v), and the rollback to %s failed: %w", failed.name, res.To, failed.err, orUnknown(res.From), err)
 	}
 	for _, in := range affected {
@@ -277,33 +298,41 @@ func moveAgents(ctx context.Context, o Options, affected []Instance, pids map[st
 }
 
 // restorePrevious puts the version that ran before back: the binary kept
-// beside the target, or the previous package from the same feed.
-func restorePrevious(ctx context.Context, o Options, fetched release.Fetched) error {
+// beside the target, or the previous package (fetched before the install,
+// else from the same feed now).
+func restorePrevious(ctx context.Context, o Options, fetched release.Fetched, previous *release.Fetched) error {
 	if fetched.Method == release.MethodBinary {
 		_, err := release.Rollback(ctx, fetched.Target, false)
 		return err
 	}
-	if fetched.Current == "" {
-		return fmt.Errorf("the version installed before is unknown, so its %s package cannot be fetched again", fetched.Method)
+	if previous == nil {
+		if fetched.Current == "" {
+			return fmt.Errorf("the version installed before is unknown, so its %s package cannot be fetched again", fetched.Method)
+		}
+		prev, err := release.FetchVersion(ctx, o.Fetch, fetched, fetched.Current)
+		if err != nil {
+			return err
+		}
+		previous = &prev
 	}
-	prev, err := release.FetchVersion(ctx, o.Fetch, fetched, fetched.Current)
-	if err != nil {
-		return err
-	}
-	_, err = release.Install(ctx, prev.Path, release.InstallOptions{Target: fetched.Target, Output: o.Output, AllowDowngrade: true})
+	_, err := release.Install(ctx, previous.Path, release.InstallOptions{Target: fetched.Target, Output: o.Output, AllowDowngrade: true})
 	return err
 }
 
-// sameFile reports whether two paths name the same file, symlinks resolved.
+// sameFile reports whether two paths name the same file: by identity
+// where both can be read (symlinks, Windows' case-blind and short names
+// resolved), else by their cleaned paths.
 func sameFile(a, b string) bool {
 	if a == "" || b == "" {
 		return false
 	}
-	if ra, err := filepath.EvalSymlinks(a); err == nil {
-		a = ra
+	fa, ea := os.Stat(a)
+	fb, eb := os.Stat(b)
+	if ea == nil && eb == nil {
+		return os.SameFile(fa, fb)
 	}
-	if rb, err := filepath.EvalSymlinks(b); err == nil {
-		b = rb
+	if runtime.GOOS == "windows" {
+		return strings.EqualFold(filepath.Clean(a), filepath.Clean(b))
 	}
 	return filepath.Clean(a) == filepath.Clean(b)
 }
