@@ -326,6 +326,41 @@ func TestAgentMovesAGigabyteWithFlatMemory(t *testing.T) {
 	os.Remove(filepath.Join(a.home(), "Files", "big.bin"))
 }
 
+// startPolling runs the agent polling an in-process polling server over conns
+// connections instead of listening, and returns a client for its scripts.
+func (a *realAgent) startPolling(t *testing.T, conns int) (*halibut.PollingServer, contracts.Caller) {
+	t.Helper()
+	tlsCert := a.operator.TLS()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &halibut.PollingServer{Certificate: &tlsCert, Trust: halibut.NewTrustStore(a.thumb), Limits: halibut.DefaultLimits()}
+	go ps.Serve(ln)
+	t.Cleanup(func() { ps.Shutdown(context.Background()) })
+	a.tentacle("configure", "--instance", "E2E", "--noListen", "True")
+	a.tentacle("poll-server", "--instance", "E2E", "--server-comms-address", "https://"+ln.Addr().String(), "--thumbprint", a.operator.Thumbprint())
+	a.tentacle("set-polling-connection-count", "--instance", "E2E", "--pollingConnectionCount", strconv.Itoa(conns))
+	s, _ := config.LoadSettings(filepath.Join(a.home(), "tentacle.config"))
+	servers, _ := s.TrustedServers()
+	sub := servers[len(servers)-1].SubscriptionID
+	a.cmd = exec.Command(builtBinary, "agent", "--instance", "E2E")
+	a.cmd.Env = a.env
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := a.cmd
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for ps.Subscribers(sub) < conns {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not open %d polling connections (has %d)", conns, ps.Subscribers(sub))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return ps, contracts.PollingCaller{Server: ps, Subscription: sub, Thumbprint: a.thumb}
+}
+
 func TestAgentPollsAndServesScripts(t *testing.T) {
 	a := newRealAgent(t)
 	_, caller := a.startPolling(t, 2)

@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,11 +20,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/agent/halibut"
 	"github.com/tentacle-go/tentacle/internal/scripttest"
@@ -198,41 +195,6 @@ func (a *realAgent) withMetrics(t *testing.T) string {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	a.tentacle("configure", "--instance", "E2E", "--metrics-listen", addr)
 	return addr
-}
-
-// startPolling runs the agent polling an in-process polling server over conns
-// connections instead of listening, and returns a client for its scripts.
-func (a *realAgent) startPolling(t *testing.T, conns int) (*halibut.PollingServer, contracts.Caller) {
-	t.Helper()
-	tlsCert := a.operator.TLS()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps := &halibut.PollingServer{Certificate: &tlsCert, Trust: halibut.NewTrustStore(a.thumb), Limits: halibut.DefaultLimits()}
-	go ps.Serve(ln)
-	t.Cleanup(func() { ps.Shutdown(context.Background()) })
-	a.tentacle("configure", "--instance", "E2E", "--noListen", "True")
-	a.tentacle("poll-server", "--instance", "E2E", "--server-comms-address", "https://"+ln.Addr().String(), "--thumbprint", a.operator.Thumbprint())
-	a.tentacle("set-polling-connection-count", "--instance", "E2E", "--pollingConnectionCount", strconv.Itoa(conns))
-	s, _ := config.LoadSettings(filepath.Join(a.home(), "tentacle.config"))
-	servers, _ := s.TrustedServers()
-	sub := servers[len(servers)-1].SubscriptionID
-	a.cmd = exec.Command(builtBinary, "agent", "--instance", "E2E")
-	a.cmd.Env = a.env
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := a.cmd
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for ps.Subscribers(sub) < conns {
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not open %d polling connections (has %d)", conns, ps.Subscribers(sub))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return ps, contracts.PollingCaller{Server: ps, Subscription: sub, Thumbprint: a.thumb}
 }
 
 // followed is what a server saw of one script.
