@@ -56,7 +56,7 @@ func (a *acceptor) serve(ln net.Listener, lim Limits, log *slog.Logger, handle f
 	}
 	a.ln = ln
 	a.mu.Unlock()
-	return acceptLoop(ln, lim, &a.wg, a.closed, func(c net.Conn) { handle(a.admit(c, lim, log)) })
+	return acceptLoop(ln, lim, &a.wg, a.closed, func(c net.Conn) net.Conn { return a.admit(c, lim, log) }, handle)
 }
 
 // admit puts a new connection under the identification deadline and the
@@ -185,7 +185,13 @@ func (a *acceptor) wait(ctx context.Context) error {
 // goroutine (tracked by wg) until an accept fails; it returns
 // ErrListenerClosed when closed() says the owner is shutting down. A
 // temporary failure (out of file descriptors) backs off instead of spinning.
-func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() bool, handle func(net.Conn)) error {
+//
+// admit runs in the loop itself, before the connection's goroutine starts:
+// the caps on unidentified connections then bound the descriptors this
+// process holds however far the handlers fall behind (a starved machine
+// under a flood of connections once held 993 against caps of about 300
+// when admission ran in each connection's goroutine).
+func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() bool, admit func(net.Conn) net.Conn, handle func(net.Conn)) error {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -202,7 +208,7 @@ func acceptLoop(ln net.Listener, lim Limits, wg *sync.WaitGroup, closed func() b
 			return err
 		}
 		backoff = 0
-		c = configureTCP(c, lim)
+		c = admit(configureTCP(c, lim))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -68,8 +68,10 @@ type Limits struct {
 	// make room; the newcomer is closed instead, and its peer retries with its back-off. A
 	// burst of real handshakes (hundreds of polling Tentacles reconnecting after their server
 	// restarted) then finishes, where closing the oldest closed each handshake before it could
-	// finish on a busy machine. Connections held open by a peer that never identifies age
-	// past it within seconds and are evicted as before. Zero evicts at any age.
+	// finish on a busy machine. Zero (the default, and the agent's listening port) evicts at
+	// any age, so that a flood of fresh connections cannot refuse the Octopus Server even for
+	// a moment; a polling endpoint (`remote serve`), whose clients are many Tentacles that
+	// all retry, sets it.
 	UnidentifiedEvictionAge time.Duration
 	// RefusalLogInterval is how often refused connections from one address are summarised
 	// in the log after the first refusal, which is logged in full at once.
@@ -199,7 +201,6 @@ func DefaultLimits() Limits {
 		// accepting never runs out of descriptors; an Octopus Server opens a handful at once.
 		MaxUnidentifiedConnections:           128,
 		MaxUnidentifiedConnectionsPerAddress: 32,
-		UnidentifiedEvictionAge:              3 * time.Second,
 		RefusalLogInterval:                   time.Minute,
 		MaxRefusalLogAddresses:               256,
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/tentacle-go/tentacle/agent/config"
 	"github.com/tentacle-go/tentacle/agent/halibut"
@@ -52,6 +53,9 @@ func (c *RemoteServeCmd) Run(e *Env) error {
 		return config.Userf("Cannot listen on %s: %v. Pick another address with --control.", c.Control, unwrapNetErr(err))
 	}
 	pollLim := lim
+	// Tentacles reconnecting all at once after a restart must not close
+	// each other's handshakes (halibut.Limits.UnidentifiedEvictionAge).
+	pollLim.UnidentifiedEvictionAge = 3 * time.Second
 	if c.Nagle {
 		pollLim.TCPNoDelay = false
 		pollLim.TCPQuickAck = false
