@@ -86,23 +86,45 @@ var backendLabs = []backendLab{
 			env := []string{bus}
 			// A private system bus: firewalld and firewall-cmd meet there
 			// and nowhere else.
-			startDaemon(t, env, filepath.Join(dir, "dbus.log"), "dbus-daemon", "--system", "--nofork", "--nopidfile",
+			busExited := startDaemon(t, env, filepath.Join(dir, "dbus.log"), "dbus-daemon", "--system", "--nofork", "--nopidfile",
 				"--address="+strings.TrimPrefix(bus, "DBUS_SYSTEM_BUS_ADDRESS="))
+			// firewalld gives up if the bus is not there yet.
+			for {
+				if _, err := os.Stat(filepath.Join(dir, "system_bus_socket")); err == nil {
+					break
+				}
+				select {
+				case <-busExited:
+					log, _ := os.ReadFile(filepath.Join(dir, "dbus.log"))
+					t.Fatalf("dbus-daemon exited:\n%s", log)
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
 			etc := copyDir(t, "/etc/firewalld")
-			startDaemon(t, env, filepath.Join(dir, "firewalld.log"), "ip", "netns", "exec", l.server,
+			exited := startDaemon(t, env, filepath.Join(dir, "firewalld.log"), "ip", "netns", "exec", l.server,
 				"unshare", "--mount", "--propagation", "private", "sh", "-ec",
 				`mount --bind "$1" /etc/firewalld; exec firewalld --nofork --nopid --log-target console`, "sh", etc)
 			r := nsRunner{ns: l.server, env: env}
-			deadline := time.Now().Add(30 * time.Second)
+			// firewalld is Python and loads every zone, service and ipset
+			// before it answers; on a machine busy with the rest of the
+			// suite that has taken over 50 s. Wait for as long as the daemon
+			// lives: a startup that fails ends the wait at once, and the
+			// bound is only there so a wedged daemon cannot hang the run.
+			const bound = 5 * time.Minute
+			deadline := time.Now().Add(bound)
 			for {
 				if _, err := r.Run(context.Background(), "firewall-cmd", "--state"); err == nil {
 					break
 				}
-				if time.Now().After(deadline) {
-					log, _ := os.ReadFile(filepath.Join(dir, "firewalld.log"))
-					t.Fatalf("firewalld did not start within 30s:\n%s", log)
+				log := func() string { b, _ := os.ReadFile(filepath.Join(dir, "firewalld.log")); return string(b) }
+				select {
+				case <-exited:
+					t.Fatalf("firewalld exited before it was ready:\n%s", log())
+				case <-time.After(time.Second):
 				}
-				time.Sleep(200 * time.Millisecond)
+				if time.Now().After(deadline) {
+					t.Fatalf("firewalld still not ready after %s:\n%s", bound, log())
+				}
 			}
 			return r
 		},

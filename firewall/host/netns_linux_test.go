@@ -233,7 +233,10 @@ func copyDir(t *testing.T, src string) string {
 
 // startDaemon starts a long-running process, its output going to logPath,
 // and stops it at cleanup.
-func startDaemon(t *testing.T, env []string, logPath, name string, args ...string) {
+// startDaemon starts a daemon for the test's lifetime and returns a channel
+// closed when it exits, so a wait for readiness can fail at once on a daemon
+// that died instead of polling out its deadline.
+func startDaemon(t *testing.T, env []string, logPath, name string, args ...string) <-chan struct{} {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -259,4 +262,5 @@ func startDaemon(t *testing.T, env []string, logPath, name string, args ...strin
 			<-done
 		}
 	})
+	return done
 }
