@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,11 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/tentacle-go/tentacle/internal/mototest"
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
@@ -190,38 +184,19 @@ instances:
 // motoGroup creates a security group in moto, as a user would beforehand.
 func motoGroup(t *testing.T, endpoint string) string {
 	t.Helper()
-	out, err := motoEC2(t, endpoint).CreateSecurityGroup(context.Background(), &ec2.CreateSecurityGroupInput{
-		GroupName: awssdk.String("tentacle-provision"), Description: awssdk.String("provision e2e")})
+	group, err := mototest.CreateSecurityGroup(endpoint, "tentacle-provision")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return awssdk.ToString(out.GroupId)
+	return group
 }
 
 // motoIngress is the group's inbound rules as "proto first-last cidr ...".
 func motoIngress(t *testing.T, endpoint, group string) string {
 	t.Helper()
-	out, err := motoEC2(t, endpoint).DescribeSecurityGroups(context.Background(), &ec2.DescribeSecurityGroupsInput{GroupIds: []string{group}})
-	if err != nil || len(out.SecurityGroups) != 1 {
+	rules, err := mototest.Ingress(endpoint, group)
+	if err != nil {
 		t.Fatalf("describe %s: %v", group, err)
 	}
-	var rules []string
-	for _, p := range out.SecurityGroups[0].IpPermissions {
-		r := fmt.Sprintf("%s %d-%d", awssdk.ToString(p.IpProtocol), awssdk.ToInt32(p.FromPort), awssdk.ToInt32(p.ToPort))
-		for _, ip := range p.IpRanges {
-			r += " " + awssdk.ToString(ip.CidrIp)
-		}
-		rules = append(rules, r)
-	}
-	return strings.Join(rules, "; ")
-}
-
-func motoEC2(t *testing.T, endpoint string) *ec2.Client {
-	t.Helper()
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background(), awsconfig.WithRegion("us-east-1"),
-		awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = awssdk.String(endpoint) })
+	return rules
 }

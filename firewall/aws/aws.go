@@ -5,8 +5,9 @@
 // assume-role and MFA-less role chains, web identity, SSO, credential_process,
 // containers, the instance profile; ca_bundle, endpoint_url and
 // per-service endpoints, FIPS and dual-stack), signing, retries and clock-skew
-// correction by the service/ec2 client, and, for --self, the instance's own
-// groups from the instance metadata service (feature/ec2/imds).
+// correction by the SDK's signer and retryer around the three EC2 Query calls
+// (query.go), and, for --self, the instance's own groups from the instance
+// metadata service (feature/ec2/imds).
 //
 // Nothing here runs before a cloud command does: no package-level state, and
 // the clients are built in New.
@@ -22,18 +23,17 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 	"github.com/mattn/go-isatty"
 
@@ -63,22 +63,10 @@ type Options struct {
 
 // SecurityGroups is the AWS backend.
 type SecurityGroups struct {
-	ec2    ec2Calls
+	ec2    *ec2Query
 	region string
 	// targets get new rules; all are searched for existing ones and closed.
 	targets, all []string
-}
-
-// ec2Calls are the three EC2 operations used, as method values of the
-// service/ec2 client. Not the *ec2.Client itself: SecurityGroups is used as
-// an interface (firewall.Firewall), which would make the client's type
-// reachable by reflection, and since kong looks methods up by name the
-// linker would then keep every one of the client's ~750 operations: 30 MB of
-// binary instead of half a megabyte (docs/benchmarks.md).
-type ec2Calls struct {
-	DescribeSecurityGroups        func(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
-	AuthorizeSecurityGroupIngress func(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
-	RevokeSecurityGroupIngress    func(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
 }
 
 // Compiled per call, not at package level: processes that never run a cloud
@@ -140,16 +128,11 @@ func New(ctx context.Context, o Options) (*SecurityGroups, error) {
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 		return nil, firewall.Userf("No usable AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` (or `aws sso login`), or give the instance an instance profile (%s).", shortError(err))
 	}
-	client := ec2.NewFromConfig(cfg, func(eo *ec2.Options) {
-		if o.EC2Endpoint != "" {
-			eo.BaseEndpoint = awssdk.String(o.EC2Endpoint)
-		}
-	})
-	sg := &SecurityGroups{region: cfg.Region, ec2: ec2Calls{
-		DescribeSecurityGroups:        client.DescribeSecurityGroups,
-		AuthorizeSecurityGroupIngress: client.AuthorizeSecurityGroupIngress,
-		RevokeSecurityGroupIngress:    client.RevokeSecurityGroupIngress,
-	}}
+	client, err := newEC2Query(ctx, cfg, o.EC2Endpoint)
+	if err != nil {
+		return nil, firewall.Userf("Cannot tell where to send EC2 calls: %s: fix the endpoint settings (AWS_ENDPOINT_URL_EC2, endpoint_url).", shortError(err))
+	}
+	sg := &SecurityGroups{region: cfg.Region, ec2: client}
 	if o.Self {
 		groups, err := instanceGroups(ctx, metadata)
 		if err != nil {
@@ -228,40 +211,70 @@ func (s *SecurityGroups) Name() string {
 // Groups are the groups open adds to and close removes from.
 func (s *SecurityGroups) Groups() (targets, all []string) { return s.targets, s.all }
 
-// describe reads the groups, page after page (not with
-// ec2.NewDescribeSecurityGroupsPaginator, which needs the client itself:
-// see ec2Calls).
-func (s *SecurityGroups) describe(ctx context.Context) ([]types.SecurityGroup, error) {
-	var groups []types.SecurityGroup
-	in := &ec2.DescribeSecurityGroupsInput{GroupIds: s.all}
+// securityGroup is what DescribeSecurityGroups says of a group; only the
+// inbound rules are read.
+type securityGroup struct {
+	ID          string         `xml:"groupId"`
+	Name        string         `xml:"groupName"`
+	Permissions []ipPermission `xml:"ipPermissions>item"`
+}
+
+// ipPermission is one inbound rule: a protocol, a port range and where from.
+type ipPermission struct {
+	Protocol string      `xml:"ipProtocol"`
+	FromPort int32       `xml:"fromPort"`
+	ToPort   int32       `xml:"toPort"`
+	IPv4     []ipRange   `xml:"ipRanges>item"`
+	IPv6     []ipv6Range `xml:"ipv6Ranges>item"`
+}
+
+type ipRange struct {
+	CIDR        string `xml:"cidrIp"`
+	Description string `xml:"description"`
+}
+
+type ipv6Range struct {
+	CIDR        string `xml:"cidrIpv6"`
+	Description string `xml:"description"`
+}
+
+// describe reads the groups, page after page.
+func (s *SecurityGroups) describe(ctx context.Context) ([]securityGroup, error) {
+	var groups []securityGroup
+	params := url.Values{}
+	for i, g := range s.all {
+		params.Set("GroupId."+strconv.Itoa(i+1), g)
+	}
 	for {
-		page, err := s.ec2.DescribeSecurityGroups(ctx, in)
-		if err != nil {
+		var page struct {
+			Groups    []securityGroup `xml:"securityGroupInfo>item"`
+			NextToken string          `xml:"nextToken"`
+		}
+		if err := s.ec2.call(ctx, "DescribeSecurityGroups", params, &page); err != nil {
 			return nil, s.explain(err, "ec2:DescribeSecurityGroups")
 		}
-		groups = append(groups, page.SecurityGroups...)
+		groups = append(groups, page.Groups...)
 		// A token that repeats would loop for ever.
-		next := awssdk.ToString(page.NextToken)
-		if next == "" || next == awssdk.ToString(in.NextToken) {
+		if page.NextToken == "" || page.NextToken == params.Get("NextToken") {
 			return groups, nil
 		}
-		in.NextToken = page.NextToken
+		params.Set("NextToken", page.NextToken)
 	}
 }
 
 // has reports whether group g admits TCP ports from source, exactly.
-func has(g types.SecurityGroup, ports firewall.PortRange, source netip.Prefix) bool {
-	for _, p := range g.IpPermissions {
-		if !isTCP(p) || awssdk.ToInt32(p.FromPort) != int32(ports.First) || awssdk.ToInt32(p.ToPort) != int32(ports.Last) {
+func has(g securityGroup, ports firewall.PortRange, source netip.Prefix) bool {
+	for _, p := range g.Permissions {
+		if !isTCP(p) || p.FromPort != int32(ports.First) || p.ToPort != int32(ports.Last) {
 			continue
 		}
-		for _, r := range p.IpRanges {
-			if awssdk.ToString(r.CidrIp) == source.String() {
+		for _, r := range p.IPv4 {
+			if r.CIDR == source.String() {
 				return true
 			}
 		}
-		for _, r := range p.Ipv6Ranges {
-			if pf, err := netip.ParsePrefix(awssdk.ToString(r.CidrIpv6)); err == nil && pf == source {
+		for _, r := range p.IPv6 {
+			if pf, err := netip.ParsePrefix(r.CIDR); err == nil && pf == source {
 				return true
 			}
 		}
@@ -269,22 +282,34 @@ func has(g types.SecurityGroup, ports firewall.PortRange, source netip.Prefix) b
 	return false
 }
 
-func isTCP(p types.IpPermission) bool {
-	proto := awssdk.ToString(p.IpProtocol)
-	return proto == "tcp" || proto == "6"
+func isTCP(p ipPermission) bool {
+	return p.Protocol == "tcp" || p.Protocol == "6"
 }
 
-// permission is rule's ports from sources, described with the rule name.
-func permission(rule firewall.Rule, sources []netip.Prefix) []types.IpPermission {
-	p := types.IpPermission{IpProtocol: awssdk.String("tcp"), FromPort: awssdk.Int32(int32(rule.Ports.First)), ToPort: awssdk.Int32(int32(rule.Ports.Last))}
+// permission is rule's ports from sources, described with the rule name, as
+// the parameters of an Authorize or Revoke call on group.
+func permission(group string, rule firewall.Rule, sources []netip.Prefix) url.Values {
+	p := url.Values{
+		"GroupId":                    {group},
+		"IpPermissions.1.IpProtocol": {"tcp"},
+		"IpPermissions.1.FromPort":   {strconv.Itoa(int(rule.Ports.First))},
+		"IpPermissions.1.ToPort":     {strconv.Itoa(int(rule.Ports.Last))},
+	}
+	v4, v6 := 0, 0
 	for _, s := range sources {
 		if s.Addr().Is4() {
-			p.IpRanges = append(p.IpRanges, types.IpRange{CidrIp: awssdk.String(s.String()), Description: awssdk.String(rule.Name)})
+			v4++
+			n := "IpPermissions.1.IpRanges." + strconv.Itoa(v4)
+			p.Set(n+".CidrIp", s.String())
+			p.Set(n+".Description", rule.Name)
 		} else {
-			p.Ipv6Ranges = append(p.Ipv6Ranges, types.Ipv6Range{CidrIpv6: awssdk.String(s.String()), Description: awssdk.String(rule.Name)})
+			v6++
+			n := "IpPermissions.1.Ipv6Ranges." + strconv.Itoa(v6)
+			p.Set(n+".CidrIpv6", s.String())
+			p.Set(n+".Description", rule.Name)
 		}
 	}
-	return []types.IpPermission{p}
+	return p
 }
 
 func describeCall(call, group string, rule firewall.Rule, sources []netip.Prefix) string {
@@ -311,7 +336,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 			for _, g := range groups {
 				// With --self, a rule in any of the instance's groups
 				// already lets the traffic in.
-				if (awssdk.ToString(g.GroupId) == target || len(s.targets) < len(s.all)) && has(g, rule.Ports, src) {
+				if (g.ID == target || len(s.targets) < len(s.all)) && has(g, rule.Ports, src) {
 					open = true
 				}
 			}
@@ -332,7 +357,7 @@ func (s *SecurityGroups) PlanOpen(ctx context.Context, rule firewall.Rule) (*fir
 // authorize adds the sources; one that another run added meanwhile
 // (InvalidPermission.Duplicate) is already open, which is what was wanted.
 func (s *SecurityGroups) authorize(ctx context.Context, group string, rule firewall.Rule, sources []netip.Prefix) error {
-	_, err := s.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(group), IpPermissions: permission(rule, sources)})
+	err := s.ec2.call(ctx, "AuthorizeSecurityGroupIngress", permission(group, rule, sources), nil)
 	if apiCode(err) == "InvalidPermission.Duplicate" {
 		if len(sources) == 1 {
 			return nil
@@ -370,7 +395,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 		if len(present) == 0 {
 			continue
 		}
-		id := awssdk.ToString(g.GroupId)
+		id := g.ID
 		plan.Steps = append(plan.Steps, firewall.NewStep(describeCall("RevokeSecurityGroupIngress", id, rule, present), func(ctx context.Context) error {
 			return s.revoke(ctx, id, rule, present)
 		}))
@@ -381,7 +406,7 @@ func (s *SecurityGroups) PlanClose(ctx context.Context, rule firewall.Rule) (*fi
 // revoke removes the sources; one that is already gone
 // (InvalidPermission.NotFound) is what was wanted.
 func (s *SecurityGroups) revoke(ctx context.Context, group string, rule firewall.Rule, sources []netip.Prefix) error {
-	_, err := s.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: awssdk.String(group), IpPermissions: permission(rule, sources)})
+	err := s.ec2.call(ctx, "RevokeSecurityGroupIngress", permission(group, rule, sources), nil)
 	if apiCode(err) == "InvalidPermission.NotFound" {
 		if len(sources) == 1 {
 			return nil
@@ -408,15 +433,15 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 	}
 	var rules []firewall.Rule
 	for _, g := range groups {
-		location := awssdk.ToString(g.GroupId)
-		if name := awssdk.ToString(g.GroupName); name != "" {
+		location := g.ID
+		if name := g.Name; name != "" {
 			location += " (" + name + ")"
 		}
-		for _, p := range g.IpPermissions {
+		for _, p := range g.Permissions {
 			if !isTCP(p) {
 				continue
 			}
-			ports := firewall.PortRange{First: uint16(awssdk.ToInt32(p.FromPort)), Last: uint16(awssdk.ToInt32(p.ToPort))}
+			ports := firewall.PortRange{First: uint16(p.FromPort), Last: uint16(p.ToPort)}
 			add := func(cidr, description string) {
 				pf, err := netip.ParsePrefix(cidr)
 				if err != nil {
@@ -426,11 +451,11 @@ func (s *SecurityGroups) List(ctx context.Context) ([]firewall.Rule, error) {
 				r.Name, r.Description, r.Location = description, "", location
 				rules = append(rules, r)
 			}
-			for _, r := range p.IpRanges {
-				add(awssdk.ToString(r.CidrIp), awssdk.ToString(r.Description))
+			for _, r := range p.IPv4 {
+				add(r.CIDR, r.Description)
 			}
-			for _, r := range p.Ipv6Ranges {
-				add(awssdk.ToString(r.CidrIpv6), awssdk.ToString(r.Description))
+			for _, r := range p.IPv6 {
+				add(r.CIDR, r.Description)
 			}
 		}
 	}

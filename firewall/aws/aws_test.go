@@ -14,10 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	awssdk "github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-
 	"github.com/tentacle-go/tentacle/firewall"
 	"github.com/tentacle-go/tentacle/internal/mototest"
 )
@@ -89,16 +85,11 @@ func motoEnv(t *testing.T) {
 // newGroup creates a security group in moto, as a user would beforehand.
 func newGroup(t *testing.T, name string) string {
 	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"))
+	group, err := mototest.CreateSecurityGroup(moto.endpoint, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = awssdk.String(moto.endpoint) })
-	out, err := c.CreateSecurityGroup(context.Background(), &ec2.CreateSecurityGroupInput{GroupName: awssdk.String(name), Description: awssdk.String("test")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return awssdk.ToString(out.GroupId)
+	return group
 }
 
 func newBackend(t *testing.T, o Options) *SecurityGroups {
@@ -187,7 +178,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 		t.Fatalf("a duplicate rule must count as already open: %v", err)
 	}
 	// The raw API really did say Duplicate.
-	_, err = sg.ec2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: awssdk.String(sg.targets[0]), IpPermissions: permission(rule, rule.Sources)})
+	err = sg.ec2.call(ctx, "AuthorizeSecurityGroupIngress", permission(sg.targets[0], rule, rule.Sources), nil)
 	if apiCode(err) != "InvalidPermission.Duplicate" {
 		t.Fatalf("moto answered %v, want InvalidPermission.Duplicate", err)
 	}
@@ -200,7 +191,7 @@ func TestStalePlansMeetDuplicateAndNotFound(t *testing.T) {
 	if err := stale.Apply(ctx, nil); err != nil {
 		t.Fatalf("revoking a missing rule must be fine: %v", err)
 	}
-	_, err = sg.ec2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{GroupId: awssdk.String(sg.targets[0]), IpPermissions: permission(rule, rule.Sources)})
+	err = sg.ec2.call(ctx, "RevokeSecurityGroupIngress", permission(sg.targets[0], rule, rule.Sources), nil)
 	if apiCode(err) != "InvalidPermission.NotFound" {
 		t.Fatalf("moto answered %v, want InvalidPermission.NotFound", err)
 	}
