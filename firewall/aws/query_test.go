@@ -55,47 +55,65 @@ func TestEC2EndpointFromConfiguration(t *testing.T) {
 	}
 }
 
-// A front to moto that answers the first requests with throttling (as EC2
-// does under RequestLimitExceeded): the SDK's retryer waits and tries again,
-// and the calls succeed.
-func TestThrottledCallsAreRetried(t *testing.T) {
-	motoEnv(t)
-	group := newGroup(t, "tentacles")
-	target, _ := url.Parse(moto.endpoint)
+// frontToMoto is an EC2 endpoint in front of moto: refuse answers a request
+// itself when it returns true; the others reach moto.
+func frontToMoto(t *testing.T, refuse func(http.ResponseWriter, *http.Request) bool) string {
+	target, err := url.Parse(moto.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	var throttled atomic.Int32
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if throttled.Add(1) <= 2 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprint(w, `<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>x</RequestID></Response>`)
-			return
+		if !refuse(w, r) {
+			proxy.ServeHTTP(w, r)
 		}
-		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
+	return front.URL
+}
+
+// openThrough opens a port in a new group through endpoint and lists it.
+func openThrough(t *testing.T, endpoint string) {
+	t.Helper()
 	ctx := context.Background()
-	sg, err := New(ctx, Options{GroupIDs: []string{group}, Region: "us-east-1", EC2Endpoint: front.URL})
+	sg, err := New(ctx, Options{GroupIDs: []string{newGroup(t, "tentacles")}, Region: "us-east-1", EC2Endpoint: endpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rule := firewall.NewRule("", firewall.SinglePort(10933), nil)
 	apply(t, sg)(sg.PlanOpen(ctx, rule))
-	if n := throttled.Load(); n < 4 {
-		t.Fatalf("%d requests reached the front, want the 2 throttled ones and the retries", n)
-	}
-	rules, err := sg.List(ctx)
-	if err != nil || len(rules) != 1 {
+	if rules, err := sg.List(ctx); err != nil || len(rules) != 1 {
 		t.Fatalf("listed %v %v", rules, err)
+	}
+}
+
+// A front to moto that answers the first requests with throttling (as EC2
+// does under RequestLimitExceeded): the SDK's retryer waits and tries again,
+// and the calls succeed.
+func TestThrottledCallsAreRetried(t *testing.T) {
+	motoEnv(t)
+	var throttled atomic.Int32
+	front := frontToMoto(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if throttled.Add(1) > 2 {
+			return false
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>x</RequestID></Response>`)
+		return true
+	})
+	openThrough(t, front)
+	if n := throttled.Load(); n < 5 {
+		t.Fatalf("%d requests reached the front, want the 2 throttled ones, their retries and the rest", n)
 	}
 
 	// With AWS_MAX_ATTEMPTS=1 nothing is retried: the throttling is the answer.
 	throttled.Store(0)
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	once, err := New(ctx, Options{GroupIDs: []string{group}, Region: "us-east-1", EC2Endpoint: front.URL})
+	once, err := New(context.Background(), Options{GroupIDs: []string{newGroup(t, "others")}, Region: "us-east-1", EC2Endpoint: front})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := once.List(ctx); apiCode(err) != "RequestLimitExceeded" {
+	if _, err := once.List(context.Background()); apiCode(err) != "RequestLimitExceeded" {
 		t.Fatalf("with one attempt: %v, want RequestLimitExceeded", err)
 	}
 }
@@ -105,34 +123,21 @@ func TestThrottledCallsAreRetried(t *testing.T) {
 // of that answer), as the SDK's clients do.
 func TestClockSkewIsCorrected(t *testing.T) {
 	motoEnv(t)
-	group := newGroup(t, "tentacles")
-	target, _ := url.Parse(moto.endpoint)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	ahead := time.Hour // AWS's clock against this machine's
 	var refused atomic.Int32
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	front := frontToMoto(t, func(w http.ResponseWriter, r *http.Request) bool {
 		now := time.Now().Add(ahead)
 		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 		signed, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-		if err != nil || signed.Sub(now).Abs() > 5*time.Minute {
-			refused.Add(1)
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, `<Response><Errors><Error><Code>RequestExpired</Code><Message>Request has expired. Timestamp date is %s</Message></Error></Errors><RequestID>x</RequestID></Response>`, r.Header.Get("X-Amz-Date"))
-			return
+		if err == nil && signed.Sub(now).Abs() <= 5*time.Minute {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	ctx := context.Background()
-	sg, err := New(ctx, Options{GroupIDs: []string{group}, Region: "us-east-1", EC2Endpoint: front.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rule := firewall.NewRule("", firewall.SinglePort(10933), nil)
-	apply(t, sg)(sg.PlanOpen(ctx, rule))
-	if rules, err := sg.List(ctx); err != nil || len(rules) != 1 {
-		t.Fatalf("listed %v %v", rules, err)
-	}
+		refused.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `<Response><Errors><Error><Code>RequestExpired</Code><Message>Request has expired. Timestamp date is %s</Message></Error></Errors><RequestID>x</RequestID></Response>`, r.Header.Get("X-Amz-Date"))
+		return true
+	})
+	openThrough(t, front)
 	if n := refused.Load(); n != 1 {
 		t.Fatalf("%d requests were refused for their time, want only the first", n)
 	}
