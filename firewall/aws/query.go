@@ -27,9 +27,10 @@ import (
 // refreshed when they expire), the HTTP client (ca_bundle, proxies), the v4
 // signer and the retryer (AWS_MAX_ATTEMPTS, retry_mode, throttling,
 // connection errors). Only the request and answer shapes are ours:
-// service/ec2 would bring them too, but it costs ~140 CPU-seconds to compile
-// for every platform the release and CI build, two thirds of the program's
-// whole compile, for three operations (docs/benchmarks.md).
+// service/ec2 would bring them too, but it cost ~107 CPU-seconds to compile
+// for every platform the release and CI build, over a third of the program's
+// whole compile then (299 CPU-s; 192 without it), for three operations
+// (docs/benchmarks.md).
 type ec2Query struct {
 	endpoint string
 	region   string
