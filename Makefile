@@ -122,13 +122,15 @@ unit:
 # tentacle.exe under Wine driven from the Linux build (cmd/tentacle
 # wine_e2e_linux_test.go: the agent, and the service under Wine's SCM;
 # wine_upgrade_linux_test.go: `tentacle upgrade` from one snapshot's MSI to
-# the next, wixl building both), which skip outside this target. Cost: see
-# docs/benchmarks.md.
+# the next, wixl building both), which skip outside this target; built with
+# the release flags, as `unit` built cmd/tentacle's tests, so make test
+# reuses that build instead of compiling the program once more with cgo.
+# Cost: see docs/benchmarks.md.
 WINDOWS_RUN ?=
 test-windows:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES) $(MSI_APT_PACKAGES)'
 	$(GO) run ./internal/winetest/windowssuite $(if $(WINDOWS_RUN),-run '$(WINDOWS_RUN)')
-	$(if $(WINDOWS_RUN),,TENTACLE_WINE_E2E=1 $(GO) test -count=1 -v -run '^TestWindows(Agent|Service|Upgrade)UnderWine$$' ./cmd/tentacle/)
+	$(if $(WINDOWS_RUN),,TENTACLE_WINE_E2E=1 $(RELEASE_GOENV) $(GO) test -count=1 -v -run '^TestWindows(Agent|Service|Upgrade)UnderWine$$' ./cmd/tentacle/)
 
 # fuzz runs every fuzz target of the network decoders for a bounded number
 # of executions (about 30 s each here), starting from the corpus committed

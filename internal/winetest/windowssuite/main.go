@@ -2,7 +2,9 @@
 
 // Command windowssuite is `make test-windows`: it builds every package's
 // Windows test binary (with the Wine overlay), runs each under Wine from its
-// package directory in one fresh prefix, prints every failure's output and
+// package directory, two at a time in two fresh prefixes of their own (a
+// test binary's Wine start alone is ~3 s, and tests that touch the registry
+// or the service manager must not meet), prints every failure's output and
 // every skip's reason, then `windows: N passed, N failed, N skipped`
 // (top-level tests), and exits 1 when a Windows test failed.
 //
@@ -15,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,18 +41,19 @@ func main() {
 	cache := flag.String("cache", ".cache/wine", "where the shim, overlay, prefix and test binaries live")
 	run := flag.String("run", "", "passed to every test binary as -test.run")
 	timeout := flag.Duration("timeout", 10*time.Minute, "per test binary")
+	jobs := flag.Int("jobs", 2, "test binaries run at once, each in a prefix of its own")
 	flag.Parse()
 	patterns := flag.Args()
 	if len(patterns) == 0 {
 		patterns = []string{"./..."}
 	}
-	if err := suite(*cache, *run, *timeout, patterns); err != nil {
+	if err := suite(*cache, *run, *timeout, max(*jobs, 1), patterns); err != nil {
 		fmt.Fprintln(os.Stderr, "windows:", err)
 		os.Exit(1)
 	}
 }
 
-func suite(cacheDir, run string, timeout time.Duration, patterns []string) error {
+func suite(cacheDir, run string, timeout time.Duration, jobs int, patterns []string) error {
 	cacheDir, err := filepath.Abs(cacheDir)
 	if err != nil {
 		return err
@@ -61,15 +65,27 @@ func suite(cacheDir, run string, timeout time.Duration, patterns []string) error
 	}
 	ctx := context.Background()
 
-	// One fresh prefix per run, made while the tests build.
-	prefixDir := filepath.Join(cacheDir, "prefix")
-	if err := os.RemoveAll(prefixDir); err != nil {
-		return err
-	}
-	var prefix *winetest.Prefix
-	var prefixErr error
+	// Fresh prefixes for each run, made while the tests build.
+	prefixes := make([]*winetest.Prefix, jobs)
+	prefixErrs := make([]error, jobs)
 	var wg sync.WaitGroup
-	wg.Go(func() { prefix, prefixErr = tc.NewPrefix(ctx, prefixDir) })
+	for i := range prefixes {
+		dir := filepath.Join(cacheDir, "prefix")
+		if i > 0 {
+			dir += fmt.Sprint(i + 1)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		wg.Go(func() { prefixes[i], prefixErrs[i] = tc.NewPrefix(ctx, dir) })
+	}
+	defer func() {
+		for _, p := range prefixes {
+			if p != nil {
+				p.Close()
+			}
+		}
+	}()
 
 	binDir := filepath.Join(cacheDir, "bin")
 	if err := os.RemoveAll(binDir); err != nil {
@@ -87,21 +103,49 @@ func suite(cacheDir, run string, timeout time.Duration, patterns []string) error
 	}
 	buildAll(ctx, tc, pkgs, binDir)
 	wg.Wait()
-	if prefixErr != nil {
-		return prefixErr
+	if err := errors.Join(prefixErrs...); err != nil {
+		return err
 	}
-	defer prefix.Close()
-	fmt.Printf("windows: built %d test binaries and the prefix in %s\n", len(pkgs), time.Since(start).Round(time.Second))
+	fmt.Printf("windows: built %d test binaries and %d prefixes in %s\n", len(pkgs), jobs, time.Since(start).Round(time.Second))
 
-	var total counts
-	for _, p := range pkgs {
-		if p.buildErr != "" {
-			fmt.Printf("FAIL %s (build)\n%s\n", p.importPath, p.buildErr)
-			total.failed++
-			continue
+	// Each worker runs packages in its own prefix; reports are printed in
+	// the packages' order as they complete.
+	type report struct {
+		counts
+		text string
+	}
+	reports := make([]chan report, len(pkgs))
+	for i := range reports {
+		reports[i] = make(chan report, 1)
+	}
+	next := make(chan int)
+	go func() {
+		for i := range pkgs {
+			next <- i
 		}
-		c := runPackage(ctx, prefix, p, run, timeout, binDir)
-		total.add(c)
+		close(next)
+	}()
+	for _, prefix := range prefixes {
+		go func() {
+			for i := range next {
+				p := pkgs[i]
+				var out bytes.Buffer
+				var c counts
+				if p.buildErr != "" {
+					fmt.Fprintf(&out, "FAIL %s (build)\n%s\n", p.importPath, p.buildErr)
+					c.failed++
+				} else {
+					c = runPackage(ctx, prefix, p, run, timeout, binDir, &out)
+				}
+				reports[i] <- report{c, out.String()}
+			}
+		}()
+	}
+	var total counts
+	for _, r := range reports {
+		rep := <-r
+		fmt.Print(rep.text)
+		total.add(rep.counts)
 	}
 	fmt.Printf("windows: %d passed, %d failed, %d skipped (%s)\n", total.passed, total.failed, total.skipped, time.Since(start).Round(time.Second))
 	if total.failed > 0 {
@@ -189,7 +233,7 @@ type event struct {
 
 // runPackage runs one test binary under Wine through test2json and reports
 // its top-level tests.
-func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string, timeout time.Duration, binDir string) counts {
+func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string, timeout time.Duration, binDir string, w io.Writer) counts {
 	args := []string{"tool", "test2json", "-p", p.importPath, winetest.Loader, p.exe, "-test.v=test2json", "-test.timeout=" + timeout.String()}
 	if run != "" {
 		args = append(args, "-test.run="+run)
@@ -203,11 +247,11 @@ func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return failedPackage(p, err.Error())
+		return failedPackage(w, p, err.Error())
 	}
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
-		return failedPackage(p, err.Error())
+		return failedPackage(w, p, err.Error())
 	}
 	output := map[string]*strings.Builder{} // by top-level test; "" is the package's own
 	result := map[string]string{}
@@ -258,27 +302,27 @@ func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string
 	if len(failed) > 0 || pkgAction != "pass" && pkgAction != "skip" {
 		status = "FAIL"
 	}
-	fmt.Printf("%s %s: %d passed, %d failed, %d skipped (%s)\n", status, p.importPath, c.passed, c.failed, c.skipped, time.Since(started).Round(100*time.Millisecond))
+	fmt.Fprintf(w, "%s %s: %d passed, %d failed, %d skipped (%s)\n", status, p.importPath, c.passed, c.failed, c.skipped, time.Since(started).Round(100*time.Millisecond))
 	sort.Strings(skipped)
 	for _, name := range skipped {
-		fmt.Printf("  skip %s: %s\n", name, skipReason(output[name].String()))
+		fmt.Fprintf(w, "  skip %s: %s\n", name, skipReason(output[name].String()))
 	}
 	for _, name := range failed {
-		fmt.Printf("  --- %s\n%s", name, indent(output[name].String()))
+		fmt.Fprintf(w, "  --- %s\n%s", name, indent(output[name].String()))
 	}
 	if status == "FAIL" && len(failed) == 0 {
 		// The binary failed outside any test (TestMain, a panic, a leak check).
 		c.failed++
-		fmt.Printf("  package output:\n%s%s", indent(output[""].String()), indent(stderr.String()))
+		fmt.Fprintf(w, "  package output:\n%s%s", indent(output[""].String()), indent(stderr.String()))
 		if waitErr != nil {
-			fmt.Printf("    (%v)\n", waitErr)
+			fmt.Fprintf(w, "    (%v)\n", waitErr)
 		}
 	}
 	return c
 }
 
-func failedPackage(p *pkg, msg string) counts {
-	fmt.Printf("FAIL %s: %s\n", p.importPath, msg)
+func failedPackage(w io.Writer, p *pkg, msg string) counts {
+	fmt.Fprintf(w, "FAIL %s: %s\n", p.importPath, msg)
 	return counts{failed: 1}
 }
 
