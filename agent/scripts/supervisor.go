@@ -15,7 +15,8 @@ import (
 
 // Supervise is the body of a script supervisor process: cmd/tentacle calls it, and exits
 // with its result, when its first argument is SupervisorArg. args are the workspace
-// directory and the launch token the agent appended to Config.SupervisorCommand.
+// directory and the launch token the agent appended to Config.SupervisorCommand, or
+// spareArg alone for a spare, which reads them from its launch pipe (spare.go).
 //
 // The supervisor owns the script from launch to completion: it holds the workspace's
 // supervisor lock for its whole life (proof to any agent that it is alive), runs the shell
@@ -23,6 +24,22 @@ import (
 // cancellation, and records the exit code in the state file. It outlives the agent that
 // started it. It returns 0 when it recorded a result (or found there was nothing to do).
 func Supervise(args []string) int {
+	if len(args) == 1 && args[0] == spareArg {
+		prepareForLaunch()
+		dir, token, ok := waitForLaunch()
+		if !ok {
+			return 0 // the agent went away, or retired this spare
+		}
+		if err := redirectStdio(filepath.Join(dir, supervisorErrName)); err != nil {
+			fmt.Fprintf(os.Stderr, "script supervisor: %s: %v\n", dir, err)
+		}
+		args = []string{dir, token, resultFDArg(spareResultFD)}
+	}
+	var result *os.File
+	if len(args) == 3 {
+		result = openResultPipe(args[2])
+		args = args[:2]
+	}
 	if len(args) != 2 {
 		fmt.Fprintf(os.Stderr, "usage: %s <workspace> <token>\n", SupervisorArg)
 		return 2
@@ -49,7 +66,7 @@ func Supervise(args []string) int {
 		// supervisor and recorded an unknown result); running the script now would be wrong.
 		return 0
 	}
-	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals}
+	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals, result: result}
 	return s.run()
 }
 
@@ -69,6 +86,9 @@ type supervisor struct {
 	writeErr       error // the last failure to write; nil once a write succeeds
 	// shellStarted is set when the shell printed spec.StartMarker.
 	shellStarted atomic.Bool
+	// result, when the agent gave one, is the pipe the exit code goes to as soon as the
+	// last line is written, before the syncs that make it durable (resultpipe.go).
+	result *os.File
 }
 
 func (s *supervisor) run() int {
@@ -100,6 +120,9 @@ func (s *supervisor) run() int {
 		s.logErr = fmt.Errorf("%d lines of output could not be written to the log: %w", len(s.unwritten)+s.lost, s.writeErr)
 	}
 	s.logMu.Unlock()
+	if s.logErr == nil {
+		announceResult(s.result, code)
+	}
 	if err := s.log.sync(); err != nil && s.logErr == nil {
 		s.logErr = err
 	}
@@ -453,9 +476,10 @@ func (s *supervisor) writeOutput(lines <-chan logLine, quit <-chan struct{}) {
 	}
 }
 
-func currentUserName() string {
+// currentUserName is looked up once per process (a spare does it before its launch).
+var currentUserName = sync.OnceValue(func() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}
 	return fmt.Sprintf("uid %d", os.Getuid())
-}
+})
