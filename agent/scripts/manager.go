@@ -117,6 +117,10 @@ func NewManager(cfg Config) (*Manager, error) {
 
 // Close stops the Manager's own goroutines and leaves every script as it is: running
 // scripts keep running and pending ones stay pending, for the next Manager on this home.
+// It returns once no process it started is left but those supervisors: the spare is
+// stopped, and a supervisor that has recorded its result (resultpipe.go), whose only
+// work left is syncing it, is waited for. Supervisors whose scripts still run are left
+// running, by design: the next agent on this home re-attaches to them.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	already := m.closed
@@ -127,8 +131,52 @@ func (m *Manager) Close() error {
 	}
 	m.wg.Wait()
 	m.retireSpare()
+	m.waitForFinishingSupervisors()
 	m.removals.Wait()
 	return nil
+}
+
+// waitForFinishingSupervisors waits, up to completeWaitLimit, for the exit of every
+// supervisor of ours that has recorded its script's result.
+func (m *Manager) waitForFinishingSupervisors() {
+	m.mu.Lock()
+	list := make([]*script, 0, len(m.scripts))
+	for _, s := range m.scripts {
+		list = append(list, s)
+	}
+	m.mu.Unlock()
+	var finishing []<-chan struct{}
+	for _, s := range list {
+		s.mu.Lock()
+		early, exited := s.early, s.supervisorExited
+		s.mu.Unlock()
+		if exited == nil {
+			continue
+		}
+		select {
+		case <-exited:
+			continue
+		default:
+		}
+		// The state file has the result before it is announced, so a reader of the state
+		// may have it before the announcement arrives.
+		if early == nil {
+			if st, err := readState(s.dir); err != nil || st.State != Complete {
+				continue
+			}
+		}
+		finishing = append(finishing, exited)
+	}
+	limit := time.NewTimer(completeWaitLimit)
+	defer limit.Stop()
+	for _, exited := range finishing {
+		select {
+		case <-exited:
+		case <-limit.C:
+			m.log.Warn("script supervisors still syncing their results at shutdown", "count", len(finishing))
+			return
+		}
+	}
 }
 
 // Start starts the script unless its ticket is already known, in which case it does

@@ -44,10 +44,6 @@ const (
 	completeRequestName     = "Complete.request"
 )
 
-// spareErrName, in the work directory (not a workspace), receives what a spare
-// supervisor says before it has a workspace of its own.
-const spareErrName = ".spare-supervisor.err"
-
 // upstreamLogFileName is the log upstream Tentacle keeps in a workspace; this package
 // never writes it, but the workspace cleaner reads its age in workspaces upstream left.
 const upstreamLogFileName = "Output.log"

@@ -8,20 +8,28 @@ import (
 	"strings"
 )
 
-// A supervisor started by this agent tells it the script's exit code over a pipe as soon
-// as the last output line is written, before it makes the result durable (fsync of the
-// log, the state file and its directory) and exits. The agent answers with that result
-// at once: the syncs, the supervisor's exit and its reaping (a few milliseconds on a quiet
+// A supervisor started by this agent tells it the script's exit code over a pipe once the
+// result is recorded, before the syncs that make the record survive a power loss, and
+// before it exits. The agent answers with that result at once: the state file's and its
+// directory's fsyncs, the supervisor's exit and its reaping (a few milliseconds on a quiet
 // disk, tens on a busy one) leave the path of every short script.
 //
-// What this gives up is narrow: the result is reported while it is safe from a crash of
-// the agent or the supervisor (the log lines are written, the state follows), but a
-// power loss in the few milliseconds before the syncs end leaves the script, after the
-// reboot, as a script whose supervisor died: Complete with ExitCodeUnknownResult, the
-// same as before the result was known. The server that was told already has the result
-// and the lines; the files on disk keep their order (every line durable before the
-// Complete state). The isolation mutex is still released only once the supervisor is
-// gone.
+// The order in the supervisor (supervisor.go: run, finish):
+//  1. the last line is written and the log fsynced: a full disk or an I/O error that shows
+//     only at fsync (delayed allocation) makes the result a failure (ExitCodeFatal);
+//  2. the Complete state is written and renamed into place (no fsync): a full disk fails
+//     here, and the supervisor waits for space, before anything is announced;
+//  3. the exit code is announced;
+//  4. the state file and the work directory entry are fsynced, and the supervisor exits.
+//
+// So a kill -9 of the agent, of the supervisor or of both, at any point, leaves nothing
+// that contradicts what was reported: before 3 nothing was reported; from 2 on, every
+// reader of the workspace reads the announced result. What this gives up is narrow: a
+// power loss (or an I/O error on the state file's fsync, which the supervisor reports in
+// Supervisor.err) between 3 and the end of 4, a few milliseconds, leaves the script after
+// the reboot as one whose supervisor died: Complete with ExitCodeUnknownResult. Every log
+// line the server was told about is durable by then (1). The isolation mutex is still
+// released only once the supervisor is gone.
 
 // resultFDPrefix marks the supervisor argument naming its result pipe's descriptor.
 const resultFDPrefix = "result-fd="

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -112,23 +111,40 @@ func (m *Manager) startSpare() (*spareSupervisor, error) {
 	cmd.Dir = m.work
 	cmd.SysProcAttr = detachedSysProcAttr()
 	cmd.ExtraFiles = []*os.File{r, resultW} // spareLaunchFD, spareResultFD
-	// Until it has a workspace, the spare has nowhere of its own to report to; anything it
-	// says before then (it says nothing when all is well) goes to the work directory.
-	if errLog, err := os.OpenFile(filepath.Join(m.work, spareErrName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
-		cmd.Stdout, cmd.Stderr = errLog, errLog
-		defer errLog.Close()
+	// Until it has a workspace, the spare has nowhere of its own to report to: anything it
+	// says before then (it says nothing when all is well) goes to the agent's log, through
+	// a pipe, so that the work directory holds nothing but workspaces.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		resultR.Close()
+		return nil, err
 	}
+	defer outW.Close()
+	cmd.Stdout, cmd.Stderr = outW, outW
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		resultR.Close()
+		outR.Close()
 		return nil, fmt.Errorf("cannot start a spare script supervisor: %w", err)
 	}
+	go m.logSpareOutput(cmd.Process.Pid, outR)
 	sp := &spareSupervisor{cmd: cmd, launch: w, result: resultR, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait() // reaps it, even after this Manager is closed
 		close(sp.exited)
 	}()
 	return sp, nil
+}
+
+// logSpareOutput copies what a spare says before its launch into the agent's log. It ends
+// when the spare exits or, once launched, points its output at its workspace.
+func (m *Manager) logSpareOutput(pid int, r *os.File) {
+	defer r.Close()
+	lines := bufio.NewScanner(r)
+	for lines.Scan() {
+		m.log.Warn("spare script supervisor", "pid", pid, "output", lines.Text())
+	}
 }
 
 // hand gives the spare its launch. An error means the spare is gone (it is then
@@ -151,11 +167,14 @@ func (sp *spareSupervisor) hand(dir, token string) error {
 	return err
 }
 
-// stop ends an idle spare: it holds nothing, so killing it loses nothing.
+// stop ends an idle spare and returns once it has exited and been reaped, so that the
+// agent's stopping leaves no process of its own behind. The spare holds nothing, so
+// killing it loses nothing.
 func (sp *spareSupervisor) stop() {
 	sp.launch.Close()
 	sp.result.Close()
 	_ = sp.cmd.Process.Kill()
+	<-sp.exited
 }
 
 // prepareForLaunch does, while no script waits, what a supervisor would otherwise do on

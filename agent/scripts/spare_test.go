@@ -162,3 +162,85 @@ func childSpare(pid int) int {
 	}
 	return 0
 }
+
+// The work directory holds nothing but workspaces while a spare waits (what it says before
+// its launch goes to the agent's log), and a supervisor that was a spare no longer has the
+// pipe to the agent as its output: its output goes to its workspace's Supervisor.err, as
+// an ordinary supervisor's does.
+func TestSpareKeepsNothingInTheWorkDirectory(t *testing.T) {
+	m := newTestManager(t, testConfig(t))
+	if st := mustStart(t, m, withWait(StartRequest{Ticket: "First", ScriptBody: "echo one"}, 30*time.Second)); st.State != Complete {
+		t.Fatalf("First: %v", st.State)
+	}
+	spare := waitSpare(t, m)
+	entries, err := os.ReadDir(m.work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 1 || names[0] != "First" {
+		t.Errorf("the work directory holds %q with a spare waiting; want only the workspace First", names)
+	}
+	if !isLinux() {
+		return
+	}
+	// The spare takes the next script, which waits for a file so that its supervisor can
+	// be looked at.
+	st := mustStart(t, m, StartRequest{Ticket: "Second", ScriptBody: "while [ ! -e go ]; do sleep 0.05; done; echo two"})
+	if st.State == Complete {
+		t.Fatalf("Second ended at once: %d", st.ExitCode)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 30 s: %s", what)
+			}
+		}
+	}
+	waitFor("the spare takes charge of Second", func() bool { return readTestState(t, m, "Second").SupervisorPID == spare })
+	want := filepath.Join(m.workspace("Second"), supervisorErrName)
+	for _, fd := range []string{"1", "2"} {
+		if target, err := os.Readlink("/proc/" + strconv.Itoa(spare) + "/fd/" + fd); err != nil || target != want {
+			t.Errorf("the supervisor's descriptor %s is %q (%v), want %s", fd, target, err, want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(m.workspace("Second"), "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitComplete(t, m, "Second", 30*time.Second); st.ExitCode != 0 {
+		t.Errorf("Second: exit %d", st.ExitCode)
+	}
+}
+
+// When the Manager is closed it returns only once the spare has exited and been reaped,
+// and once the supervisor of a script whose result it reported has exited: no process it
+// started is left writing anything (the state's syncs included) but supervisors whose
+// scripts still run.
+func TestCloseLeavesNoSpareAndNoFinishingSupervisor(t *testing.T) {
+	m := newTestManager(t, testConfig(t))
+	for _, ticket := range []string{"Fresh", "Spare"} {
+		if ticket == "Spare" {
+			waitSpare(t, m)
+		}
+		st := mustStart(t, m, withWait(StartRequest{Ticket: ticket, ScriptBody: "echo hi"}, 30*time.Second))
+		if st.State != Complete || st.ExitCode != 0 {
+			t.Fatalf("%s: %v %d", ticket, st.State, st.ExitCode)
+		}
+	}
+	var pids []int
+	for _, ticket := range []string{"Fresh", "Spare"} {
+		pids = append(pids, readTestState(t, m, ticket).SupervisorPID)
+	}
+	spare := waitSpare(t, m)
+	m.Close()
+	for i, pid := range append(pids, spare) {
+		what := []string{"Fresh's supervisor", "Spare's supervisor", "the spare"}[i]
+		if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+			t.Errorf("%s (pid %d) is still there when Close returns: kill 0: %v", what, pid, err)
+		}
+	}
+}

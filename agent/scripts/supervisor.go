@@ -106,9 +106,18 @@ func (s *supervisor) run() int {
 
 	if s.cancelRequested() {
 		s.write(StdErr, "Script execution canceled.")
+		if err := s.log.sync(); err != nil {
+			fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
+		}
 		return s.finish(ExitCodeCanceled, false)
 	}
 	code, ran := s.runShell()
+	return s.end(code, ran)
+}
+
+// end makes the log whole and durable, then records the result: the script's, or
+// ExitCodeFatal if the log lost lines or could not be synced.
+func (s *supervisor) end(code int, ran bool) int {
 	// The lines a full disk held back: wait a while for space rather than lose them.
 	s.writeLines(nil)
 	for wait := time.Now().Add(maxWaitForLogSpace); s.hasUnwritten() && time.Now().Before(wait); {
@@ -120,9 +129,8 @@ func (s *supervisor) run() int {
 		s.logErr = fmt.Errorf("%d lines of output could not be written to the log: %w", len(s.unwritten)+s.lost, s.writeErr)
 	}
 	s.logMu.Unlock()
-	if s.logErr == nil {
-		announceResult(s.result, code)
-	}
+	// The log's fsync comes before the result is announced: a full disk or an I/O error
+	// may show only here (delayed allocation), and must turn the result into a failure.
 	if err := s.log.sync(); err != nil && s.logErr == nil {
 		s.logErr = err
 	}
@@ -135,16 +143,29 @@ func (s *supervisor) run() int {
 
 // finish records the result; the state file is the last thing written, so anyone who sees
 // Complete also sees every log line.
+//
+// The order is what lets the agent answer before the syncs (resultpipe.go): the state file
+// is written and renamed into place first, so a full disk fails here, before anything is
+// announced, and any process that reads the workspace after that, whoever was killed in
+// between, reads this result; then the result is announced; then the state file and its
+// directory are synced, for a power loss.
 func (s *supervisor) finish(code int, ran bool) int {
 	s.st.complete(code, ran)
-	err := writeState(s.dir, s.st, survivesPowerLoss)
+	err := writeState(s.dir, s.st, survivesProcessCrash)
 	// A full disk: the result is worth waiting for (until then the script reads as running).
 	for wait := time.Now().Add(maxWaitForLogSpace); err != nil && time.Now().Before(wait); {
 		time.Sleep(unwrittenRetryInterval)
-		err = writeState(s.dir, s.st, survivesPowerLoss)
+		err = writeState(s.dir, s.st, survivesProcessCrash)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: cannot record exit code %d: %v\n", code, err)
+		return 1
+	}
+	announceResult(s.result, code)
+	if err := syncState(s.dir); err != nil {
+		// Announced already, and readable by every process until the machine loses power:
+		// the window docs/benchmarks.md and the README describe.
+		fmt.Fprintf(os.Stderr, "script supervisor: exit code %d recorded but not synced to disk: %v\n", code, err)
 		return 1
 	}
 	return 0
