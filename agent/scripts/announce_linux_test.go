@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,5 +98,34 @@ func TestResultIsAnnouncedAfterItIsRecorded(t *testing.T) {
 	}
 	if s.log.unsynced {
 		t.Error("the log was not synced by the time the result was announced")
+	}
+}
+
+// Lines were lost while the disk was full, and the held ones were written once space came
+// back, but not yet the line saying some were lost: the result is still a failure, and the
+// log says why, never a success over a log with a hole.
+func TestLostLinesWithNoneHeldAreAFailure(t *testing.T) {
+	s := endingSupervisor(t)
+	path := s.dir + "/" + logFileName
+	w, err := openLogWriter(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	s.log = w
+	s.write(StdOut, "kept")
+	// As when the write of the line saying so failed after the held lines went.
+	s.lost, s.writeErr = 3, syscall.ENOSPC
+	code, _, ok := announced(t, s, 0)
+	if !ok || code != ExitCodeFatal {
+		t.Fatalf("announced %d (%v), want ExitCodeFatal %d", code, ok, ExitCodeFatal)
+	}
+	page, err := readLog(path, &logIndex{}, 0, pageLimit{records: 100, bytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := page.records[len(page.records)-1]
+	if len(page.records) != 2 || last.Source != StdErr || !strings.Contains(last.Text, "3 lines of the script's output were lost") {
+		t.Errorf("the log: %+v; want the kept line and one saying 3 were lost", page.records)
 	}
 }

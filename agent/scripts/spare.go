@@ -34,6 +34,7 @@ type spareSupervisor struct {
 	launch *os.File      // the agent's end of the launch pipe
 	result *os.File      // the agent's end of the result pipe (resultpipe.go)
 	exited chan struct{} // closed once the process has been reaped
+	quiet  chan struct{} // closed once what it said before its launch is logged
 }
 
 // sparesSupported: os/exec passes extra file descriptors on Unix only.
@@ -128,8 +129,11 @@ func (m *Manager) startSpare() (*spareSupervisor, error) {
 		outR.Close()
 		return nil, fmt.Errorf("cannot start a spare script supervisor: %w", err)
 	}
-	go m.logSpareOutput(cmd.Process.Pid, outR)
-	sp := &spareSupervisor{cmd: cmd, launch: w, result: resultR, exited: make(chan struct{})}
+	sp := &spareSupervisor{cmd: cmd, launch: w, result: resultR, exited: make(chan struct{}), quiet: make(chan struct{})}
+	go func() {
+		m.logSpareOutput(cmd.Process.Pid, outR)
+		close(sp.quiet)
+	}()
 	go func() {
 		_ = cmd.Wait() // reaps it, even after this Manager is closed
 		close(sp.exited)
@@ -175,6 +179,7 @@ func (sp *spareSupervisor) stop() {
 	sp.result.Close()
 	_ = sp.cmd.Process.Kill()
 	<-sp.exited
+	<-sp.quiet
 }
 
 // prepareForLaunch does, while no script waits, what a supervisor would otherwise do on

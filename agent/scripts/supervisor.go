@@ -125,7 +125,7 @@ func (s *supervisor) end(code int, ran bool) int {
 		s.writeLines(nil)
 	}
 	s.logMu.Lock()
-	if len(s.unwritten) > 0 && s.logErr == nil {
+	if (len(s.unwritten) > 0 || s.lost > 0) && s.logErr == nil {
 		s.logErr = fmt.Errorf("%d lines of output could not be written to the log: %w", len(s.unwritten)+s.lost, s.writeErr)
 	}
 	s.logMu.Unlock()
@@ -207,12 +207,16 @@ func (s *supervisor) writeLines(lines []logLine) {
 	}
 	// While writing fails, new lines only join the queue: the retry timer (lines == nil)
 	// tries again, so a full disk costs one attempt per interval, not one per line.
-	if len(s.unwritten) == 0 || (s.writeErr != nil && lines != nil) {
+	// Lines lost with none held (the held ones written, the line saying so not yet) still
+	// need that line: a log with a hole must say so.
+	if len(s.unwritten) == 0 && s.lost == 0 || (s.writeErr != nil && lines != nil) {
 		return
 	}
-	if err := s.log.append(s.unwritten...); err != nil {
-		s.writeErr = err
-		return
+	if len(s.unwritten) > 0 {
+		if err := s.log.append(s.unwritten...); err != nil {
+			s.writeErr = err
+			return
+		}
 	}
 	s.unwritten, s.unwrittenBytes = s.unwritten[:0], 0
 	if s.lost > 0 {
@@ -229,11 +233,12 @@ func (s *supervisor) writeLines(lines []logLine) {
 	s.writeErr = nil
 }
 
-// hasUnwritten says whether a failed write holds lines back.
+// hasUnwritten says whether a failed write holds lines back, or the line saying that
+// some were lost is still to be written.
 func (s *supervisor) hasUnwritten() bool {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
-	return len(s.unwritten) > 0
+	return len(s.unwritten) > 0 || s.lost > 0
 }
 
 func (s *supervisor) cancelRequested() bool {
