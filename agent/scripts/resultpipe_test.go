@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// A result the supervisor announced is the script's status before the state file has it
-// (while the supervisor still syncs), with every line; CompleteScript then does not try
-// to cancel a script that has ended.
+// A result the supervisor announced is the script's status at once, with every line, while
+// the supervisor still syncs (the agent takes the announcement alone: here the state file
+// does not even have it); CompleteScript then does not try to cancel a script that has ended.
 func TestAnnouncedResultIsReportedBeforeTheStateHasIt(t *testing.T) {
 	m := newTestManager(t, testConfig(t))
 	dir := m.workspace("Early")
