@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +167,12 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	if redirected == string(config) {
 		return nil, fmt.Errorf(".goreleaser.yaml has no top-level dist: line to redirect")
 	}
+	// checksum.extra_files name files under dist/build: the MSI and the
+	// container images.
+	if !strings.Contains(redirected, `glob: "dist/build/`) {
+		return nil, fmt.Errorf(".goreleaser.yaml has no checksum.extra_files glob under dist/build/ to redirect")
+	}
+	redirected = strings.ReplaceAll(redirected, `glob: "dist/build/`, `glob: "`+dist+`/`)
 	// linux/amd64 only (goreleaser release has no --single-target).
 	redirected = regexp.MustCompile(`(?m)^(\s+)goos: \[.*\]$`).ReplaceAllString(redirected, "${1}goos: [linux]")
 	redirected = regexp.MustCompile(`(?m)^(\s+)goarch: \[.*\]$`).ReplaceAllString(redirected, "${1}goarch: [amd64]")
@@ -192,6 +199,14 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 		return nil, err
 	}
 	cmd.Env = append(os.Environ(), "TENTACLE_SIGNING_KEY="+key, "TENTACLE_SIGNING_PUBKEY="+strings.TrimSpace(string(pubLine)))
+	// This snapshot also carries the container images (goreleaser's hook,
+	// packaging/container/goreleaser.sh), where podman can be had:
+	// image_test.go checks them and takes them through `release mirror`.
+	if _, err := exec.LookPath("podman"); err == nil {
+		cmd.Env = append(cmd.Env, "TENTACLE_IMAGES=1")
+	} else {
+		t.Logf("second snapshot without its container images: podman is not installed (`make package-test` installs it with apt-get)")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("goreleaser (second snapshot): %v\n%s", err, out)
 	}
@@ -201,16 +216,28 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 		return nil, err
 	}
 	b.PublicKey = pub
+	if slices.Contains(cmd.Env, "TENTACLE_IMAGES=1") {
+		// The hook built them into podman's own store as well.
+		tag := strings.ReplaceAll(b.Version, "+", "-")
+		imagesAfterAll = append(imagesAfterAll, "localhost/tentacle:"+tag, "localhost/tentacle:"+tag+"-static")
+	}
 	return b, nil
 }
 
-// cleanupAfterAll are folders shared by several tests, removed by TestMain.
-var cleanupAfterAll []string
+// cleanupAfterAll are folders shared by several tests, and imagesAfterAll
+// the podman images the builds made, removed by TestMain.
+var (
+	cleanupAfterAll []string
+	imagesAfterAll  []string
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, dir := range cleanupAfterAll {
 		os.RemoveAll(dir)
+	}
+	if len(imagesAfterAll) > 0 {
+		exec.Command("podman", append([]string{"rmi", "-f"}, imagesAfterAll...)...).Run()
 	}
 	os.Exit(code)
 }
