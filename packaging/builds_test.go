@@ -162,7 +162,10 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	if err != nil {
 		return nil, err
 	}
-	dist := filepath.Join(work, "dist")
+	// Inside the repository's (git-ignored) dist/: goreleaser reads
+	// checksum.extra_files only below the folder it runs in.
+	dist := filepath.Join(root, "dist", filepath.Base(work))
+	cleanupAfterAll = append(cleanupAfterAll, dist)
 	redirected := regexp.MustCompile(`(?m)^dist: .*$`).ReplaceAllString(string(config), "dist: "+dist)
 	if redirected == string(config) {
 		return nil, fmt.Errorf(".goreleaser.yaml has no top-level dist: line to redirect")
@@ -172,7 +175,11 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	if !strings.Contains(redirected, `glob: "dist/build/`) {
 		return nil, fmt.Errorf(".goreleaser.yaml has no checksum.extra_files glob under dist/build/ to redirect")
 	}
-	redirected = strings.ReplaceAll(redirected, `glob: "dist/build/`, `glob: "`+dist+`/`)
+	relDist, err := filepath.Rel(root, dist)
+	if err != nil {
+		return nil, err
+	}
+	redirected = strings.ReplaceAll(redirected, `glob: "dist/build/`, `glob: "`+filepath.ToSlash(relDist)+`/`)
 	// linux/amd64 only (goreleaser release has no --single-target).
 	redirected = regexp.MustCompile(`(?m)^(\s+)goos: \[.*\]$`).ReplaceAllString(redirected, "${1}goos: [linux]")
 	redirected = regexp.MustCompile(`(?m)^(\s+)goarch: \[.*\]$`).ReplaceAllString(redirected, "${1}goarch: [amd64]")
@@ -207,7 +214,18 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	} else {
 		t.Logf("second snapshot without its container images: podman is not installed (`make package-test` installs it with apt-get)")
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if slices.Contains(cmd.Env, "TENTACLE_IMAGES=1") {
+		// The hook built the images into podman's own store as well; the
+		// version is in metadata.json from before the build, so a failed
+		// run's images go too.
+		var meta struct{ Version string }
+		if data, err := os.ReadFile(filepath.Join(dist, "metadata.json")); err == nil && json.Unmarshal(data, &meta) == nil && meta.Version != "" {
+			tag := strings.ReplaceAll(meta.Version, "+", "-")
+			imagesAfterAll = append(imagesAfterAll, "localhost/tentacle:"+tag, "localhost/tentacle:"+tag+"-static")
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("goreleaser (second snapshot): %v\n%s", err, out)
 	}
 	t.Logf("second snapshot (linux/amd64, signed) built in %s", time.Since(start).Round(time.Second))
@@ -216,11 +234,6 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 		return nil, err
 	}
 	b.PublicKey = pub
-	if slices.Contains(cmd.Env, "TENTACLE_IMAGES=1") {
-		// The hook built them into podman's own store as well.
-		tag := strings.ReplaceAll(b.Version, "+", "-")
-		imagesAfterAll = append(imagesAfterAll, "localhost/tentacle:"+tag, "localhost/tentacle:"+tag+"-static")
-	}
 	return b, nil
 }
 
@@ -237,7 +250,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 	}
 	if len(imagesAfterAll) > 0 {
-		exec.Command("podman", append([]string{"rmi", "-f"}, imagesAfterAll...)...).Run()
+		exec.Command("podman", append([]string{"rmi", "--force", "--ignore"}, imagesAfterAll...)...).Run()
 	}
 	os.Exit(code)
 }
