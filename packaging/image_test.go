@@ -20,24 +20,48 @@ import (
 	"github.com/tentacle-go/tentacle/provision/release"
 )
 
-// imageArchives are the OCI archives of the container images goreleaser's
-// hook wrote into build b (Debian first, then static); the test skips when b
-// was built without them because podman is not installed.
-func imageArchives(t *testing.T, b *goreleaserBuild) []string {
+// imageNames are the names of the container images' OCI archives of
+// version (Debian first, then static): the names `release download --kind
+// image|image-static` asks a feed for.
+func imageNames(t *testing.T, version string) []string {
 	t.Helper()
-	var archives []string
+	var names []string
 	for _, kind := range []release.Kind{release.KindImage, release.KindImageStatic} {
-		// The names `release download --kind image` asks a feed for.
-		name, err := release.ArtifactName(kind, b.Version, release.Platform{OS: "linux", Arch: "amd64"})
+		name, err := release.ArtifactName(kind, version, release.Platform{OS: "linux", Arch: "amd64"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		archives = append(archives, filepath.Join(b.Dir, name))
+		names = append(names, name)
 	}
+	return names
+}
+
+// imageArchives are the paths of the container images goreleaser's hook
+// wrote into build b; the test skips when b was built without them because
+// podman is not installed.
+func imageArchives(t *testing.T, b *goreleaserBuild) []string {
+	t.Helper()
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Skip("SKIP: podman is not installed, so the snapshot was built without its container images (`make package-test` installs it with apt-get)")
 	}
+	var archives []string
+	for _, name := range imageNames(t, b.Version) {
+		archives = append(archives, filepath.Join(b.Dir, name))
+	}
 	return archives
+}
+
+// imageFiles are the names of the container images' OCI archives that
+// build b holds (none unless it was built with TENTACLE_IMAGES=1).
+func (b *goreleaserBuild) imageFiles(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, name := range imageNames(t, b.Version) {
+		if _, err := os.Stat(filepath.Join(b.Dir, name)); err == nil {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // podmanStore is podman with an image store of its own, as on a host that
