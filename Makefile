@@ -275,10 +275,12 @@ package: $(GOBIN)/goreleaser
 # systemd, a script running across, a release that cannot start rolled back,
 # the auto-upgrade timer; packaging/upgrade_test.go), the MSI's tables
 # (msiinfo), its signing (osslsigncode) and its install, upgrade and
-# uninstall with Wine's msiexec, and install.sh from that feed (scripts/).
+# uninstall with Wine's msiexec, install.sh from that feed (scripts/), and
+# the container images goreleaser's hook builds into the second snapshot
+# (podman: their archives, `release mirror` and `podman load`; image_test.go).
 PACKAGE_APT_PACKAGES := rpm lintian rpmlint minisign dpkg-dev $(MSI_APT_PACKAGES) $(WINE_APT_PACKAGES)
 package-test: package
-	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES)'
+	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(APT_PACKAGES) $(PACKAGE_APT_PACKAGES) $(CONTAINER_APT_PACKAGES)'
 	TENTACLE_PACKAGE_DIST=$(CURDIR)/dist/build $(GO) test -count=1 -timeout 25m -v ./packaging/
 	TENTACLE_PACKAGE_FEED=$(abspath $(FEED_DIR)) $(GO) test -count=1 -v -run TestInstallShFromThePackagedFeed ./scripts/
 

@@ -226,6 +226,8 @@ func TestFeedOfTwoSnapshots(t *testing.T) {
 		if msi := "tentacle_" + b.Version + "_windows_amd64.msi"; b == f {
 			want = append(want, msi)
 		}
+		// So are the container images of a build made with TENTACLE_IMAGES=1.
+		want = append(want, b.imageFiles(t)...)
 		slices.Sort(want)
 		if !slices.Equal(v.Files, want) {
 			t.Errorf("%s lists %v, want %v", v.Version, v.Files, want)

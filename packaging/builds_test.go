@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,11 +162,24 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	if err != nil {
 		return nil, err
 	}
-	dist := filepath.Join(work, "dist")
+	// Inside the repository's (git-ignored) dist/: goreleaser reads
+	// checksum.extra_files only below the folder it runs in.
+	dist := filepath.Join(root, "dist", filepath.Base(work))
+	cleanupAfterAll = append(cleanupAfterAll, dist)
 	redirected := regexp.MustCompile(`(?m)^dist: .*$`).ReplaceAllString(string(config), "dist: "+dist)
 	if redirected == string(config) {
 		return nil, fmt.Errorf(".goreleaser.yaml has no top-level dist: line to redirect")
 	}
+	// checksum.extra_files name files under dist/build: the MSI and the
+	// container images.
+	if !strings.Contains(redirected, `glob: "dist/build/`) {
+		return nil, fmt.Errorf(".goreleaser.yaml has no checksum.extra_files glob under dist/build/ to redirect")
+	}
+	relDist, err := filepath.Rel(root, dist)
+	if err != nil {
+		return nil, err
+	}
+	redirected = strings.ReplaceAll(redirected, `glob: "dist/build/`, `glob: "`+filepath.ToSlash(relDist)+`/`)
 	// linux/amd64 only (goreleaser release has no --single-target).
 	redirected = regexp.MustCompile(`(?m)^(\s+)goos: \[.*\]$`).ReplaceAllString(redirected, "${1}goos: [linux]")
 	redirected = regexp.MustCompile(`(?m)^(\s+)goarch: \[.*\]$`).ReplaceAllString(redirected, "${1}goarch: [amd64]")
@@ -192,7 +206,26 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 		return nil, err
 	}
 	cmd.Env = append(os.Environ(), "TENTACLE_SIGNING_KEY="+key, "TENTACLE_SIGNING_PUBKEY="+strings.TrimSpace(string(pubLine)))
-	if out, err := cmd.CombinedOutput(); err != nil {
+	// This snapshot also carries the container images (goreleaser's hook,
+	// packaging/container/goreleaser.sh), where podman can be had:
+	// image_test.go checks them and takes them through `release mirror`.
+	if _, err := exec.LookPath("podman"); err == nil {
+		cmd.Env = append(cmd.Env, "TENTACLE_IMAGES=1")
+	} else {
+		t.Logf("second snapshot without its container images: podman is not installed (`make package-test` installs it with apt-get)")
+	}
+	out, err := cmd.CombinedOutput()
+	if slices.Contains(cmd.Env, "TENTACLE_IMAGES=1") {
+		// The hook built the images into podman's own store as well; the
+		// version is in metadata.json from before the build, so a failed
+		// run's images go too.
+		var meta struct{ Version string }
+		if data, err := os.ReadFile(filepath.Join(dist, "metadata.json")); err == nil && json.Unmarshal(data, &meta) == nil && meta.Version != "" {
+			tag := strings.ReplaceAll(meta.Version, "+", "-")
+			imagesAfterAll = append(imagesAfterAll, "localhost/tentacle:"+tag, "localhost/tentacle:"+tag+"-static")
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("goreleaser (second snapshot): %v\n%s", err, out)
 	}
 	t.Logf("second snapshot (linux/amd64, signed) built in %s", time.Since(start).Round(time.Second))
@@ -204,13 +237,20 @@ func buildSigned(t *testing.T, f *goreleaserBuild) (*goreleaserBuild, error) {
 	return b, nil
 }
 
-// cleanupAfterAll are folders shared by several tests, removed by TestMain.
-var cleanupAfterAll []string
+// cleanupAfterAll are folders shared by several tests, and imagesAfterAll
+// the podman images the builds made, removed by TestMain.
+var (
+	cleanupAfterAll []string
+	imagesAfterAll  []string
+)
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, dir := range cleanupAfterAll {
 		os.RemoveAll(dir)
+	}
+	if len(imagesAfterAll) > 0 {
+		exec.Command("podman", append([]string{"rmi", "--force", "--ignore"}, imagesAfterAll...)...).Run()
 	}
 	os.Exit(code)
 }

@@ -166,7 +166,7 @@ type ReleaseDownloadCmd struct {
 	releaseFeedFlags
 	releaseTrustFlags
 	formatFlag
-	Kind string `name:"kind" default:"archive" help:"archive (tar.gz, zip on Windows), deb, rpm or msi (windows/amd64)" placeholder:"KIND"`
+	Kind string `name:"kind" default:"archive" help:"archive (tar.gz, zip on Windows), deb, rpm, msi (windows/amd64), or image / image-static (the container images as OCI archives for podman load, linux/amd64)" placeholder:"KIND"`
 	OS   string `name:"os" help:"linux, darwin or windows. Default: this machine's" placeholder:"OS"`
 	Arch string `name:"arch" help:"amd64, arm64 or armv7. Default: this machine's" placeholder:"ARCH"`
 	To   string `name:"to" default:"." help:"Directory to download into; a re-run continues an interrupted download there" placeholder:"DIR"`

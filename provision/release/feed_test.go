@@ -333,6 +333,11 @@ func TestArtifactNamesAreMakePackages(t *testing.T) {
 		{KindRPM, Platform{"linux", "arm64"}, "tentacle-go-0.0.1~snapshot.20261203090302.0e62c3f-1.aarch64.rpm"},
 		{KindRPM, Platform{"linux", "armv7"}, "tentacle-go-0.0.1~snapshot.20261203090302.0e62c3f-1.armv7hl.rpm"},
 		{KindDeb, Platform{"linux", "1.2.3"}, ""},
+		// The container images (packaging/container/image.sh's names), for
+		// linux/amd64 whatever OS downloads them.
+		{KindImage, Platform{"linux", "amd64"}, "tentacle_" + v + "_linux_amd64.oci.tar"},
+		{KindImageStatic, Platform{"darwin", "amd64"}, "tentacle_" + v + "-static_linux_amd64.oci.tar"},
+		{KindImage, Platform{"linux", "arm64"}, ""},
 	} {
 		got, err := ArtifactName(c.kind, v, c.p)
 		if got != c.want || (err != nil) != (c.want == "") {

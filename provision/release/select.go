@@ -134,6 +134,10 @@ const (
 	KindDeb     Kind = "deb"
 	KindRPM     Kind = "rpm"
 	KindMSI     Kind = "msi" // the Windows installer, windows/amd64 only
+	// The container images as OCI archives (`podman load`), linux/amd64
+	// only, in releases built with TENTACLE_IMAGES=1.
+	KindImage       Kind = "image"        // tentacle:VERSION, on Debian
+	KindImageStatic Kind = "image-static" // tentacle:VERSION-static, FROM scratch
 )
 
 var (
@@ -161,6 +165,17 @@ func ArtifactName(kind Kind, version string, p Platform) (string, error) {
 			return "", fmt.Errorf("the MSI is built for windows/amd64 only, not %s/%s; use --kind archive", p.OS, arch)
 		}
 		return fmt.Sprintf("tentacle_%s_windows_amd64.msi", version), nil
+	case KindImage, KindImageStatic:
+		// An image is always Linux, whatever machine downloads it to carry it.
+		if arch != "amd64" {
+			return "", fmt.Errorf("the container images are built for linux/amd64 only, not %s; pass --arch amd64", arch)
+		}
+		// The image's tag: a tag cannot hold the + of SemVer build metadata.
+		tag := strings.ReplaceAll(version, "+", "-")
+		if kind == KindImageStatic {
+			tag += "-static"
+		}
+		return fmt.Sprintf("tentacle_%s_linux_amd64.oci.tar", tag), nil
 	case KindDeb, KindRPM:
 		if p.OS != "linux" {
 			return "", fmt.Errorf("%s packages are built for linux only, not %s; use --kind archive", kind, p.OS)
@@ -178,5 +193,5 @@ func ArtifactName(kind Kind, version string, p Platform) (string, error) {
 		}
 		return fmt.Sprintf("tentacle-go-%s-1.%s.rpm", pkgVersion, a), nil
 	}
-	return "", fmt.Errorf("unknown artifact kind %q; use archive, deb, rpm or msi", kind)
+	return "", fmt.Errorf("unknown artifact kind %q; use archive, deb, rpm, msi, image or image-static", kind)
 }
