@@ -9,11 +9,7 @@
 #     allocated, for `tentacle version` and for a script supervisor (the
 #     binary re-executed for every script), median of INIT_RUNS runs;
 #   - a listening agent's RSS after one call and IDLE_SECS idle;
-#   - `remote exec 'echo hi'` to it: p50 and p99 of RUNS runs (after 3 warm-up runs),
-#     the two sides' agents up together and run in turns, with a histogram;
-#   - the machine's floor, timed in the same turns: /bin/true, a static Go hello
-#     world and head's `tentacle version` (process start, Go runtime, package init),
-#     so that figures from a slow or loaded box can be read against it.
+#   - `remote exec 'echo hi'` to it: p50 and p99 of RUNS runs (after 3 warm-up runs).
 # Everything runs on 127.0.0.1 under one temp directory, removed on exit with
 # every process started here. Prints a markdown table for docs/benchmarks.md.
 #
@@ -81,9 +77,6 @@ stop_agent() {
 log "Building $base_ref and ${head_ref:-the work tree}..."
 build base "$base_ref"
 build head "$head_ref"
-mkdir -p "$work/hello"
-printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello") }\n' >"$work/hello/main.go"
-(cd "$work/hello" && CGO_ENABLED=0 GOFLAGS= "$GO" build -trimpath -ldflags '-s -w' -o hello main.go)
 
 sides=(base head)
 declare -A size rss anon init_version init_super exec_stats
@@ -109,35 +102,12 @@ for ((round = 0; round < ROUNDS; round++)); do
   done
 done
 
-log "echo hi: $RUNS runs each, the two sides in turns..."
-# Both agents up at once and one run of each in turn, so that other work on the
-# box weighs on both sides alike, run by run.
-declare -A agent_pid endpoint
+log "echo hi: $RUNS runs each..."
 for side in "${sides[@]}"; do
   agent "$side"
-  agent_pid[$side]=$AGENT_PID
-  endpoint[$side]="${L[*]}"
-done
-for ((i = -3; i < RUNS; i++)); do
-  for side in "${sides[@]}"; do
-    read -ra L <<<"${endpoint[$side]}"
-    timed "exec_$side" tb "$side" remote exec "${L[@]}" -- 'echo hi'
-    ((i < 0)) || echo "$ELAPSED_US" >>"$work/exec_$side.us"
-  done
-  # The floor, in the same turns.
-  for floor in true hello version; do
-    case $floor in
-    true) timed floor_true /bin/true ;;
-    hello) timed floor_hello "$work/hello/hello" ;;
-    version) timed floor_version tb head version ;;
-    esac
-    ((i < 0)) || echo "$ELAPSED_US" >>"$work/floor_$floor.us"
-  done
-done
-for side in "${sides[@]}"; do
+  time_runs "exec_$side" "$RUNS" tb "$side" remote exec "${L[@]}" -- 'echo hi'
   [ "$(cat "$work/exec_$side.out")" = hi ] || die "$side: remote exec printed $(head -c 100 "$work/exec_$side.out")"
   exec_stats[$side]=$(stats "exec_$side")
-  AGENT_PID=${agent_pid[$side]}
   stop_agent
 done
 
@@ -163,13 +133,3 @@ init_row() {
 init_row "\`tentacle version\`" "${init_version[base]}" "${init_version[head]}"
 init_row "script supervisor" "${init_super[base]}" "${init_super[head]}"
 row "\`remote exec 'echo hi'\`, listening: p50 / p99 ($RUNS runs)" "$(field "${exec_stats[base]}" 1) / $(field "${exec_stats[base]}" 2) ms" "$(field "${exec_stats[head]}" 1) / $(field "${exec_stats[head]}" 2) ms"
-row "runs over 2 × p50 (of $RUNS)" "$(tail_count exec_base)" "$(tail_count exec_head)"
-echo
-echo "The machine's floor in the same run (p50 / p99 of $RUNS, in turns with the runs above):"
-echo "\`/bin/true\` $(field "$(stats floor_true)" 1) / $(field "$(stats floor_true)" 2) ms;" \
-  "a static Go hello world $(field "$(stats floor_hello)" 1) / $(field "$(stats floor_hello)" 2) ms;" \
-  "\`tentacle version\` (head) $(field "$(stats floor_version)" 1) / $(field "$(stats floor_version)" 2) ms."
-echo
-echo "How the \`echo hi\` runs spread (runs per bin):"
-echo
-histogram "\`echo hi\`, listening" exec_base exec_head | sed '1s/exec_base/base/; 1s/exec_head/head/'

@@ -166,9 +166,6 @@ func TestCleanerDeletesFinishedScriptNeverCompleted(t *testing.T) {
 	if st.State != Complete || st.ExitCode != 0 {
 		t.Fatalf("%+v", st)
 	}
-	// The result comes before its supervisor has ended (resultpipe.go); the cleaner
-	// leaves a script alone until then.
-	waitSettled(t, m, "NeverCompleted")
 	clock := newTestClock(time.Now())
 	runCleaner(t, m, clock, 24*time.Hour)
 	wake := clock.passDone(t)

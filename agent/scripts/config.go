@@ -62,10 +62,6 @@ type Config struct {
 	// ReattachPollInterval is how often the agent checks whether a script it re-attached to
 	// after a restart has finished. Default 500 ms.
 	ReattachPollInterval time.Duration
-	// SpareSupervisorIdle is how long a spare supervisor, started after each launch so
-	// that the next script need not wait for a process to start (spare.go), waits for a
-	// script before it exits. Default 1 min; negative: no spares. Unix only.
-	SpareSupervisorIdle time.Duration
 	// MutexWaitLogInterval is how often a script waiting for its isolation mutex logs which
 	// tasks it is waiting for. Default 10 min, as upstream.
 	MutexWaitLogInterval time.Duration
@@ -102,7 +98,6 @@ const (
 	defaultCancelPollInterval   = 250 * time.Millisecond
 	defaultReattachPollInterval = 500 * time.Millisecond
 	defaultMutexWaitLogInterval = 10 * time.Minute
-	defaultSpareSupervisorIdle  = time.Minute
 )
 
 // withDefaults fills in defaults and rejects values that cannot work.
@@ -126,9 +121,6 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.CancelPollInterval, defaultCancelPollInterval)
 	setDefault(&c.ReattachPollInterval, defaultReattachPollInterval)
 	setDefault(&c.MutexWaitLogInterval, defaultMutexWaitLogInterval)
-	if c.SpareSupervisorIdle == 0 {
-		c.SpareSupervisorIdle = defaultSpareSupervisorIdle
-	}
 	if c.MaxLineLength == 0 {
 		c.MaxLineLength = defaultMaxLineLength
 	}

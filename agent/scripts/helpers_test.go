@@ -247,17 +247,3 @@ func withWait(req StartRequest, d time.Duration) StartRequest {
 	req.WaitForFinish = d
 	return req
 }
-
-// waitSettled returns once ticket's supervisor has ended and the Manager has settled it.
-func waitSettled(t *testing.T, m *Manager, ticket string) {
-	t.Helper()
-	s := m.find(ticket)
-	if s == nil {
-		return
-	}
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not settled 30 s after its result", ticket)
-	}
-}

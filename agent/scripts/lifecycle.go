@@ -166,17 +166,6 @@ func (m *Manager) startSupervisor(s *script, st *scriptState) error {
 	if err := writeState(s.dir, st, beforeLaunch()); err != nil {
 		return err
 	}
-	defer m.refillSpare()
-	if sp := m.takeSpare(); sp != nil {
-		if err := sp.hand(s.dir, token); err == nil {
-			s.stage = stageLaunched
-			s.supervisor = sp.cmd.Process
-			s.supervisorExited = sp.exited
-			go m.watchResult(s, sp.result)
-			return nil
-		}
-		// Gone (killed, or a stand-in that never waits): start one as usual.
-	}
 	cmdArgs := append(append([]string{}, m.cfg.SupervisorCommand[1:]...), s.dir, token)
 	cmd := exec.Command(m.cfg.SupervisorCommand[0], cmdArgs...)
 	cmd.Env = append(os.Environ(), m.cfg.Environment...)
@@ -186,23 +175,8 @@ func (m *Manager) startSupervisor(s *script, st *scriptState) error {
 		cmd.Stdout, cmd.Stderr = errLog, errLog
 		defer errLog.Close()
 	}
-	var result *os.File
-	if extraFilesSupported {
-		if r, w, err := os.Pipe(); err == nil {
-			result = r
-			cmd.ExtraFiles = []*os.File{w}
-			cmd.Args = append(cmd.Args, resultFDArg(3))
-			defer w.Close()
-		}
-	}
 	if err := cmd.Start(); err != nil {
-		if result != nil {
-			result.Close()
-		}
 		return fmt.Errorf("cannot start the script supervisor: %w", err)
-	}
-	if result != nil {
-		go m.watchResult(s, result)
 	}
 	s.stage = stageLaunched
 	s.supervisor = cmd.Process

@@ -32,11 +32,6 @@ type Manager struct {
 	mu      sync.Mutex
 	closed  bool
 	scripts map[string]*script
-
-	spareMu       sync.Mutex
-	spare         *spareSupervisor // started ahead of the next launch (spare.go)
-	spareStarting bool
-	spareIdle     *time.Timer // retires an unused spare
 }
 
 // script is the Manager's view of one ticket.
@@ -50,10 +45,6 @@ type script struct {
 	prepErr  error
 	done     chan struct{} // closed once the script is Complete
 	doneOnce sync.Once
-	// resultKnown is closed once the supervisor has announced the result (resultpipe.go),
-	// which may be before done.
-	resultKnown chan struct{}
-	resultOnce  sync.Once
 
 	// probeMu serialises this agent's uses of the supervisor lock, so that it never takes
 	// its own brief hold of the lock for a sign of a live supervisor.
@@ -66,7 +57,6 @@ type script struct {
 	completeRequested bool
 	supervisor        *os.Process   // our own child; nil after a restart
 	supervisorExited  chan struct{} // closed once our child has been reaped
-	early             *earlyResult  // announced by the supervisor, maybe not on disk yet
 }
 
 type stage int
@@ -117,10 +107,6 @@ func NewManager(cfg Config) (*Manager, error) {
 
 // Close stops the Manager's own goroutines and leaves every script as it is: running
 // scripts keep running and pending ones stay pending, for the next Manager on this home.
-// It returns once no process it started is left but those supervisors: the spare is
-// stopped, and a supervisor that has recorded its result (resultpipe.go), whose only
-// work left is syncing it, is waited for. Supervisors whose scripts still run are left
-// running, by design: the next agent on this home re-attaches to them.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	already := m.closed
@@ -130,53 +116,8 @@ func (m *Manager) Close() error {
 		close(m.closing)
 	}
 	m.wg.Wait()
-	m.retireSpare()
-	m.waitForFinishingSupervisors()
 	m.removals.Wait()
 	return nil
-}
-
-// waitForFinishingSupervisors waits, up to completeWaitLimit, for the exit of every
-// supervisor of ours that has recorded its script's result.
-func (m *Manager) waitForFinishingSupervisors() {
-	m.mu.Lock()
-	list := make([]*script, 0, len(m.scripts))
-	for _, s := range m.scripts {
-		list = append(list, s)
-	}
-	m.mu.Unlock()
-	var finishing []<-chan struct{}
-	for _, s := range list {
-		s.mu.Lock()
-		early, exited := s.early, s.supervisorExited
-		s.mu.Unlock()
-		if exited == nil {
-			continue
-		}
-		select {
-		case <-exited:
-			continue
-		default:
-		}
-		// The state file has the result before it is announced, so a reader of the state
-		// may have it before the announcement arrives.
-		if early == nil {
-			if st, err := readState(s.dir); err != nil || st.State != Complete {
-				continue
-			}
-		}
-		finishing = append(finishing, exited)
-	}
-	limit := time.NewTimer(completeWaitLimit)
-	defer limit.Stop()
-	for _, exited := range finishing {
-		select {
-		case <-exited:
-		case <-limit.C:
-			m.log.Warn("script supervisors still syncing their results at shutdown", "count", len(finishing))
-			return
-		}
-	}
 }
 
 // Start starts the script unless its ticket is already known, in which case it does
@@ -214,7 +155,6 @@ func (m *Manager) Start(ctx context.Context, req StartRequest) (Status, error) {
 		t := time.NewTimer(req.WaitForFinish)
 		select {
 		case <-s.done:
-		case <-s.resultKnown:
 		case <-t.C:
 		case <-ctx.Done():
 		}
@@ -285,16 +225,6 @@ func (m *Manager) complete(ticket string, afterSequence int64, withStatus bool) 
 		return st, err
 	}
 	s.mu.Lock()
-	if s.stage != stageFinished && s.early != nil {
-		// Ended, and its supervisor is only making the result durable: wait for that (a
-		// few ms), so that the workspace is gone when CompleteScript answers, as upstream's.
-		s.mu.Unlock()
-		select {
-		case <-s.done:
-		case <-time.After(completeWaitLimit):
-		}
-		s.mu.Lock()
-	}
 	finished := s.stage == stageFinished
 	if !finished {
 		s.completeRequested = true
@@ -303,22 +233,15 @@ func (m *Manager) complete(ticket string, afterSequence int64, withStatus bool) 
 			m.log.Warn("cannot record completion request", "ticket", ticket, "error", err)
 		}
 	}
-	ended := s.early != nil
 	s.mu.Unlock()
 	if !finished {
-		if !ended {
-			m.requestCancel(s)
-		}
+		m.requestCancel(s)
 		return status(s)
 	}
 	st, err := status(s)
 	m.forget(s)
 	return st, err
 }
-
-// completeWaitLimit bounds how long CompleteScript waits for the supervisor of a script
-// that has announced its result to finish; past it the workspace is deleted once it has.
-const completeWaitLimit = 5 * time.Second
 
 func validateStartRequest(req *StartRequest) error {
 	if err := ValidateTicket(req.Ticket); err != nil {
@@ -362,12 +285,11 @@ func (m *Manager) newScript(ticket, taskID string) *script {
 		owner = ticket
 	}
 	return &script{
-		ticket:      ticket,
-		dir:         m.workspace(ticket),
-		owner:       owner,
-		prepared:    make(chan struct{}),
-		done:        make(chan struct{}),
-		resultKnown: make(chan struct{}),
+		ticket:   ticket,
+		dir:      m.workspace(ticket),
+		owner:    owner,
+		prepared: make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -442,13 +364,6 @@ func (m *Manager) status(ticket string, s *script, after int64, final bool) (Sta
 	var index *logIndex
 	if s != nil {
 		index = &s.index
-		s.mu.Lock()
-		early := s.early
-		s.mu.Unlock()
-		// Announced after the last line was written, so the log read below has it.
-		if early != nil && out.State != Complete {
-			out.State, out.ExitCode = Complete, early.code
-		}
 	}
 	limit := pageLimit{bytes: m.cfg.MaxStatusLogBytes, records: m.cfg.MaxStatusLogRecords}
 	page, err := readLog(filepath.Join(dir, logFileName), index, after, limit)

@@ -151,34 +151,11 @@ func writeFileAtomic(path string, data []byte, d durability) error {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	if d == survivesPowerLoss {
-		syncDir(dir)
+		if f, err := os.Open(dir); err == nil {
+			_ = f.Sync() // best effort: not every platform syncs directories
+			f.Close()
+		}
 	}
-	return nil
-}
-
-// syncDir makes the renames in dir durable, best effort: not every platform syncs
-// directories.
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		_ = f.Sync()
-		f.Close()
-	}
-}
-
-// syncState makes a state file written with survivesProcessCrash survive a power loss too.
-func syncState(dir string) error {
-	f, err := os.OpenFile(filepath.Join(dir, stateFileName), os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot sync %s: %w", filepath.Join(dir, stateFileName), err)
-	}
-	syncDir(dir)
 	return nil
 }
 

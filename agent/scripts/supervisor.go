@@ -15,8 +15,7 @@ import (
 
 // Supervise is the body of a script supervisor process: cmd/tentacle calls it, and exits
 // with its result, when its first argument is SupervisorArg. args are the workspace
-// directory and the launch token the agent appended to Config.SupervisorCommand, or
-// spareArg alone for a spare, which reads them from its launch pipe (spare.go).
+// directory and the launch token the agent appended to Config.SupervisorCommand.
 //
 // The supervisor owns the script from launch to completion: it holds the workspace's
 // supervisor lock for its whole life (proof to any agent that it is alive), runs the shell
@@ -24,22 +23,6 @@ import (
 // cancellation, and records the exit code in the state file. It outlives the agent that
 // started it. It returns 0 when it recorded a result (or found there was nothing to do).
 func Supervise(args []string) int {
-	if len(args) == 1 && args[0] == spareArg {
-		prepareForLaunch()
-		dir, token, ok := waitForLaunch()
-		if !ok {
-			return 0 // the agent went away, or retired this spare
-		}
-		if err := redirectStdio(filepath.Join(dir, supervisorErrName)); err != nil {
-			fmt.Fprintf(os.Stderr, "script supervisor: %s: %v\n", dir, err)
-		}
-		args = []string{dir, token, resultFDArg(spareResultFD)}
-	}
-	var result *os.File
-	if len(args) == 3 {
-		result = openResultPipe(args[2])
-		args = args[:2]
-	}
 	if len(args) != 2 {
 		fmt.Fprintf(os.Stderr, "usage: %s <workspace> <token>\n", SupervisorArg)
 		return 2
@@ -66,7 +49,7 @@ func Supervise(args []string) int {
 		// supervisor and recorded an unknown result); running the script now would be wrong.
 		return 0
 	}
-	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals, result: result}
+	s := &supervisor{dir: dir, st: st, spec: st.Launch, signals: signals}
 	return s.run()
 }
 
@@ -86,9 +69,6 @@ type supervisor struct {
 	writeErr       error // the last failure to write; nil once a write succeeds
 	// shellStarted is set when the shell printed spec.StartMarker.
 	shellStarted atomic.Bool
-	// result, when the agent gave one, is the pipe the exit code goes to as soon as the
-	// last line is written, before the syncs that make it durable (resultpipe.go).
-	result *os.File
 }
 
 func (s *supervisor) run() int {
@@ -106,18 +86,9 @@ func (s *supervisor) run() int {
 
 	if s.cancelRequested() {
 		s.write(StdErr, "Script execution canceled.")
-		if err := s.log.sync(); err != nil {
-			fmt.Fprintf(os.Stderr, "script supervisor: %v\n", err)
-		}
 		return s.finish(ExitCodeCanceled, false)
 	}
 	code, ran := s.runShell()
-	return s.end(code, ran)
-}
-
-// end makes the log whole and durable, then records the result: the script's, or
-// ExitCodeFatal if the log lost lines or could not be synced.
-func (s *supervisor) end(code int, ran bool) int {
 	// The lines a full disk held back: wait a while for space rather than lose them.
 	s.writeLines(nil)
 	for wait := time.Now().Add(maxWaitForLogSpace); s.hasUnwritten() && time.Now().Before(wait); {
@@ -125,12 +96,10 @@ func (s *supervisor) end(code int, ran bool) int {
 		s.writeLines(nil)
 	}
 	s.logMu.Lock()
-	if (len(s.unwritten) > 0 || s.lost > 0) && s.logErr == nil {
+	if len(s.unwritten) > 0 && s.logErr == nil {
 		s.logErr = fmt.Errorf("%d lines of output could not be written to the log: %w", len(s.unwritten)+s.lost, s.writeErr)
 	}
 	s.logMu.Unlock()
-	// The log's fsync comes before the result is announced: a full disk or an I/O error
-	// may show only here (delayed allocation), and must turn the result into a failure.
 	if err := s.log.sync(); err != nil && s.logErr == nil {
 		s.logErr = err
 	}
@@ -143,29 +112,16 @@ func (s *supervisor) end(code int, ran bool) int {
 
 // finish records the result; the state file is the last thing written, so anyone who sees
 // Complete also sees every log line.
-//
-// The order is what lets the agent answer before the syncs (resultpipe.go): the state file
-// is written and renamed into place first, so a full disk fails here, before anything is
-// announced, and any process that reads the workspace after that, whoever was killed in
-// between, reads this result; then the result is announced; then the state file and its
-// directory are synced, for a power loss.
 func (s *supervisor) finish(code int, ran bool) int {
 	s.st.complete(code, ran)
-	err := writeState(s.dir, s.st, survivesProcessCrash)
+	err := writeState(s.dir, s.st, survivesPowerLoss)
 	// A full disk: the result is worth waiting for (until then the script reads as running).
 	for wait := time.Now().Add(maxWaitForLogSpace); err != nil && time.Now().Before(wait); {
 		time.Sleep(unwrittenRetryInterval)
-		err = writeState(s.dir, s.st, survivesProcessCrash)
+		err = writeState(s.dir, s.st, survivesPowerLoss)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "script supervisor: cannot record exit code %d: %v\n", code, err)
-		return 1
-	}
-	announceResult(s.result, code)
-	if err := syncState(s.dir); err != nil {
-		// Announced already, and readable by every process until the machine loses power:
-		// the window docs/benchmarks.md and the README describe.
-		fmt.Fprintf(os.Stderr, "script supervisor: exit code %d recorded but not synced to disk: %v\n", code, err)
 		return 1
 	}
 	return 0
@@ -207,16 +163,12 @@ func (s *supervisor) writeLines(lines []logLine) {
 	}
 	// While writing fails, new lines only join the queue: the retry timer (lines == nil)
 	// tries again, so a full disk costs one attempt per interval, not one per line.
-	// Lines lost with none held (the held ones written, the line saying so not yet) still
-	// need that line: a log with a hole must say so.
-	if len(s.unwritten) == 0 && s.lost == 0 || (s.writeErr != nil && lines != nil) {
+	if len(s.unwritten) == 0 || (s.writeErr != nil && lines != nil) {
 		return
 	}
-	if len(s.unwritten) > 0 {
-		if err := s.log.append(s.unwritten...); err != nil {
-			s.writeErr = err
-			return
-		}
+	if err := s.log.append(s.unwritten...); err != nil {
+		s.writeErr = err
+		return
 	}
 	s.unwritten, s.unwrittenBytes = s.unwritten[:0], 0
 	if s.lost > 0 {
@@ -233,12 +185,11 @@ func (s *supervisor) writeLines(lines []logLine) {
 	s.writeErr = nil
 }
 
-// hasUnwritten says whether a failed write holds lines back, or the line saying that
-// some were lost is still to be written.
+// hasUnwritten says whether a failed write holds lines back.
 func (s *supervisor) hasUnwritten() bool {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
-	return len(s.unwritten) > 0 || s.lost > 0
+	return len(s.unwritten) > 0
 }
 
 func (s *supervisor) cancelRequested() bool {
@@ -502,10 +453,9 @@ func (s *supervisor) writeOutput(lines <-chan logLine, quit <-chan struct{}) {
 	}
 }
 
-// currentUserName is looked up once per process (a spare does it before its launch).
-var currentUserName = sync.OnceValue(func() string {
+func currentUserName() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}
 	return fmt.Sprintf("uid %d", os.Getuid())
-})
+}
