@@ -4,7 +4,6 @@ package packaging_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -13,9 +12,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/podmantest"
 	"github.com/tentacle-go/tentacle/packaging/feed"
 	"github.com/tentacle-go/tentacle/provision/release"
 )
@@ -64,48 +63,20 @@ func (b *goreleaserBuild) imageFiles(t *testing.T) []string {
 	return names
 }
 
-// podmanStore is podman with an image store of its own, as on a host that
-// never saw the images: a load has to bring every layer.
+// podmanStore is podman on an image store of the test's own.
 type podmanStore struct {
-	t   *testing.T
-	env []string
-	dir string
+	t *testing.T
+	*podmantest.Podman
 }
 
 func newPodmanStore(t *testing.T) *podmanStore {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "tentacle-podman-store-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := nspawntest.RepoRoot(t)
-	p := &podmanStore{t: t, dir: dir,
-		env: append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(root, "packaging", "container", "containers.conf"))}
-	t.Cleanup(func() {
-		// Unmounts and removes what the store holds, then the folder.
-		p.podman("system", "reset", "--force")
-		os.RemoveAll(dir)
-	})
-	return p
-}
-
-func (p *podmanStore) podman(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	args = append([]string{"--root", filepath.Join(p.dir, "root"), "--runroot", filepath.Join(p.dir, "run")}, args...)
-	cmd := exec.CommandContext(ctx, "podman", args...)
-	cmd.Env = p.env
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return &podmanStore{t: t, Podman: podmantest.NewStore(t, nspawntest.RepoRoot(t))}
 }
 
 func (p *podmanStore) must(args ...string) string {
 	p.t.Helper()
-	out, err := p.podman(args...)
-	if err != nil {
-		p.t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return p.Must(p.t, args...)
 }
 
 // loadAndRun checks that archive is an OCI archive, loads it into the store

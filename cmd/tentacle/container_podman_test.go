@@ -19,6 +19,7 @@ import (
 
 	"github.com/tentacle-go/tentacle/agent/contracts"
 	"github.com/tentacle-go/tentacle/internal/nspawntest"
+	"github.com/tentacle-go/tentacle/internal/podmantest"
 	"github.com/tentacle-go/tentacle/provision/octopus/octopustest"
 )
 
@@ -27,29 +28,18 @@ import (
 // the fake Octopus Server (whose sockets are opened inside it) share its
 // loopback, and nothing else can reach either.
 type podmanRig struct {
-	t      *testing.T
+	t *testing.T
+	*podmantest.Podman
 	netns  string
 	tag    string
-	env    []string
 	prefix string
 }
 
-func (r *podmanRig) podman(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c := exec.CommandContext(ctx, "podman", args...)
-	c.Env = r.env
-	out, err := c.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
-}
+func (r *podmanRig) podman(args ...string) (string, error) { return r.Run(args...) }
 
 func (r *podmanRig) must(args ...string) string {
 	r.t.Helper()
-	out, err := r.podman(args...)
-	if err != nil {
-		r.t.Fatalf("podman %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
+	return r.Must(r.t, args...)
 }
 
 // run creates and starts a container of image on a new or existing volume,
@@ -164,9 +154,9 @@ func serverInNetns(t *testing.T, netns string) *octopustest.Server {
 	return srv
 }
 
-// podmanOrSkip returns podman's environment, installing podman with `make
+// podmanOrSkip returns podman, installing it with `make
 // deps` when missing; it skips, saying why, only where it cannot be had.
-func podmanOrSkip(t *testing.T, root string) []string {
+func podmanOrSkip(t *testing.T, root string) *podmantest.Podman {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("SKIP: -short: the container test builds images and runs containers")
@@ -184,7 +174,7 @@ func podmanOrSkip(t *testing.T, root string) []string {
 			t.Skipf("SKIP: %s is not installed", tool)
 		}
 	}
-	return append(os.Environ(), "CONTAINERS_CONF="+filepath.Join(root, "packaging", "container", "containers.conf"))
+	return podmantest.New(root)
 }
 
 // TestContainerImages builds both images with `make image` and runs them
@@ -194,7 +184,7 @@ func podmanOrSkip(t *testing.T, root string) []string {
 // grace, or cancelled), restart and re-creation on the same volume.
 func TestContainerImages(t *testing.T) {
 	root := nspawntest.RepoRoot(t)
-	env := podmanOrSkip(t, root)
+	pm := podmanOrSkip(t, root)
 	start := time.Now()
 	// goreleaser's flags, as `make image` builds: Go's build cache is shared.
 	bin := filepath.Join(t.TempDir(), "tentacle")
@@ -204,7 +194,7 @@ func TestContainerImages(t *testing.T) {
 		t.Fatalf("building a static tentacle: %v\n%s", err, out)
 	}
 	tag := fmt.Sprintf("e2e-%d", os.Getpid())
-	r := &podmanRig{t: t, tag: tag, env: env, prefix: fmt.Sprintf("tentacle-e2e-%d-", os.Getpid())}
+	r := &podmanRig{t: t, Podman: pm, tag: tag, prefix: fmt.Sprintf("tentacle-e2e-%d-", os.Getpid())}
 	archives := t.TempDir()
 	build := exec.Command("make", "-C", root, "--no-print-directory", "image", "IMAGE_BINARY="+bin, "IMAGE_TAG="+tag, "IMAGE_DIR="+archives)
 	out, err := build.CombinedOutput()
