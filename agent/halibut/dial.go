@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -105,6 +107,14 @@ func dialHalibut(ctx context.Context, addr, serverName string, expectedThumbprin
 	return c, nil
 }
 
+// errClosedInHandshake: the peer accepted the connection and closed it
+// before the TLS handshake finished, without a TLS alert. A live server
+// that is shedding load does this (a polling endpoint at its cap of
+// unidentified connections, admission.go), so a poller retries it as soon
+// as a server it has reached, not with the growing back-off of a server
+// it cannot reach.
+var errClosedInHandshake = errors.New("closed by the server during the TLS handshake")
+
 // dialTLS connects (through the proxy) and completes the TLS handshake
 // within ctx; a certificate problem comes back as the error that names it
 // (UnexpectedCertificateError, PeerCertificateError).
@@ -121,6 +131,9 @@ func dialTLS(ctx context.Context, addr string, cfg *tls.Config, cert *tls.Certif
 		}
 		if pe, ok := asPeerCertificateError(err, "the TLS server at "+addr, cert); ok {
 			return nil, pe
+		}
+		if ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)) {
+			return nil, fmt.Errorf("TLS handshake with %s: %w (%w)", addr, errClosedInHandshake, err)
 		}
 		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 	}

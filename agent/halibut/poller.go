@@ -88,7 +88,7 @@ func (p *Poller) connectionLoop(ctx context.Context, u *url.URL, sub string, ind
 		if ctx.Err() != nil {
 			return
 		}
-		delay := policy.next(identified)
+		delay := policy.next(identified, err)
 		var uc *UnexpectedCertificateError
 		var pe *PeerCertificateError
 		switch {
@@ -122,17 +122,26 @@ func (p *Poller) connectionLoop(ctx context.Context, u *url.URL, sub string, ind
 // second. Only while connecting fails does the pause grow: full jitter,
 // uniform in [MinDelay/10, min(MaxDelay, MinDelay × 2^failures)], so a fleet
 // that lost its server neither hammers it nor retries in lock-step (upstream's
-// fixed 5 s retries caused storms).
+// fixed 5 s retries caused storms). A server that accepts the connection and
+// closes it during the TLS handshake is up but shedding load: the pause is
+// the first failure's, and does not grow.
 type reconnectPolicy struct {
 	lim      Limits
 	failures int // connection attempts that failed since the last identified one
 }
 
-func (r *reconnectPolicy) next(identified bool) time.Duration {
+func (r *reconnectPolicy) next(identified bool, err error) time.Duration {
 	if identified {
 		r.failures = 0
 		d := r.lim.PollingReconnectAfterDisconnectDelay
 		return d/2 + rand.N(d/2+1)
+	}
+	if errors.Is(err, errClosedInHandshake) {
+		// The server is there and shedding load (all its Tentacles reconnecting at
+		// once after it restarted): the pause is the first one's, jittered, and does
+		// not grow, so that no Tentacle waits minutes for a server that is up.
+		r.failures = 0
+		return reconnectDelay(0, r.lim)
 	}
 	d := reconnectDelay(r.failures, r.lim)
 	r.failures++

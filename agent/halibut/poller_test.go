@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -204,7 +205,7 @@ func TestReconnectPolicyBacksOffOnlyWhileConnectsFail(t *testing.T) {
 	for round := range 3 {
 		// a server that keeps dropping identified connections
 		for range 10 {
-			if d := r.next(true); !inShortRange(d) {
+			if d := r.next(true, nil); !inShortRange(d) {
 				t.Fatalf("round %d: after an identified connection the pause is %v, want %v to %v", round, d, short/2, short)
 			}
 		}
@@ -212,7 +213,7 @@ func TestReconnectPolicyBacksOffOnlyWhileConnectsFail(t *testing.T) {
 		var ceilings []time.Duration
 		for failure := range 12 {
 			ceiling := min(lim.PollingReconnectMinDelay<<failure, lim.PollingReconnectMaxDelay)
-			d := r.next(false)
+			d := r.next(false, errors.New("connection refused"))
 			if d < lim.PollingReconnectMinDelay/10 || d > ceiling {
 				t.Fatalf("round %d, failure %d: pause %v, want %v to %v", round, failure, d, lim.PollingReconnectMinDelay/10, ceiling)
 			}
@@ -225,7 +226,7 @@ func TestReconnectPolicyBacksOffOnlyWhileConnectsFail(t *testing.T) {
 	}
 	seen := map[time.Duration]bool{}
 	for range 50 {
-		seen[r.next(true)] = true
+		seen[r.next(true, nil)] = true
 	}
 	if len(seen) < 40 {
 		t.Errorf("the pause after an identified connection is not jittered: %d distinct values of 50", len(seen))
@@ -278,5 +279,77 @@ func TestPollingSubscriptionIsBoundToItsThumbprint(t *testing.T) {
 	}
 	if _, err := ps.Call(t.Context(), sub, "", "IEchoService", "Say", nil, nil); err == nil {
 		t.Error("a request with no thumbprint to bind to was queued")
+	}
+}
+
+// A server that accepts and closes the connection during the TLS handshake
+// (a polling endpoint shedding load) is told apart from one that cannot be
+// reached or that speaks something else, and only the first keeps the pause
+// short: a fleet reconnecting to a restarted, busy server is not pushed into
+// minutes of back-off by it.
+func TestReconnectPolicyKeepsThePauseShortForAServerSheddingLoad(t *testing.T) {
+	lim := testLimits()
+	lim.SendTimeout = 5 * time.Second
+	serve := func(t *testing.T, handle func(net.Conn)) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				handle(c)
+			}
+		}()
+		return ln.Addr().String()
+	}
+	dial := func(addr string) error {
+		_, err := dialTLS(context.Background(), addr, &tls.Config{InsecureSkipVerify: true}, nil, nil, lim)
+		return err
+	}
+	closing := serve(t, func(c net.Conn) { c.Close() })
+	resetting := serve(t, func(c net.Conn) {
+		// Reading nothing of the ClientHello and closing with a linger of 0 resets.
+		c.(*net.TCPConn).SetLinger(0)
+		time.Sleep(50 * time.Millisecond)
+		c.Close()
+	})
+	notTLS := serve(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 400 Bad Request\r\n\r\n")
+		c.Close()
+	})
+	refusedLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := refusedLn.Addr().String()
+	refusedLn.Close()
+
+	for name, addr := range map[string]string{"closing": closing, "resetting": resetting} {
+		if err := dial(addr); !errors.Is(err, errClosedInHandshake) {
+			t.Errorf("%s server: %v, want it recognised as closed during the handshake", name, err)
+		}
+	}
+	for name, addr := range map[string]string{"not TLS": notTLS, "refused": refused} {
+		if err := dial(addr); err == nil || errors.Is(err, errClosedInHandshake) {
+			t.Errorf("%s: %v, want a failure that is not a closed handshake", name, err)
+		}
+	}
+
+	r := reconnectPolicy{lim: lim}
+	unreachable := dial(refused)
+	for range 8 {
+		r.next(false, unreachable)
+	}
+	shedding := dial(closing)
+	for range 20 {
+		if d := r.next(false, shedding); d < lim.PollingReconnectMinDelay/10 || d > lim.PollingReconnectMinDelay {
+			t.Fatalf("a server closing the handshake: pause %v, want %v to %v", d, lim.PollingReconnectMinDelay/10, lim.PollingReconnectMinDelay)
+		}
+	}
+	// and an unreachable server after it backs off from the start again
+	if d := r.next(false, unreachable); d > lim.PollingReconnectMinDelay {
+		t.Errorf("the first failure after the server was reached: pause %v, more than %v", d, lim.PollingReconnectMinDelay)
 	}
 }
