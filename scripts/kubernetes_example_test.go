@@ -5,72 +5,33 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/goccy/go-yaml"
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tentacle-go/tentacle/provision/plan"
 )
-
-// k8sStatefulSet is the part of a StatefulSet the example's promises rest
-// on; yaml.Strict is not used, as the manifest has many more fields.
-type k8sStatefulSet struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
-	Spec       struct {
-		Template struct {
-			Spec struct {
-				SecurityContext struct {
-					RunAsNonRoot bool `yaml:"runAsNonRoot"`
-					RunAsUser    int  `yaml:"runAsUser"`
-					FSGroup      int  `yaml:"fsGroup"`
-				} `yaml:"securityContext"`
-				Containers []struct {
-					Env []struct {
-						Name      string `yaml:"name"`
-						Value     string `yaml:"value"`
-						ValueFrom *struct {
-							SecretKeyRef *struct {
-								Name string `yaml:"name"`
-							} `yaml:"secretKeyRef"`
-						} `yaml:"valueFrom"`
-					} `yaml:"env"`
-					SecurityContext struct {
-						ReadOnlyRootFilesystem bool `yaml:"readOnlyRootFilesystem"`
-					} `yaml:"securityContext"`
-					LivenessProbe struct {
-						Exec struct {
-							Command []string `yaml:"command"`
-						} `yaml:"exec"`
-					} `yaml:"livenessProbe"`
-					VolumeMounts []struct {
-						Name      string `yaml:"name"`
-						MountPath string `yaml:"mountPath"`
-					} `yaml:"volumeMounts"`
-				} `yaml:"containers"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-		VolumeClaimTemplates []struct {
-			Metadata struct {
-				Name string `yaml:"name"`
-			} `yaml:"metadata"`
-		} `yaml:"volumeClaimTemplates"`
-	} `yaml:"spec"`
-}
 
 // TestKubernetesExample checks what the StatefulSet example promises: a
 // polling worker from upstream's variables only (each one a variable
 // `provision --from-env` reads, or one the image's entrypoint reads), the
 // API key from a Secret, its state on a claim mounted at /etc/octopus,
 // non-root with a read-only root filesystem and /tmp writable, and livez
-// as the liveness probe. kubectl's --dry-run=client needs an API server
-// for discovery, which a test here does not have.
+// as the liveness probe.
+//
+// The manifest is decoded strictly into Kubernetes' own API types
+// (k8s.io/api, through sigs.k8s.io/yaml as kubectl reads manifests): a
+// field the API does not have, or a value of the wrong type, fails. That is
+// the schema check; kubectl's --dry-run=client needs an API server for
+// discovery, and the API server's own validation (required fields, value
+// ranges) needs a cluster, neither of which a test here has.
 func TestKubernetesExample(t *testing.T) {
 	data, err := os.ReadFile("examples/kubernetes/polling-worker.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ss k8sStatefulSet
-	if err := yaml.Unmarshal(data, &ss); err != nil {
-		t.Fatal(err)
+	var ss appsv1.StatefulSet
+	if err := yaml.UnmarshalStrict(data, &ss); err != nil {
+		t.Fatalf("not a StatefulSet of Kubernetes' API: %v", err)
 	}
 	if ss.APIVersion != "apps/v1" || ss.Kind != "StatefulSet" || len(ss.Spec.Template.Spec.Containers) != 1 {
 		t.Fatalf("not one container of an apps/v1 StatefulSet: %+v", ss)
@@ -87,7 +48,7 @@ func TestKubernetesExample(t *testing.T) {
 			t.Errorf("env %s is read by neither provision --from-env nor tentacle container", e.Name)
 		}
 		set[e.Name] = true
-		if e.Name == "ServerApiKey" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil) {
+		if e.Name == "ServerApiKey" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name == "") {
 			t.Error("ServerApiKey is not taken from a Secret")
 		}
 	}
@@ -100,14 +61,18 @@ func TestKubernetesExample(t *testing.T) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.MountPath] = m.Name
 	}
-	if len(ss.Spec.VolumeClaimTemplates) != 1 || mounts["/etc/octopus"] != ss.Spec.VolumeClaimTemplates[0].Metadata.Name {
+	if len(ss.Spec.VolumeClaimTemplates) != 1 || mounts["/etc/octopus"] != ss.Spec.VolumeClaimTemplates[0].Name {
 		t.Errorf("the state volume is not a claim mounted at /etc/octopus: %v", mounts)
 	}
-	if !pod.SecurityContext.RunAsNonRoot || pod.SecurityContext.RunAsUser != 999 || pod.SecurityContext.FSGroup != 999 ||
-		!c.SecurityContext.ReadOnlyRootFilesystem || mounts["/tmp"] == "" {
-		t.Errorf("not uid 999 with a read-only root and a writable /tmp: %+v %+v %v", pod.SecurityContext, c.SecurityContext, mounts)
+	psc, csc := pod.SecurityContext, c.SecurityContext
+	if psc == nil || csc == nil || !isTrue(psc.RunAsNonRoot) || !is999(psc.RunAsUser) || !is999(psc.FSGroup) ||
+		!isTrue(csc.ReadOnlyRootFilesystem) || mounts["/tmp"] == "" {
+		t.Errorf("not uid 999 with a read-only root and a writable /tmp: %+v %+v %v", psc, csc, mounts)
 	}
-	if !slices.Equal(c.LivenessProbe.Exec.Command, []string{"/usr/bin/tentacle", "livez", "--instance", plan.EnvInstance}) {
-		t.Errorf("liveness probe %v", c.LivenessProbe.Exec.Command)
+	if p := c.LivenessProbe; p == nil || p.Exec == nil || !slices.Equal(p.Exec.Command, []string{"/usr/bin/tentacle", "livez", "--instance", plan.EnvInstance}) {
+		t.Errorf("liveness probe %+v", p)
 	}
 }
+
+func isTrue(b *bool) bool { return b != nil && *b }
+func is999(n *int64) bool { return n != nil && *n == 999 }
