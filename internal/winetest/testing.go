@@ -37,7 +37,7 @@ func Require(t testing.TB) *Toolchain {
 // ends.
 func NewPrefix(t testing.TB, tc *Toolchain) *Prefix {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*prefixInitTimeout+time.Minute)
 	defer cancel()
 	p, err := tc.NewPrefix(ctx, filepath.Join(t.TempDir(), "prefix"))
 	if err != nil {

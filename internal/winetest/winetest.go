@@ -37,6 +37,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // AptPackages are the Debian packages a Toolchain needs (the Makefile's
@@ -214,17 +215,51 @@ type Prefix struct {
 	Dir string
 }
 
-// NewPrefix makes a fresh prefix in dir (which must not exist or be empty)
-// and installs the shim. About 15 s.
+// prefixInitTimeout bounds Wine's first start in a new prefix (about 15 s;
+// minutes when the machine is loaded). A variable for its test.
+var prefixInitTimeout = 4 * time.Minute
+
+// NewPrefix makes a fresh prefix in dir (emptied first) and installs the
+// shim. About 15 s.
+//
+// Wine's first start in a new prefix (wineboot --init) has been seen to hang
+// for good: its rundll32, installing wine.inf, blocked reading a pipe only it
+// writes, with the prefix's wineserver idle (2026-12-03, two prefixes made at
+// once while other builds loaded the machine). A start that takes longer than
+// prefixInitTimeout is killed with its wineserver, and the prefix made again
+// once, so that the run reports a failure instead of waiting forever.
 func (tc *Toolchain) NewPrefix(ctx context.Context, dir string) (*Prefix, error) {
+	var err error
+	for range 2 {
+		var p *Prefix
+		if p, err = tc.newPrefix(ctx, dir); err == nil || ctx.Err() != nil {
+			return p, err
+		}
+	}
+	return nil, err
+}
+
+func (tc *Toolchain) newPrefix(ctx context.Context, dir string) (*Prefix, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	p := &Prefix{Dir: dir}
 	// Any command creates the prefix; wineboot's complaint about the 32-bit
 	// rundll32 (no wine32 here) is harmless.
-	if out, err := p.Command(ctx, "cmd", "/c", "exit").CombinedOutput(); err != nil {
-		p.Close()
+	initCtx, cancel := context.WithTimeout(ctx, prefixInitTimeout)
+	defer cancel()
+	cmd := p.Command(initCtx, "cmd", "/c", "exit")
+	// wineboot and its children keep the output pipes open; after the kill,
+	// stop waiting for them soon.
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		p.Close() // kills the prefix's wineserver, and with it wineboot's processes
+		if initCtx.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("no answer in %v", prefixInitTimeout)
+		}
 		return nil, fmt.Errorf("creating the Wine prefix %s: %v\n%s", dir, err, out)
 	}
 	sys32 := filepath.Join(dir, "drive_c", "windows", "system32")

@@ -65,20 +65,23 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, patterns []str
 	}
 	ctx := context.Background()
 
-	// Fresh prefixes for each run, made while the tests build.
+	// Fresh prefixes for each run, made while the tests build, one after the
+	// other: Wine's first start in a prefix is where it has hung
+	// (winetest.NewPrefix), and two at once is when it did.
 	prefixes := make([]*winetest.Prefix, jobs)
 	prefixErrs := make([]error, jobs)
 	var wg sync.WaitGroup
-	for i := range prefixes {
-		dir := filepath.Join(cacheDir, "prefix")
-		if i > 0 {
-			dir += fmt.Sprint(i + 1)
+	wg.Go(func() {
+		for i := range prefixes {
+			dir := filepath.Join(cacheDir, "prefix")
+			if i > 0 {
+				dir += fmt.Sprint(i + 1)
+			}
+			if prefixes[i], prefixErrs[i] = tc.NewPrefix(ctx, dir); prefixErrs[i] != nil {
+				return
+			}
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return err
-		}
-		wg.Go(func() { prefixes[i], prefixErrs[i] = tc.NewPrefix(ctx, dir) })
-	}
+	})
 	defer func() {
 		for _, p := range prefixes {
 			if p != nil {
