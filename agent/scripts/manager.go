@@ -235,8 +235,11 @@ func (m *Manager) complete(ticket string, afterSequence int64, withStatus bool) 
 	}
 	s.mu.Unlock()
 	if !finished {
+		// The status as it was when the request came, then the cancel: read after it, it
+		// would report Running or Complete depending on how fast the cancel went.
+		st, err := status(s)
 		m.requestCancel(s)
-		return status(s)
+		return st, err
 	}
 	st, err := status(s)
 	m.forget(s)
