@@ -1,8 +1,9 @@
 // Raw ceilings for docs/benchmarks.md (built and run by scripts/bench.sh and
 // scripts/bench-transfer.sh): what this machine does at best with no Tentacle
 // code involved. Its own module, so that it is never part of the tentacle
-// build. Usage: ceilings BYTES [bulk]; with "bulk", only the TCP and TLS
-// bulk rates.
+// build. Usage: ceilings BYTES [bulk | budget [DIR]]; with "bulk", only the
+// TCP and TLS bulk rates; with "budget", CPU seconds per GiB of each step
+// of a transfer (budget.go).
 package main
 
 import (
@@ -29,6 +30,14 @@ func main() {
 	cert := selfSigned()
 	srv := &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13}
 	cli := &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}
+	if len(os.Args) > 2 && os.Args[2] == "budget" {
+		dir := os.TempDir()
+		if len(os.Args) > 3 {
+			dir = os.Args[3]
+		}
+		budget(size, srv, cli, dir)
+		return
+	}
 	// Best of three: a ceiling, not a typical figure.
 	var tcp, tl float64
 	for range 3 {
