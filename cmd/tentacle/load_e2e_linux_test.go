@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -542,11 +543,13 @@ func TestLoadStatusBesideALargeUpload(t *testing.T) {
 		s.CancelScript(context.Background(), contracts.CancelScriptCommandV2{Ticket: contracts.ScriptTicket{TaskID: "Beside"}})
 	})
 	uploaded := make(chan error, 1)
-	var upStart, upEnd time.Time
+	var upStart, upEnd time.Time // read once uploaded has answered
+	var ended atomic.Bool        // read while it runs
 	go func() {
 		upStart = time.Now()
 		_, err := files.UploadFile(context.Background(), "Files/large.bin", io.LimitReader(&patternReader{}, size), size)
 		upEnd = time.Now()
+		ended.Store(true)
 		uploaded <- err
 	}()
 	var during []time.Duration
@@ -571,7 +574,7 @@ func TestLoadStatusBesideALargeUpload(t *testing.T) {
 			t.Fatalf("the other script is %v", st.State)
 		}
 		total++
-		if upEnd.IsZero() {
+		if !ended.Load() {
 			during = append(during, took)
 		}
 	}
