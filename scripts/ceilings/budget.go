@@ -125,12 +125,15 @@ func budget(size int64, srv, cli *tls.Config, dir string) {
 	f.Close()
 
 	// Loopback TCP, both ends in this process: the kernel's send and receive
-	// (and the copies into and out of the socket buffers) together.
-	cpu, mbps = perGiB(size, func() { bulk(size, nil, nil) })
-	report("tcp_loopback", cpu, mbps)
-	// The whole TLS pipe over loopback, for cross-checking the sum of the
-	// three rows above.
-	cpu, mbps = perGiB(size, func() { bulk(size, srv, cli) })
+	// (and the copies into and out of the socket buffers) together, by the
+	// size of each write: crypto/tls writes one 16 KiB record per write(2).
+	for _, w := range []int{16 << 10, 64 << 10, 1 << 20} {
+		cpu, mbps = perGiB(size, func() { bulk(size, w, nil, nil) })
+		report(fmt.Sprintf("tcp_%dk", w>>10), cpu, mbps)
+	}
+	// The whole TLS pipe over loopback (64 KiB writes), for cross-checking
+	// the sum of the rows above.
+	cpu, mbps = perGiB(size, func() { bulk(size, 64<<10, srv, cli) })
 	report("tls_loopback", cpu, mbps)
 }
 
