@@ -96,6 +96,43 @@ mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }'; } # kB (KiB) -> 
 ms_le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 verdict() { if "$@"; then echo "met"; else echo "**missed**"; fi; }
 
+# tail_count NAME: how many samples of NAME are over twice its median.
+tail_count() {
+  sort -n "$work/$1.us" | awk '{ v[NR] = $1 } END { m = v[int((NR * 50 + 99) / 100)]; for (i = 1; i <= NR; i++) if (v[i] > 2 * m) n++; print n + 0 }'
+}
+
+# histogram LABEL NAME...: a markdown table of how the samples of each NAME spread,
+# in bins of one width (a round figure near a quarter of the first NAME's median) up
+# to three times that median, and one bin for the rest. A tail shows as counts far
+# right of the median's bin.
+histogram() {
+  local label=$1
+  shift
+  local files=() name
+  for name in "$@"; do files+=("$work/$name.us"); done
+  local m
+  m=$(sort -n "$work/$1.us" | awk '{ v[NR] = $1 } END { print v[int((NR * 50 + 99) / 100)] / 1000 }')
+  awk -v label="$label" -v names="$*" -v m="$m" '
+    FNR == 1 { f++ }
+    { v[f, FNR] = $1; n[f] = FNR }
+    END {
+      split(names, nm, " ")
+      split("0.1 0.2 0.5 1 2 5 10 20 50 100 200 500", nice, " ")
+      w = nice[12]; for (i = 1; i <= 12; i++) if (nice[i] >= m / 4) { w = nice[i]; break }
+      top = int(3 * m / w + 1) * w
+      printf "| %s |", label; for (j = 1; j <= f; j++) printf " %s |", nm[j]; printf "\n|---|"
+      for (j = 1; j <= f; j++) printf "---|"; printf "\n"
+      for (lo = 0; lo < top; lo += w) {
+        line = sprintf("| %g–%g ms |", lo, lo + w); any = 0
+        for (j = 1; j <= f; j++) { c = 0; for (i = 1; i <= n[j]; i++) { x = v[j, i] / 1000; if (x >= lo && x < lo + w) c++ } any += c; line = line sprintf(" %s |", c ? c : "") }
+        if (any) print line
+      }
+      line = sprintf("| ≥ %g ms |", top)
+      for (j = 1; j <= f; j++) { c = 0; for (i = 1; i <= n[j]; i++) if (v[j, i] / 1000 >= top) c++; line = line sprintf(" %s |", c ? c : "") }
+      print line
+    }' "${files[@]}"
+}
+
 # build SIDE REF: the release binary of REF (the work tree when REF is
 # empty) in $work/SIDE/tentacle.
 build() {
