@@ -52,6 +52,7 @@ deps:
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tentacle
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(dir $(BIN))tentacle-supervisor ./cmd/tentacle-supervisor
 
 # test is what CI runs (.ci/run): static checks, every test (the race
 # detector on all but the packages that link the cloud SDKs, see unit), the

@@ -50,7 +50,8 @@ type Options struct {
 	Version      string
 	// Executable is the tentacle binary (for the supervisor and scripts).
 	Executable string
-	// SupervisorCommand overrides how scripts' supervisors are started.
+	// SupervisorCommand overrides how scripts' supervisors are started; by default
+	// scripts.FindSupervisor chooses (the tentacle-supervisor program or this binary).
 	SupervisorCommand []string
 	// LogCounter, when set, is the handler under Logger; metrics report it.
 	LogCounter *LogCounter
@@ -127,9 +128,18 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	supervisor := opts.SupervisorCommand
+	if len(supervisor) == 0 {
+		// The small tentacle-supervisor program when it is installed and of this build.
+		if exe, err := os.Executable(); err == nil {
+			var note string
+			supervisor, note = scripts.FindSupervisor(exe, opts.Version)
+			a.log.Info(note)
+		}
+	}
 	a.manager, err = scripts.NewManager(scripts.Config{
 		Home:              home,
-		SupervisorCommand: opts.SupervisorCommand,
+		SupervisorCommand: supervisor,
 		Environment:       env,
 		Logger:            opts.Logger.With("component", "scripts"),
 	})

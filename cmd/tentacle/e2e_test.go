@@ -34,9 +34,13 @@ func TestMain(m *testing.M) {
 	if runtime.GOOS == "windows" {
 		builtBinary += ".exe"
 	}
-	if out, err := releasebuild.Command(filepath.Join("..", ".."), builtBinary, releasebuild.Options{}).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building tentacle: %v\n%s", err, out)
-		os.Exit(1)
+	// tentacle-supervisor beside it, as in every package: the agents these tests start run
+	// their scripts under it (scripts.FindSupervisor).
+	for _, build := range []func(string, string, releasebuild.Options) *exec.Cmd{releasebuild.Command, releasebuild.SupervisorCommand} {
+		if out, err := build(filepath.Join("..", ".."), builtBinary, releasebuild.Options{}).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building tentacle: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -1,14 +1,15 @@
 package main
 
 import (
-	"runtime/debug"
 	"strings"
+
+	"github.com/tentacle-go/tentacle/internal/buildversion"
 )
 
 // Set at build time by -ldflags "-X main.version=... -X main.branch=...":
 // a release is its tag without the v (1.2.3); the Makefile gives any other
-// build 0.0.0-dev+<commit>[.dirty]. Without ldflags, devVersion says the same
-// from what the Go toolchain stamped into the binary.
+// build 0.0.0-dev+<commit>[.dirty]. Without ldflags, buildversion.Of says the
+// same from what the Go toolchain stamped into the binary.
 var (
 	version = ""
 	branch  = "main"
@@ -16,41 +17,7 @@ var (
 
 // buildVersion is always SemVer, x.y.z with optional pre-release and build
 // metadata, as upstream's version command prints and automation parses.
-func buildVersion() string {
-	if version != "" {
-		return strings.TrimPrefix(version, "v")
-	}
-	return devVersion()
-}
-
-func devVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "0.0.0-dev"
-	}
-	// `go install ...@v1.2.3` stamps the module's version.
-	if v := info.Main.Version; strings.HasPrefix(v, "v") && v != "(devel)" {
-		return strings.TrimPrefix(v, "v")
-	}
-	var rev string
-	var dirty bool
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "0.0.0-dev"
-	}
-	v := "0.0.0-dev+" + rev[:min(len(rev), 12)]
-	if dirty {
-		v += ".dirty"
-	}
-	return v
-}
+func buildVersion() string { return buildversion.Of(version) }
 
 // VersionCmd is upstream's version.
 type VersionCmd struct {

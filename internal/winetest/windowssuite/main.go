@@ -163,13 +163,15 @@ var testBinaryVersions = []string{"1.0.0", "2.0.0"}
 
 // buildTentacle builds the programs tests start, into binDir, which tests
 // find in TENTACLE_TEST_BINARY_DIR: the tentacle.exe the cmd/tentacle tests
-// run, the versioned ones of provision/release, and agent/scripts'
+// run and its tentacle-supervisor.exe, the versioned ones of provision/release, and agent/scripts'
 // PowerShell stand-in.
 func buildTentacle(ctx context.Context, tc *winetest.Toolchain, binDir string) error {
 	type build struct{ pkg, ldflags string }
 	builds := map[string]build{
 		"tentacle.exe":   {"./cmd/tentacle", ""},
 		"powershell.exe": {"./agent/scripts/testdata/powershell", ""},
+		// Beside tentacle.exe, as the MSI installs it: agents run scripts under it.
+		"tentacle-supervisor.exe": {"./cmd/tentacle-supervisor", ""},
 	}
 	for _, v := range testBinaryVersions {
 		builds["tentacle-"+v+".exe"] = build{"./cmd/tentacle", "-X main.version=" + v}
