@@ -140,6 +140,8 @@ build() {
   mkdir -p "$work/$side"
   if [ -f "$ref" ] && [ -x "$ref" ]; then # a binary built elsewhere (a variant under study)
     cp "$ref" "$work/$side/tentacle"
+    # with its tentacle-supervisor, when it has one beside it
+    if [ -x "$(dirname "$ref")/tentacle-supervisor" ]; then cp "$(dirname "$ref")/tentacle-supervisor" "$work/$side/"; fi
     basename "$ref" >"$work/$side/commit"
     return
   fi
@@ -148,6 +150,10 @@ build() {
     src=$work/src
   fi
   (cd "$src" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$work/$side/tentacle" ./cmd/tentacle)
+  # Commits since tentacle-supervisor run their scripts under it when it lies beside the binary.
+  if [ -d "$src/cmd/tentacle-supervisor" ]; then
+    (cd "$src" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$work/$side/tentacle-supervisor" ./cmd/tentacle-supervisor)
+  fi
   if [ -n "$ref" ]; then git worktree remove --force "$work/src"; fi
   git rev-parse --short=12 "${ref:-HEAD}" >"$work/$side/commit"
 }

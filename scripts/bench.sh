@@ -110,6 +110,8 @@ xfer_runs() {
 log "Building tentacle..."
 bin="$work/tentacle"
 CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$bin" ./cmd/tentacle
+# Beside the binary, as every package has it: the agents run their scripts under it.
+CGO_ENABLED=0 "$GO" build -trimpath -ldflags '-s -w' -o "$work/tentacle-supervisor" ./cmd/tentacle-supervisor
 commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
 # Most of an idle Go process's RSS is its own code and read-only data.
 bin_bytes=$(stat -c %s "$bin")

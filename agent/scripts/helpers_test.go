@@ -65,6 +65,14 @@ func runHelperProcess() {
 			os.Exit(Supervise(os.Args[2:]))
 		case agentHelperArg:
 			os.Exit(runAgentHelper(os.Args[2:]))
+		case "version":
+			// A copy of the test binary standing in for tentacle-supervisor (findsupervisor_test.go).
+			if msg := os.Getenv(testSupervisorFailEnv); msg != "" {
+				fmt.Fprintln(os.Stderr, msg)
+				os.Exit(3)
+			}
+			fmt.Println(os.Getenv(testSupervisorVersionEnv))
+			os.Exit(0)
 		}
 	}
 }
