@@ -170,6 +170,12 @@ func (w *wineTentacle) endpoint(port int) []string {
 // a script through the PowerShell stand-in, a file each way.
 func TestWindowsAgentUnderWine(t *testing.T) {
 	w := newWineTentacle(t)
+	// tentacle-supervisor.exe beside tentacle.exe, as the MSI installs it: the scripts run
+	// under it here (the service test below runs them under tentacle.exe itself).
+	helper := w.tc.BuildExe(t, "./cmd/tentacle-supervisor")
+	if err := os.Rename(helper, filepath.Join(filepath.Dir(w.exe), filepath.Base(helper))); err != nil {
+		t.Fatal(err)
+	}
 	port, pollPort := freePort(t), freePort(t)
 	w.setUp(port)
 	w.run("poll-server", "--instance", "E2E", "--server-comms-address", fmt.Sprintf("https://127.0.0.1:%d", pollPort), "--thumbprint", w.operator.Thumbprint())
@@ -199,6 +205,9 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 	out, errs, code = w.remote(append(append([]string{"exec"}, w.endpoint(port)...), "--", "echo from windows& exit /b 3")...)
 	if strings.TrimSpace(out) != "from windows" || code != 3 {
 		t.Fatalf("exec: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if log, _ := os.ReadFile(filepath.Join(w.prefix.DriveC(), "Octopus", "E2E", "Logs", "OctopusTentacle.txt")); !regexp.MustCompile(`scripts run under \S*tentacle-supervisor\.exe`).Match(log) {
+		t.Errorf("the agent's log does not say that scripts run under tentacle-supervisor.exe:\n%s", log)
 	}
 
 	// A file there and back, checked by content.
