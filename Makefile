@@ -121,9 +121,11 @@ unit:
 # test-windows runs every package's Windows test binary under Wine
 # (internal/winetest, shared recipe: windows-under-wine.md): the ProcessPrng
 # shim and the standard-library overlay Go 1.26 needs under Wine 8.0 are
-# built once and cached under .cache/wine, the tests run in one fresh prefix
-# per run, and it prints `windows: N passed, N failed` (a skip prints its
-# reason). WINDOWS_RUN narrows it (-test.run). Then the end-to-end tests of
+# built once and cached under .cache/wine, each test binary runs as soon as
+# it is built, four at a time, each worker in a fresh prefix of its own, and
+# it prints `windows: N passed, N failed` (a skip prints its reason).
+# WINDOWS_RUN narrows it (-test.run). Once tentacle.exe is built the suite
+# also runs (-e2e), beside the packages, the end-to-end tests of
 # tentacle.exe under Wine driven from the Linux build (cmd/tentacle
 # wine_e2e_linux_test.go: the agent, and the service under Wine's SCM;
 # wine_upgrade_linux_test.go: `tentacle upgrade` from one snapshot's MSI to
@@ -134,8 +136,7 @@ unit:
 WINDOWS_RUN ?=
 test-windows:
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(WINE_APT_PACKAGES) $(MSI_APT_PACKAGES)'
-	$(GO) run ./internal/winetest/windowssuite $(if $(WINDOWS_RUN),-run '$(WINDOWS_RUN)')
-	$(if $(WINDOWS_RUN),,TENTACLE_WINE_E2E=1 $(RELEASE_GOENV) $(GO) test -count=1 -v -run '^TestWindows(Agent|Service|Upgrade)UnderWine$$' ./cmd/tentacle/)
+	$(GO) run ./internal/winetest/windowssuite $(if $(WINDOWS_RUN),-run '$(WINDOWS_RUN)',-e2e '^TestWindows(Agent|Service|Upgrade)UnderWine$$')
 
 # fuzz runs every fuzz target of the network decoders for a bounded number
 # of executions (about 30 s each here), starting from the corpus committed

@@ -169,6 +169,8 @@ func (w *wineTentacle) endpoint(port int) []string {
 // the Linux build's remote commands listening and polling: capabilities,
 // a script through the PowerShell stand-in, a file each way.
 func TestWindowsAgentUnderWine(t *testing.T) {
+	// Each in a prefix of its own: the three run at once (Wine mostly waits).
+	t.Parallel()
 	w := newWineTentacle(t)
 	// tentacle-supervisor.exe beside tentacle.exe, as the MSI installs it: the scripts run
 	// under it here (the service test below runs them under tentacle.exe itself).
@@ -254,6 +256,7 @@ func TestWindowsAgentUnderWine(t *testing.T) {
 // warnings, not a failed install) leaves a running agent that the Linux
 // build reaches; --stop stops it and --uninstall leaves no service behind.
 func TestWindowsServiceUnderWine(t *testing.T) {
+	t.Parallel()
 	w := newWineTentacle(t)
 	// Services live as long as the wineserver: keep it up between commands.
 	if err := w.prefix.KeepServer(); err != nil {

@@ -42,6 +42,7 @@ const (
 // version and the script completes; uninstalling leaves nothing of ours but
 // instance data.
 func TestWindowsUpgradeUnderWine(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	w := newWineTentacle(t, "-X main.version="+wineUpgradeFrom)
 	if _, err := exec.LookPath("wixl"); err != nil {

@@ -2,9 +2,11 @@
 
 // Command windowssuite is `make test-windows`: it builds every package's
 // Windows test binary (with the Wine overlay), runs each under Wine from its
-// package directory, two at a time in two fresh prefixes of their own (a
-// test binary's Wine start alone is ~3 s, and tests that touch the registry
-// or the service manager must not meet), prints every failure's output and
+// package directory as soon as it is built, -jobs (4) at a time, each worker
+// in a fresh prefix of its own (a test binary's Wine start alone is ~3 s,
+// Wine runs mostly wait, and tests that touch the registry or the service
+// manager must not meet), and with -e2e cmd/tentacle's Wine end-to-end tests
+// beside them once tentacle.exe is built; it prints every failure's output and
 // every skip's reason, then `windows: N passed, N failed, N skipped`
 // (top-level tests), and exits 1 when a Windows test failed.
 //
@@ -17,14 +19,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -34,26 +37,29 @@ import (
 
 type pkg struct {
 	importPath, dir, exe string
+	testFiles            int // how long it may run, roughly: the longest are built and run first
 	buildErr             string
+	built                chan struct{} // closed when its build has ended
 }
 
 func main() {
 	cache := flag.String("cache", ".cache/wine", "where the shim, overlay, prefix and test binaries live")
 	run := flag.String("run", "", "passed to every test binary as -test.run")
 	timeout := flag.Duration("timeout", 10*time.Minute, "per test binary")
-	jobs := flag.Int("jobs", 2, "test binaries run at once, each in a prefix of its own")
+	jobs := flag.Int("jobs", 4, "test binaries run at once, each in a prefix of its own")
+	e2e := flag.String("e2e", "", "also run cmd/tentacle's Wine end-to-end tests matching this (go test -run), once the test binaries are built")
 	flag.Parse()
 	patterns := flag.Args()
 	if len(patterns) == 0 {
 		patterns = []string{"./..."}
 	}
-	if err := suite(*cache, *run, *timeout, max(*jobs, 1), patterns); err != nil {
+	if err := suite(*cache, *run, *timeout, max(*jobs, 1), *e2e, patterns); err != nil {
 		fmt.Fprintln(os.Stderr, "windows:", err)
 		os.Exit(1)
 	}
 }
 
-func suite(cacheDir, run string, timeout time.Duration, jobs int, patterns []string) error {
+func suite(cacheDir, run string, timeout time.Duration, jobs int, e2e string, patterns []string) error {
 	cacheDir, err := filepath.Abs(cacheDir)
 	if err != nil {
 		return err
@@ -66,27 +72,34 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, patterns []str
 	ctx := context.Background()
 
 	// Fresh prefixes for each run, made while the tests build, one after the
-	// other: Wine's first start in a prefix is where it has hung
-	// (winetest.NewPrefix), and two at once is when it did.
-	prefixes := make([]*winetest.Prefix, jobs)
-	prefixErrs := make([]error, jobs)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := range prefixes {
+	// other (Wine's first start in a prefix is where it has hung,
+	// winetest.NewPrefix, and two at once is when it did); each goes to a
+	// worker as soon as it exists.
+	prefixes := make(chan *winetest.Prefix, jobs)
+	var made []*winetest.Prefix
+	var prefixErr error
+	prefixesDone := make(chan struct{})
+	go func() {
+		defer close(prefixesDone)
+		defer close(prefixes)
+		for i := range jobs {
 			dir := filepath.Join(cacheDir, "prefix")
 			if i > 0 {
 				dir += fmt.Sprint(i + 1)
 			}
-			if prefixes[i], prefixErrs[i] = tc.NewPrefix(ctx, dir); prefixErrs[i] != nil {
+			p, err := tc.NewPrefix(ctx, dir)
+			if err != nil {
+				prefixErr = err
 				return
 			}
+			made = append(made, p)
+			prefixes <- p
 		}
-	})
+	}()
 	defer func() {
-		for _, p := range prefixes {
-			if p != nil {
-				p.Close()
-			}
+		<-prefixesDone
+		for _, p := range made {
+			p.Close()
 		}
 	}()
 
@@ -101,25 +114,33 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, patterns []str
 	if err != nil {
 		return err
 	}
+	// tentacle.exe first: it compiles most of what the test binaries need,
+	// once, and the tests that start it find it ready.
 	if err := buildTentacle(ctx, tc, binDir); err != nil {
 		return err
 	}
-	buildAll(ctx, tc, pkgs, binDir)
-	wg.Wait()
-	if err := errors.Join(prefixErrs...); err != nil {
-		return err
-	}
-	fmt.Printf("windows: built %d test binaries and %d prefixes in %s\n", len(pkgs), jobs, time.Since(start).Round(time.Second))
+	// Each test binary runs as soon as it is built and a prefix is free: the
+	// builds keep the CPUs busy while the Wine runs mostly wait.
+	allBuilt := buildAll(ctx, tc, pkgs, binDir)
 
-	// Each worker runs packages in its own prefix; reports are printed in
-	// the packages' order as they complete.
 	type report struct {
 		counts
 		text string
 	}
-	reports := make([]chan report, len(pkgs))
+	reports := make([]chan report, len(pkgs), len(pkgs)+1)
 	for i := range reports {
 		reports[i] = make(chan report, 1)
+	}
+	if e2e != "" && run == "" {
+		// The longest job, started once tentacle.exe is built: its own
+		// builds of tentacle.exe then only link what that build compiled.
+		r := make(chan report, 1)
+		reports = append(reports, r)
+		go func() {
+			var out bytes.Buffer
+			c := runEndToEnd(ctx, e2e, &out)
+			r <- report{c, out.String()}
+		}()
 	}
 	next := make(chan int)
 	go func() {
@@ -128,29 +149,50 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, patterns []str
 		}
 		close(next)
 	}()
-	for _, prefix := range prefixes {
-		go func() {
-			for i := range next {
-				p := pkgs[i]
-				var out bytes.Buffer
-				var c counts
-				if p.buildErr != "" {
-					fmt.Fprintf(&out, "FAIL %s (build)\n%s\n", p.importPath, p.buildErr)
-					c.failed++
-				} else {
-					c = runPackage(ctx, prefix, p, run, timeout, binDir, &out)
+	go func() {
+		for prefix := range prefixes {
+			go func() {
+				for i := range next {
+					p := pkgs[i]
+					<-p.built
+					var out bytes.Buffer
+					var c counts
+					if p.buildErr != "" {
+						fmt.Fprintf(&out, "FAIL %s (build)\n%s\n", p.importPath, p.buildErr)
+						c.failed++
+					} else {
+						c = runPackage(ctx, prefix, p, run, timeout, binDir, &out)
+					}
+					reports[i] <- report{c, out.String()}
 				}
-				reports[i] <- report{c, out.String()}
+			}()
+		}
+		// No prefix at all: nothing can run; say so for every package.
+		<-prefixesDone
+		if len(made) == 0 {
+			for i := range next {
+				reports[i] <- report{counts{failed: 1}, fmt.Sprintf("FAIL %s: no Wine prefix to run it in\n", pkgs[i].importPath)}
 			}
-		}()
-	}
+		}
+	}()
+
 	var total counts
 	for _, r := range reports {
 		rep := <-r
 		fmt.Print(rep.text)
 		total.add(rep.counts)
 	}
-	fmt.Printf("windows: %d passed, %d failed, %d skipped (%s)\n", total.passed, total.failed, total.skipped, time.Since(start).Round(time.Second))
+	<-allBuilt
+	<-prefixesDone
+	fmt.Printf("windows: %d passed, %d failed, %d skipped (%s; %d test binaries built, %d prefixes made)\n",
+		total.passed, total.failed, total.skipped, time.Since(start).Round(time.Second), len(pkgs), len(made))
+	if prefixErr != nil {
+		if len(made) == 0 {
+			return prefixErr
+		}
+		// The tests ran, in fewer prefixes than asked for.
+		fmt.Printf("windows: ran in %d of %d prefixes: %v\n", len(made), jobs, prefixErr)
+	}
 	if total.failed > 0 {
 		return fmt.Errorf("%d Windows test(s) failed", total.failed)
 	}
@@ -195,7 +237,7 @@ func (c *counts) add(o counts) {
 
 // testPackages lists the packages (as built for Windows) that have tests.
 func testPackages(ctx context.Context, tc *winetest.Toolchain, patterns []string) ([]*pkg, error) {
-	args := append([]string{"-f", "{{.ImportPath}}\t{{.Dir}}\t{{len .TestGoFiles}}{{len .XTestGoFiles}}"}, patterns...)
+	args := append([]string{"-f", "{{.ImportPath}}\t{{.Dir}}\t{{len .TestGoFiles}}\t{{len .XTestGoFiles}}"}, patterns...)
 	out, err := tc.GoCommand(ctx, "", "list", args...).Output()
 	if err != nil {
 		return nil, fmt.Errorf("go list: %v", err)
@@ -203,30 +245,66 @@ func testPackages(ctx context.Context, tc *winetest.Toolchain, patterns []string
 	var pkgs []*pkg
 	for line := range strings.Lines(string(out)) {
 		f := strings.Split(strings.TrimSpace(line), "\t")
-		if len(f) != 3 || f[2] == "00" {
+		if len(f) != 4 {
 			continue
 		}
-		pkgs = append(pkgs, &pkg{importPath: f[0], dir: f[1]})
+		in, _ := strconv.Atoi(f[2])
+		x, _ := strconv.Atoi(f[3])
+		if in+x == 0 {
+			continue
+		}
+		pkgs = append(pkgs, &pkg{importPath: f[0], dir: f[1], testFiles: in + x, built: make(chan struct{})})
 	}
+	// The packages with the most test files are built and started first, so
+	// that the longest runs do not start last (stable: ties keep go list's order).
+	slices.SortStableFunc(pkgs, func(a, b *pkg) int { return b.testFiles - a.testFiles })
 	return pkgs, nil
 }
 
-// buildAll builds the test binaries two at a time (the go command
-// parallelises each build too).
-func buildAll(ctx context.Context, tc *winetest.Toolchain, pkgs []*pkg, binDir string) {
-	sem := make(chan struct{}, 2)
+// buildAll builds the test binaries two at a time, in pkgs' order (the go
+// command parallelises each build too), closing each package's built as its
+// build ends; the channel it returns is closed when all have.
+func buildAll(ctx context.Context, tc *winetest.Toolchain, pkgs []*pkg, binDir string) <-chan struct{} {
+	done := make(chan struct{})
+	queue := make(chan *pkg)
+	go func() {
+		for _, p := range pkgs {
+			queue <- p
+		}
+		close(queue)
+	}()
 	var wg sync.WaitGroup
-	for _, p := range pkgs {
-		p.exe = filepath.Join(binDir, strings.ReplaceAll(p.importPath, "/", "_")+".test.exe")
+	for range 2 {
 		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if out, err := tc.GoCommand(ctx, "", "test", "-c", "-o", p.exe, p.importPath).CombinedOutput(); err != nil {
-				p.buildErr = fmt.Sprintf("%v\n%s", err, out)
+			for p := range queue {
+				p.exe = filepath.Join(binDir, strings.ReplaceAll(p.importPath, "/", "_")+".test.exe")
+				if out, err := tc.GoCommand(ctx, "", "test", "-c", "-o", p.exe, p.importPath).CombinedOutput(); err != nil {
+					p.buildErr = fmt.Sprintf("%v\n%s", err, out)
+				}
+				close(p.built)
 			}
 		})
 	}
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}
+
+// endToEndTimeout bounds cmd/tentacle's Wine end-to-end tests.
+const endToEndTimeout = 20 * time.Minute
+
+// runEndToEnd runs cmd/tentacle's Wine end-to-end tests matching pattern
+// (tentacle.exe under Wine driven by the Linux build: they make prefixes and
+// build what they run themselves) with the release flags, as `make unit`
+// built cmd/tentacle's tests, and reports them like a package.
+func runEndToEnd(ctx context.Context, pattern string, w io.Writer) counts {
+	ctx, cancel := context.WithTimeout(ctx, endToEndTimeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-json", "-timeout="+endToEndTimeout.String(), "-run", pattern, "./cmd/tentacle/")
+	cmd.Env = append(os.Environ(), "TENTACLE_WINE_E2E=1", "CGO_ENABLED=0", "GOFLAGS=-trimpath")
+	return reportTests(cmd, "github.com/tentacle-go/tentacle/cmd/tentacle (Wine end-to-end)", w)
 }
 
 // event is one line of test2json output.
@@ -248,15 +326,21 @@ func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = p.dir
 	cmd.Env = append(prefix.Env(), "TENTACLE_TEST_BINARY_DIR="+winetest.WindowsPath(binDir))
+	return reportTests(cmd, p.importPath, w)
+}
+
+// reportTests runs cmd, which prints test2json events, and reports its
+// top-level tests as name: every failure's output, every skip's reason.
+func reportTests(cmd *exec.Cmd, name string, w io.Writer) counts {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return failedPackage(w, p, err.Error())
+		return failedPackage(w, name, err.Error())
 	}
 	started := time.Now()
 	if err := cmd.Start(); err != nil {
-		return failedPackage(w, p, err.Error())
+		return failedPackage(w, name, err.Error())
 	}
 	output := map[string]*strings.Builder{} // by top-level test; "" is the package's own
 	result := map[string]string{}
@@ -307,7 +391,7 @@ func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string
 	if len(failed) > 0 || pkgAction != "pass" && pkgAction != "skip" {
 		status = "FAIL"
 	}
-	fmt.Fprintf(w, "%s %s: %d passed, %d failed, %d skipped (%s)\n", status, p.importPath, c.passed, c.failed, c.skipped, time.Since(started).Round(100*time.Millisecond))
+	fmt.Fprintf(w, "%s %s: %d passed, %d failed, %d skipped (%s)\n", status, name, c.passed, c.failed, c.skipped, time.Since(started).Round(100*time.Millisecond))
 	sort.Strings(skipped)
 	for _, name := range skipped {
 		fmt.Fprintf(w, "  skip %s: %s\n", name, skipReason(output[name].String()))
@@ -326,8 +410,8 @@ func runPackage(ctx context.Context, prefix *winetest.Prefix, p *pkg, run string
 	return c
 }
 
-func failedPackage(w io.Writer, p *pkg, msg string) counts {
-	fmt.Fprintf(w, "FAIL %s: %s\n", p.importPath, msg)
+func failedPackage(w io.Writer, name, msg string) counts {
+	fmt.Fprintf(w, "FAIL %s: %s\n", name, msg)
 	return counts{failed: 1}
 }
 
