@@ -252,14 +252,25 @@ func (tc *Toolchain) newPrefix(ctx context.Context, dir string) (*Prefix, error)
 	initCtx, cancel := context.WithTimeout(ctx, prefixInitTimeout)
 	defer cancel()
 	cmd := p.Command(initCtx, "cmd", "/c", "exit")
-	// wineboot and its children keep the output pipes open; after the kill,
-	// stop waiting for them soon.
-	cmd.WaitDelay = 5 * time.Second
-	if out, err := cmd.CombinedOutput(); err != nil {
+	// The output goes to a file, not a pipe: wineboot's children (services.exe,
+	// winedevice.exe) inherit it and live on for a while after cmd exits, and
+	// waiting for a pipe's end waited for them (on a loaded machine past any
+	// WaitDelay: "WaitDelay expired before I/O complete" for a prefix that was
+	// fine).
+	log, err := os.CreateTemp("", "wine-prefix-init-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(log.Name())
+	defer log.Close()
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.WaitDelay = 5 * time.Second // after a kill, the kill's own children
+	if err := cmd.Run(); err != nil {
 		p.Close() // kills the prefix's wineserver, and with it wineboot's processes
 		if initCtx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("no answer in %v", prefixInitTimeout)
 		}
+		out, _ := os.ReadFile(log.Name())
 		return nil, fmt.Errorf("creating the Wine prefix %s: %v\n%s", dir, err, out)
 	}
 	sys32 := filepath.Join(dir, "drive_c", "windows", "system32")
