@@ -265,7 +265,18 @@ func (tc *Toolchain) newPrefix(ctx context.Context, dir string) (*Prefix, error)
 	defer log.Close()
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.WaitDelay = 5 * time.Second // after a kill, the kill's own children
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if err == nil {
+		// Then wait for Wine to be done with the new prefix (its wineserver
+		// ends a few seconds after its last client, which wineboot's children
+		// are): a `wineserver -p` (KeepServer) while it lingers fails.
+		wait := exec.CommandContext(initCtx, wineserverPath, "-w")
+		wait.Env = p.Env()
+		if werr := wait.Run(); werr != nil {
+			err = fmt.Errorf("waiting for the new prefix's wineserver to end: %v", werr)
+		}
+	}
+	if err != nil {
 		p.Close() // kills the prefix's wineserver, and with it wineboot's processes
 		if initCtx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("no answer in %v", prefixInitTimeout)
