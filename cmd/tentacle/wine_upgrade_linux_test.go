@@ -51,7 +51,9 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 		t.Fatal(err)
 	}
 	exe2 := w.tc.BuildExe(t, "./cmd/tentacle", "-X main.version="+wineUpgradeTo)
-	msi1, msi2 := buildMSIWithScript(t, w.exe, wineUpgradeFrom), buildMSIWithScript(t, exe2, wineUpgradeTo)
+	sup1 := w.tc.BuildExe(t, "./cmd/tentacle-supervisor", "-X main.version="+wineUpgradeFrom)
+	sup2 := w.tc.BuildExe(t, "./cmd/tentacle-supervisor", "-X main.version="+wineUpgradeTo)
+	msi1, msi2 := buildMSIWithScript(t, w.exe, sup1, wineUpgradeFrom), buildMSIWithScript(t, exe2, sup2, wineUpgradeTo)
 
 	// The feed: both snapshots' MSIs, signed, over HTTP on loopback (the
 	// Windows build verifies TLS with the system's certificate store, which
@@ -159,15 +161,27 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 	t.Logf("uninstalled in %s; whole test %s", time.Since(phase).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
-// buildMSIWithScript builds version's MSI from exe with packaging/msi.sh,
-// as goreleaser's hook does, into a folder of its own.
-func buildMSIWithScript(t *testing.T, exe, version string) string {
+// buildMSIWithScript builds version's MSI from exe and supervisor with
+// packaging/msi.sh, as goreleaser's two hooks do (one per binary, under
+// the names goreleaser gives them), into a folder of its own.
+func buildMSIWithScript(t *testing.T, exe, supervisor, version string) string {
 	t.Helper()
-	out := t.TempDir()
-	cmd := exec.Command("sh", "packaging/msi.sh", "windows", "amd64", exe, version, out)
-	cmd.Dir = nspawntest.RepoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("msi.sh %s: %v\n%s", version, err, b)
+	out, bins := t.TempDir(), t.TempDir()
+	for from, name := range map[string]string{supervisor: "tentacle-supervisor.exe", exe: "Tentacle.exe"} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bins, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"tentacle-supervisor.exe", "Tentacle.exe"} {
+		cmd := exec.Command("sh", "packaging/msi.sh", "windows", "amd64", filepath.Join(bins, name), version, out)
+		cmd.Dir = nspawntest.RepoRoot(t)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("msi.sh %s %s: %v\n%s", name, version, err, b)
+		}
 	}
 	return filepath.Join(out, "tentacle_"+version+"_windows_amd64.msi")
 }
