@@ -319,14 +319,16 @@ nspawn-rootfs:
 	rm -rf $(NSPAWN_ROOTFS); mv -T "$$tmp" $(NSPAWN_ROOTFS)
 
 # image builds, offline, the two container images (packaging/container/README.md)
-# from the static release binary: tentacle:TAG on a minimal Debian made here
+# from the static release binary and its tentacle-supervisor (beside it as
+# /usr/bin/tentacle-supervisor): tentacle:TAG on a minimal Debian made here
 # by debootstrap (bash, coreutils, ca-certificates) and tentacle:TAG-static
 # FROM scratch, and writes each as an oci-archive under IMAGE_DIR. TAG is the
-# binary's version with + made - (an image tag cannot hold +). The binary is
-# goreleaser's linux/amd64 one when dist/ holds one built from this commit
-# with a clean tree, else bin/linux_amd64/tentacle built with goreleaser's
+# binary's version with + made - (an image tag cannot hold +). The binaries
+# are goreleaser's linux/amd64 ones when dist/ holds them built from this commit
+# with a clean tree, else bin/linux_amd64/tentacle and tentacle-supervisor built with goreleaser's
 # flags (CGO_ENABLED=0 -trimpath), which shares Go's build cache with
-# `make package`; IMAGE_BINARY names another, IMAGE_TAG another tag. podman runs with
+# `make package`; IMAGE_BINARY names another agent, IMAGE_SUPERVISOR another
+# supervisor (default: the one beside IMAGE_BINARY), IMAGE_TAG another tag. podman runs with
 # packaging/container/containers.conf (containers-here.md: runc, cgroupfs,
 # no default ulimits), never a machine-wide configuration.
 CONTAINER_APT_PACKAGES := podman runc

@@ -149,6 +149,11 @@ func TestReleaseListAndInstallFromTheHTTPSFeed(t *testing.T) {
 	if got := run(t, target+".previous", "version"); strings.TrimSpace(got) != f.Version {
 		t.Errorf("the previous binary says %s, want %s", got, f.Version)
 	}
+	// The archive's tentacle-supervisor beside it (not a bin folder), of
+	// the new build.
+	if got := run(t, filepath.Join(filepath.Dir(target), "tentacle-supervisor"), "version"); strings.TrimSpace(got) != s.Version {
+		t.Errorf("the installed tentacle-supervisor says %s, want %s", got, s.Version)
+	}
 	// The broken release is signed with the same key, so only its binary
 	// check stands between it and the target: it answers `version`, so it
 	// installs; `tentacle upgrade` (below, under systemd) is what catches it.

@@ -373,6 +373,9 @@ func TestInstallShFromThePackagedFeed(t *testing.T) {
 	if got := strings.TrimSpace(m.Must("/opt/octopus/tentacle/Tentacle", "version")); got != newest {
 		t.Errorf("the installed Tentacle says %q, the feed %s", got, newest)
 	}
+	if got := strings.TrimSpace(m.Must("/usr/libexec/tentacle/tentacle-supervisor", "version")); got != newest {
+		t.Errorf("the installed tentacle-supervisor says %q, the feed %s", got, newest)
+	}
 	if out, code := install(); code != 0 || !strings.Contains(out, "already") {
 		t.Errorf("a re-run: exit %d\n%s", code, out)
 	}

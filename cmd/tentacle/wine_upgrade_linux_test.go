@@ -97,6 +97,11 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 		t.Fatalf("exec before the upgrade: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	t.Logf("installed the MSI and started the service in %s", time.Since(phase).Round(time.Millisecond))
+	// The agent runs scripts under the MSI's tentacle-supervisor.exe.
+	installDir := filepath.Join(w.prefix.DriveC(), "Program Files", "Octopus Deploy", "Tentacle")
+	if log := w.agentLog(); !strings.Contains(log, `scripts run under C:\Program Files\Octopus Deploy\Tentacle\tentacle-supervisor.exe`) {
+		t.Errorf("the agent's log does not say scripts run under the installed tentacle-supervisor.exe:\n%s", log)
+	}
 
 	// A script in flight across the upgrade: it waits for a file the test
 	// writes once the upgrade is done.
@@ -121,6 +126,12 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 	want := []upgrade.InstanceResult{{Name: "E2E", Outcome: upgrade.OutcomeUpgraded}}
 	if res.Method != release.MethodMSI || res.From != wineUpgradeFrom || res.To != wineUpgradeTo || res.RolledBack || !slices.Equal(res.Instances, want) {
 		t.Errorf("upgrade result %+v, want msi %s -> %s, instance E2E upgraded", res, wineUpgradeFrom, wineUpgradeTo)
+	}
+
+	// The script's supervisor still runs from the old tentacle-supervisor.exe,
+	// moved aside so that msiexec could put the new one in place.
+	if _, err := os.Stat(filepath.Join(installDir, "tentacle-supervisor.exe.old")); err != nil {
+		t.Errorf("no tentacle-supervisor.exe.old while the script's supervisor runs: %v", err)
 	}
 
 	// The service runs the new version and serves.
@@ -211,16 +222,23 @@ func (w *wineTentacle) scriptClient(port int) contracts.ScriptServiceV2Client {
 
 // lastStartedVersion is the version the instance's agent logged when it
 // last started ("" when it never did).
-func (w *wineTentacle) lastStartedVersion() string {
+// agentLog is the E2E instance's log files, concatenated.
+func (w *wineTentacle) agentLog() string {
 	logs, _ := filepath.Glob(filepath.Join(w.prefix.DriveC(), "Octopus", "E2E", "Logs", "*"))
-	last := ""
+	var all strings.Builder
 	for _, l := range logs {
 		data, _ := os.ReadFile(l)
-		for _, line := range strings.Split(string(data), "\n") {
-			// "<time>  <pid>   INFO  Tentacle version X (X) instance E2E"
-			if _, v, ok := strings.Cut(line, " INFO  Tentacle version "); ok {
-				last, _, _ = strings.Cut(strings.TrimSpace(v), " ")
-			}
+		all.Write(data)
+	}
+	return all.String()
+}
+
+func (w *wineTentacle) lastStartedVersion() string {
+	last := ""
+	for _, line := range strings.Split(w.agentLog(), "\n") {
+		// "<time>  <pid>   INFO  Tentacle version X (X) instance E2E"
+		if _, v, ok := strings.Cut(line, " INFO  Tentacle version "); ok {
+			last, _, _ = strings.Cut(strings.TrimSpace(v), " ")
 		}
 	}
 	return last
