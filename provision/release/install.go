@@ -93,18 +93,23 @@ func supervisorName() string {
 // folder (off PATH, as install.sh's /usr/local/libexec/tentacle), else
 // beside target (the archive's own layout: /opt/octopus/tentacle).
 func SupervisorPath(target string) string {
-	dir := filepath.Dir(target)
-	beside := filepath.Join(dir, supervisorName())
-	libexec := filepath.Join(filepath.Dir(dir), "libexec", "tentacle", supervisorName())
+	beside, libexec := supervisorPlaces(target)
 	for _, p := range []string{beside, libexec} {
 		if _, err := os.Lstat(p); err == nil {
 			return p
 		}
 	}
-	if filepath.Base(dir) == "bin" {
+	if filepath.Base(filepath.Dir(target)) == "bin" {
 		return libexec
 	}
 	return beside
+}
+
+// supervisorPlaces are the two places the agent whose executable is target
+// looks for tentacle-supervisor, in its order (scripts.FindSupervisor).
+func supervisorPlaces(target string) (beside, libexec string) {
+	dir := filepath.Dir(target)
+	return filepath.Join(dir, supervisorName()), filepath.Join(filepath.Dir(dir), "libexec", "tentacle", supervisorName())
 }
 
 // ResolveTarget returns the binary to replace: target, or the running
@@ -296,8 +301,9 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 			return res, config.Userf("The tentacle-supervisor in %s is not of its binary's build (%v), so nothing was installed.", filepath.Base(archive), err)
 		}
 	}
-	res.Supervisor = SupervisorPath(res.Target)
-	_, oldSupervisor := os.Lstat(res.Supervisor)
+	supervisorPath := SupervisorPath(res.Target)
+	res.Supervisor = supervisorPath
+	_, oldSupervisor := os.Lstat(supervisorPath)
 	if res.Previous != "" {
 		res.Steps = append(res.Steps, fmt.Sprintf("keep %s (%s) as %s", res.Target, orUnknownVersion(res.PreviousVersion), res.Previous))
 	}
@@ -316,7 +322,7 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 	// The supervisor first, so that the new binary finds its own. A
 	// running supervisor keeps the file it started from (Unix: the old
 	// inode; Windows: the file moved aside), so scripts carry on.
-	if err := replaceSupervisor(newSupervisor, res.Supervisor, oldSupervisor == nil); err != nil {
+	if err := replaceSupervisor(newSupervisor, supervisorPath, oldSupervisor == nil); err != nil {
 		return res, err
 	}
 	if res.Previous != "" {
@@ -339,9 +345,6 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 // rollback. Without an old one a stale previous is removed, so that a
 // rollback knows there was none.
 func replaceSupervisor(newSupervisor, path string, hadOld bool) error {
-	if path == "" {
-		return nil
-	}
 	previous := PreviousPath(path)
 	if hadOld {
 		if err := keepPrevious(path, previous); err != nil {
@@ -530,6 +533,15 @@ func Rollback(ctx context.Context, target string, dryRun bool) (RollbackResult, 
 // of another build anyway.
 func rollbackSupervisor(ctx context.Context, target, version string) {
 	path := SupervisorPath(target)
+	// The install kept the previous one where it was, which (when it then
+	// removed it) SupervisorPath may no longer point at.
+	beside, libexec := supervisorPlaces(target)
+	for _, p := range []string{beside, libexec} {
+		if _, err := os.Lstat(PreviousPath(p)); err == nil {
+			path = p
+			break
+		}
+	}
 	previous := PreviousPath(path)
 	aside := func() {
 		if runtime.GOOS == "windows" { // a running one cannot be replaced, but moved

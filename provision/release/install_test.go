@@ -381,15 +381,18 @@ func TestInstallDetectsPackageManagedBinaries(t *testing.T) {
 // stamped as a release build is.
 func supervisorBinary(t *testing.T, version string) string {
 	t.Helper()
-	if os.Getenv("TENTACLE_TEST_BINARY_DIR") != "" {
-		t.Skip("SKIP: under Wine there is no Go toolchain to build tentacle-supervisor with")
-	}
 	tentacle := tentacleBinary(t, version) // makes builtDir
 	builtMu.Lock()
 	defer builtMu.Unlock()
 	key := "supervisor-" + version
 	if p, ok := builtBins[key]; ok {
 		return p
+	}
+	// Under Wine there is no Go toolchain: `make test-windows` builds these
+	// too (internal/winetest/windowssuite).
+	if prebuilt := os.Getenv("TENTACLE_TEST_BINARY_DIR"); prebuilt != "" {
+		builtBins[key] = filepath.Join(prebuilt, "tentacle-supervisor-"+version+".exe")
+		return builtBins[key]
 	}
 	dir := filepath.Join(builtDir, key)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -427,7 +430,9 @@ func releaseArchiveWithSupervisor(t *testing.T, dir, binary, supervisor string) 
 			t.Fatal(err)
 		}
 		entries = append(entries, archiveEntry{name: "tentacle/" + supervisorName(), kind: tar.TypeReg, mode: 0o755, body: string(s)})
-		p = strings.TrimSuffix(p, ".tar.gz") + "_with_" + filepath.Base(filepath.Dir(supervisor)) + ".tar.gz"
+		// Built (supervisor-V/tentacle-supervisor) or prebuilt under Wine
+		// (tentacle-supervisor-V.exe): the archive's name tells them apart.
+		p = strings.TrimSuffix(p, ".tar.gz") + "_with_" + filepath.Base(filepath.Dir(supervisor)) + "_" + filepath.Base(supervisor) + ".tar.gz"
 	}
 	writeTarGz(t, p, append(entries, fileEntry("tentacle/README.md", "readme")))
 	return p
