@@ -320,34 +320,39 @@ nspawn-rootfs:
 	rm -rf $(NSPAWN_ROOTFS); mv -T "$$tmp" $(NSPAWN_ROOTFS)
 
 # image builds, offline, the two container images (packaging/container/README.md)
-# from the static release binary: tentacle:TAG on a minimal Debian made here
+# from the static release binary and its tentacle-supervisor (beside it as
+# /usr/bin/tentacle-supervisor): tentacle:TAG on a minimal Debian made here
 # by debootstrap (bash, coreutils, ca-certificates) and tentacle:TAG-static
 # FROM scratch, and writes each as an oci-archive under IMAGE_DIR. TAG is the
-# binary's version with + made - (an image tag cannot hold +). The binary is
-# goreleaser's linux/amd64 one when dist/ holds one built from this commit
-# with a clean tree, else bin/linux_amd64/tentacle built with goreleaser's
+# binary's version with + made - (an image tag cannot hold +). The binaries
+# are goreleaser's linux/amd64 ones when dist/ holds them built from this commit
+# with a clean tree, else bin/linux_amd64/tentacle and tentacle-supervisor built with goreleaser's
 # flags (CGO_ENABLED=0 -trimpath), which shares Go's build cache with
-# `make package`; IMAGE_BINARY names another, IMAGE_TAG another tag. podman runs with
+# `make package`; IMAGE_BINARY names another agent, IMAGE_SUPERVISOR another
+# supervisor (default: the one beside IMAGE_BINARY), IMAGE_TAG another tag. podman runs with
 # packaging/container/containers.conf (containers-here.md: runc, cgroupfs,
 # no default ulimits), never a machine-wide configuration.
 CONTAINER_APT_PACKAGES := podman runc
 IMAGE_DIR    ?= dist/image
 IMAGE_BINARY ?=
+IMAGE_SUPERVISOR ?=
 IMAGE_TAG    ?=
 STATIC_BIN   := bin/linux_amd64/tentacle
 image: image-rootfs
 	@$(MAKE) --no-print-directory deps APT_PACKAGES='$(CONTAINER_APT_PACKAGES)'
-	@set -e; bin='$(IMAGE_BINARY)'; \
+	@set -e; bin='$(IMAGE_BINARY)'; sup='$(IMAGE_SUPERVISOR)'; \
 	if [ -z "$$bin" ]; then \
-		dist=$$(ls dist/build/tentacle_linux_amd64_v1/tentacle 2>/dev/null || true); \
-		if [ -n "$$dist" ] && git diff --quiet HEAD 2>/dev/null && "$$dist" version 2>/dev/null | grep -q "\.$$(git rev-parse --short HEAD)$$"; then \
-			bin=$$dist; echo "image: goreleaser's binary $$bin"; \
+		dist=$$(ls dist/build/tentacle_linux_amd64_v1/bin/tentacle 2>/dev/null || true); \
+		dsup=dist/build/supervisor_linux_amd64_v1/libexec/tentacle/tentacle-supervisor; \
+		if [ -n "$$dist" ] && [ -x "$$dsup" ] && git diff --quiet HEAD 2>/dev/null && "$$dist" version 2>/dev/null | grep -q "\.$$(git rev-parse --short HEAD)$$"; then \
+			bin=$$dist; sup=$$dsup; echo "image: goreleaser's binaries $$bin $$sup"; \
 		else \
 			CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STATIC_BIN) ./cmd/tentacle; \
-			bin=$(STATIC_BIN); echo "image: built $$bin (CGO_ENABLED=0 -trimpath)"; \
+			CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(dir $(STATIC_BIN))tentacle-supervisor ./cmd/tentacle-supervisor; \
+			bin=$(STATIC_BIN); sup=$(dir $(STATIC_BIN))tentacle-supervisor; echo "image: built $$bin and $$sup (CGO_ENABLED=0 -trimpath)"; \
 		fi; \
 	fi; \
-	IMAGE_TAG='$(IMAGE_TAG)' CONTAINERS_CONF=$(CURDIR)/packaging/container/containers.conf sh packaging/container/image.sh "$$bin" $(IMAGE_ROOTFS) $(IMAGE_DIR)
+	IMAGE_TAG='$(IMAGE_TAG)' CONTAINERS_CONF=$(CURDIR)/packaging/container/containers.conf sh packaging/container/image.sh "$$bin" $(IMAGE_ROOTFS) $(IMAGE_DIR) $$sup
 
 # image-rootfs builds, once per cache, the Debian root filesystem the
 # tentacle:TAG image starts from, as nspawn-rootfs does (locked, built in a

@@ -121,13 +121,34 @@ func TestLinuxArchiveUnpacksAsUpstream(t *testing.T) {
 	if !strings.Contains(out, b.Version) {
 		t.Errorf("/opt/octopus/tentacle/Tentacle version printed %q, want %s", out, b.Version)
 	}
+	// The script supervisor beside it, of the same build, so the agent
+	// started from there runs scripts under it (scripts.FindSupervisor).
+	if out := strings.TrimSpace(run(t, filepath.Join(opt, "tentacle", "tentacle-supervisor"), "version")); out != b.Version {
+		t.Errorf("/opt/octopus/tentacle/tentacle-supervisor version printed %q, want %s", out, b.Version)
+	}
 	zr, err := zip.OpenReader(b.find(t, "Archive", `_windows_amd64\.zip$`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer zr.Close()
-	if !slices.ContainsFunc(zr.File, func(f *zip.File) bool { return f.Name == "tentacle/Tentacle.exe" }) {
-		t.Error("the Windows zip has no tentacle/Tentacle.exe")
+	var zipped []string
+	for _, f := range zr.File {
+		zipped = append(zipped, f.Name)
+	}
+	slices.Sort(zipped)
+	if want := []string{"tentacle/README.md", "tentacle/Tentacle.exe", "tentacle/tentacle-supervisor.exe"}; !slices.Equal(zipped, want) {
+		t.Errorf("the Windows zip holds %q, want %q", zipped, want)
+	}
+	// Every tar.gz (Linux and macOS) holds exactly the same three files.
+	for _, a := range b.Artifacts {
+		if a.Type != "Archive" || !strings.HasSuffix(a.Name, ".tar.gz") {
+			continue
+		}
+		entries := strings.Fields(run(t, "tar", "tzf", b.path(a)))
+		slices.Sort(entries)
+		if want := []string{"tentacle/README.md", "tentacle/Tentacle", "tentacle/tentacle-supervisor"}; !slices.Equal(entries, want) {
+			t.Errorf("%s holds %q, want %q", a.Name, entries, want)
+		}
 	}
 }
 

@@ -72,6 +72,18 @@ func TestDebUnderSystemd(t *testing.T) {
 			t.Errorf("%s version: %s", p, out)
 		}
 	}
+	// The script supervisor: off PATH in /usr/libexec/tentacle, where the
+	// agent (whose executable resolves to /usr/bin/tentacle) looks for it,
+	// of the same build.
+	if got := m.Must("stat", "-c", "%a %U", supervisorPath); strings.TrimSpace(got) != "755 root" {
+		t.Errorf("%s mode/owner: %s", supervisorPath, got)
+	}
+	if got := strings.TrimSpace(m.Must(supervisorPath, "version")); got != f.Version {
+		t.Errorf("%s version = %q, want %s", supervisorPath, got, f.Version)
+	}
+	if out, err := m.Run("sh", "-c", "command -v tentacle-supervisor"); err == nil {
+		t.Errorf("tentacle-supervisor is on PATH: %s", out)
+	}
 	// Upstream's documented first step runs our setup wizard; without a
 	// terminal it says what to use instead.
 	if got := m.Must("stat", "-c", "%a %U", "/opt/octopus/tentacle/configure-tentacle.sh"); strings.TrimSpace(got) != "755 root" {
@@ -123,12 +135,20 @@ func TestDebUnderSystemd(t *testing.T) {
 	if lines, code := runToCompletion(t, scripts, "Hello"); code != 0 || strings.Join(lines, "|") != "hello" {
 		t.Errorf("script through the protocol: exit %d, %q", code, lines)
 	}
+	// The agent said at start that scripts run under the package's
+	// tentacle-supervisor (scripts.FindSupervisor).
+	if log := agentLog(m); !strings.Contains(log, "scripts run under "+supervisorPath) {
+		t.Errorf("the agent's log does not say scripts run under %s:\n%s", supervisorPath, log)
+	}
 
 	// Upgrade while a script runs.
 	slow := "for i in $(seq 1 30); do echo line $i; sleep 0.1; done; exit 3"
 	if _, err := scripts.StartScript(context.Background(), startCommand("AcrossUpgrade", slow)); err != nil {
 		t.Fatal(err)
 	}
+	// The running script's process is a child of the tentacle-supervisor
+	// program, not of a second tentacle: read from /proc.
+	supervisorPID := scriptSupervisor(t, m, supervisorPath)
 	pidBefore := strings.TrimSpace(m.Must("systemctl", "show", "-p", "MainPID", "--value", "Tentacle.service"))
 	upgradeStart := time.Now()
 	out = apt("install", containerPkgDir+"/"+deb2)
@@ -146,6 +166,14 @@ func TestDebUnderSystemd(t *testing.T) {
 	if out := m.Must("tentacle", "version"); !strings.Contains(out, s.Version) {
 		t.Errorf("after the upgrade tentacle version says %s", out)
 	}
+	if got := strings.TrimSpace(m.Must(supervisorPath, "version")); got != s.Version {
+		t.Errorf("after the upgrade %s version = %q, want %s", supervisorPath, got, s.Version)
+	}
+	// The running supervisor kept the file it started from (dpkg renamed
+	// the new one over it): the kernel says its executable was deleted.
+	if exe, _ := m.Run("readlink", "/proc/"+supervisorPID+"/exe"); strings.TrimSpace(exe) != supervisorPath+" (deleted)" {
+		t.Errorf("the script's supervisor (pid %s) across the upgrade runs %q, want the old %s (deleted)", supervisorPID, strings.TrimSpace(exe), supervisorPath)
+	}
 	if got := m.Must("sha256sum", "/etc/octopus/Tentacle/tentacle.config", "/var/lib/tentacle/Stopped/tentacle.config"); got != configBefore {
 		t.Errorf("the upgrade changed instance configurations:\n%s\n%s", configBefore, got)
 	}
@@ -157,6 +185,16 @@ func TestDebUnderSystemd(t *testing.T) {
 	}
 	if strings.Join(lines, "|") != strings.Join(want, "|") || code != 3 {
 		t.Errorf("the script across the upgrade: exit %d, lines %q", code, lines)
+	}
+	// The restarted (new) agent runs scripts under the new supervisor.
+	if _, err := scripts.StartScript(context.Background(), startCommand("AfterUpgrade", "sleep 1; echo after")); err != nil {
+		t.Fatal(err)
+	}
+	if pid := scriptSupervisor(t, m, supervisorPath); pid == supervisorPID {
+		t.Errorf("the script after the upgrade runs under the old supervisor %s", pid)
+	}
+	if lines, code := runToCompletion(t, scripts, "AfterUpgrade"); code != 0 || strings.Join(lines, "|") != "after" {
+		t.Errorf("script after the upgrade: exit %d, %q", code, lines)
 	}
 	t.Logf("upgrade %s -> %s: agent pid %s -> %s, the script finished with all %d lines", f.Version, s.Version, pidBefore, pidAfter, len(lines))
 
@@ -200,6 +238,9 @@ func TestDebUnderSystemd(t *testing.T) {
 	if _, err := m.Run("test", "-f", "/var/lib/tentacle/Stopped/tentacle.config"); err != nil {
 		t.Error("purge deleted an instance configuration")
 	}
+	if out, err := m.Run("ls", "-d", "/usr/libexec/tentacle"); err == nil {
+		t.Errorf("purge left %s", out)
+	}
 	// The scripts are idempotent: installing again after purge works and
 	// the instance comes back with `tentacle service --install --start`.
 	apt("install", containerPkgDir+"/"+deb2)
@@ -208,6 +249,48 @@ func TestDebUnderSystemd(t *testing.T) {
 		t.Errorf("after reinstalling, Tentacle.service is %q", got)
 	}
 	t.Logf("whole deb test: %s", time.Since(start).Round(time.Millisecond))
+}
+
+// supervisorPath is where the deb and rpm install tentacle-supervisor.
+const supervisorPath = "/usr/libexec/tentacle/tentacle-supervisor"
+
+// agentLog is what the Tentacle.service agent logged: the journal (its
+// stderr) and its log files.
+func agentLog(m *nspawntest.Machine) string {
+	out, _ := m.Run("sh", "-c", "journalctl -u Tentacle.service --no-pager -o cat; find /etc/octopus /var/lib/tentacle -name '*.txt' -path '*Logs*' -exec cat {} +")
+	return out
+}
+
+// scriptSupervisor waits for a running script's sleep and returns the pid
+// of its nearest ancestor that runs supervisor (read from /proc), or fails
+// the test with the ancestors' executables.
+func scriptSupervisor(t *testing.T, m *nspawntest.Machine, supervisor string) string {
+	t.Helper()
+	script := `for i in $(seq 100); do s=$(pgrep -x sleep | head -1); [ -n "$s" ] && break; sleep 0.05; done
+[ -n "$s" ] || { echo "no script is sleeping"; exit 1; }
+p=$s
+for i in 1 2 3 4 5; do
+	p=$(ps -o ppid= -p "$p" | tr -d ' ')
+	[ -n "$p" ] && [ "$p" != 0 ] || break
+	echo "$p $(readlink /proc/$p/exe)"
+done`
+	// A sleep of 0.1 s may end while its ancestors are read: try again.
+	var out string
+	for try := 0; try < 20; try++ {
+		var err error
+		out, err = m.Run("sh", "-c", script)
+		if err != nil {
+			t.Fatalf("the running script's ancestors: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if pid, exe, ok := strings.Cut(l, " "); ok && exe == supervisor {
+				t.Logf("the script runs under pid %s, %s", pid, exe)
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no ancestor of the running script runs %s (pid, executable):\n%s", supervisor, out)
+	return ""
 }
 
 // upstreamShapedDeb builds a `tentacle` package with upstream's paths

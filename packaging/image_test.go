@@ -106,7 +106,12 @@ func (p *podmanStore) loadAndRun(archive, version string) {
 	if got != version {
 		p.t.Errorf("`tentacle version` in %s (from %s) printed %q, want %q", image, filepath.Base(archive), got, version)
 	}
-	p.t.Logf("%s: loaded as %s, `tentacle version` prints %s", filepath.Base(archive), image, got)
+	// The script supervisor beside the binary, of the same build, where
+	// the agent looks for it (scripts.FindSupervisor).
+	if got := p.must("run", "--rm", "--network", "none", "--entrypoint", "/usr/bin/tentacle-supervisor", image, "version"); got != version {
+		p.t.Errorf("`tentacle-supervisor version` in %s printed %q, want %q", image, got, version)
+	}
+	p.t.Logf("%s: loaded as %s, `tentacle version` and `tentacle-supervisor version` print %s", filepath.Base(archive), image, got)
 }
 
 // TestContainerImagesFromGoreleaser checks the images goreleaser's

@@ -1,18 +1,22 @@
 #!/bin/sh
 # Builds the Windows installer, tentacle_<version>_windows_amd64.msi, from the
-# windows/amd64 Tentacle.exe with wixl (Debian's wixl package) and
-# packaging/windows/tentacle.wxs. goreleaser OSS has no msi: section (Pro
-# only), so the archive build runs this as its post-hook; for every other
-# target it does nothing.
+# windows/amd64 Tentacle.exe and tentacle-supervisor.exe with wixl (Debian's
+# wixl package) and packaging/windows/tentacle.wxs. goreleaser OSS has no
+# msi: section (Pro only), so the archive build (Tentacle.exe) and the
+# supervisor build (tentacle-supervisor.exe) both run this as their
+# post-hook; for every other target it does nothing. goreleaser builds them
+# in parallel, so each run records its binary (signed, when signing) under a
+# lock in OUTDIR/.msi-parts, and the run that finds both builds the MSI.
 #
 # Usage: msi.sh OS ARCH BINARY VERSION [OUTDIR]
-#   OUTDIR defaults to goreleaser's dist folder (two levels above BINARY),
-#   where checksum.extra_files finds the MSI.
+#   BINARY is .../Tentacle.exe or .../tentacle-supervisor.exe. OUTDIR
+#   defaults to goreleaser's dist folder (the parent of the build's
+#   <id>_windows_amd64* folder), where checksum.extra_files finds the MSI.
 #
 # Code signing: when TENTACLE_CODESIGN_PFX names a PKCS#12 file (certificate
 # and private key; its password in TENTACLE_CODESIGN_PASSWORD, if any),
-# Tentacle.exe is signed before it goes into the MSI (so the zip archive,
-# made after this hook, holds the signed binary too), then the MSI itself,
+# each binary is signed before it goes into the MSI (so the zip archive,
+# made after the hooks, holds the signed binaries too), then the MSI itself,
 # with osslsigncode (SHA-256). TENTACLE_CODESIGN_TIMESTAMP_URL adds an
 # RFC 3161 timestamp from that server. Without the PFX nothing is signed.
 set -eu
@@ -22,7 +26,29 @@ binary=$3
 version=$4
 [ "$os/$arch" = windows/amd64 ] || exit 0
 here=$(cd "$(dirname "$0")" && pwd)
-outdir=${5:-$(dirname "$(dirname "$binary")")}
+case $(basename "$binary") in
+Tentacle.exe) part=agent ;;
+tentacle-supervisor.exe) part=supervisor ;;
+*)
+	echo "msi.sh: $binary is neither Tentacle.exe nor tentacle-supervisor.exe" >&2
+	exit 1
+	;;
+esac
+if [ -n "${5:-}" ]; then
+	outdir=$5
+else
+	# dist/<build id>_windows_amd64_v1/[libexec/tentacle/]BINARY
+	outdir=$(dirname "$binary")
+	while :; do
+		case $(basename "$outdir") in *_windows_amd64*) break ;; esac
+		[ "$outdir" != / ] && [ "$outdir" != . ] || {
+			echo "msi.sh: $binary is not in a goreleaser <id>_windows_amd64 build folder; give OUTDIR" >&2
+			exit 1
+		}
+		outdir=$(dirname "$outdir")
+	done
+	outdir=$(dirname "$outdir")
+fi
 
 if ! command -v wixl >/dev/null 2>&1; then
 	echo "msi.sh: wixl is not installed (apt-get install wixl msitools); cannot build the MSI" >&2
@@ -66,15 +92,29 @@ if [ -n "${TENTACLE_CODESIGN_PFX:-}" ]; then
 		echo "msi.sh: TENTACLE_CODESIGN_PFX=$TENTACLE_CODESIGN_PFX is not a readable file" >&2
 		exit 1
 	fi
-	signfile "$binary" "$binary.signed" "Octopus Deploy Tentacle (tentacle-go)"
+	if [ $part = agent ]; then
+		signfile "$binary" "$binary.signed" "Octopus Deploy Tentacle (tentacle-go)"
+	else
+		signfile "$binary" "$binary.signed" "Octopus Deploy Tentacle (tentacle-go) script supervisor"
+	fi
 	mv -f "$binary.signed" "$binary"
 fi
 
-mkdir -p "$outdir"
+# The other build's hook may be running: record this binary under the lock,
+# and go on only when the other one is recorded too.
+mkdir -p "$outdir/.msi-parts"
+exec 9>"$outdir/.msi-parts/lock"
+flock 9
+realpath "$binary" >"$outdir/.msi-parts/$part"
+if [ ! -s "$outdir/.msi-parts/agent" ] || [ ! -s "$outdir/.msi-parts/supervisor" ]; then
+	echo "msi.sh: $(basename "$binary") ready; the MSI is built when the other windows/amd64 binary is"
+	exit 0
+fi
 msi=$outdir/tentacle_${version}_windows_amd64.msi
-# wixl refuses an absolute Source path: give it the binary relative to here.
-exe=$(realpath --relative-to=. "$binary")
-wixl -a x64 -D Version="$numeric" -D Exe="$exe" -o "$msi.tmp" "$here/windows/tentacle.wxs"
+# wixl refuses an absolute Source path: give it the binaries relative to here.
+exe=$(realpath --relative-to=. "$(cat "$outdir/.msi-parts/agent")")
+supervisor=$(realpath --relative-to=. "$(cat "$outdir/.msi-parts/supervisor")")
+wixl -a x64 -D Version="$numeric" -D Exe="$exe" -D Supervisor="$supervisor" -o "$msi.tmp" "$here/windows/tentacle.wxs"
 if [ -n "${TENTACLE_CODESIGN_PFX:-}" ]; then
 	signfile "$msi.tmp" "$msi.signed" "Octopus Deploy Tentacle (tentacle-go) installer"
 	mv -f "$msi.signed" "$msi.tmp"

@@ -46,15 +46,26 @@ func (b *goreleaserBuild) msi(t *testing.T) string {
 // windowsExe is the build's windows/amd64 Tentacle.exe (the one in the MSI).
 func (b *goreleaserBuild) windowsExe(t *testing.T) string {
 	t.Helper()
+	return b.windowsBinary(t, "Tentacle.exe")
+}
+
+// windowsSupervisor is the build's windows/amd64 tentacle-supervisor.exe.
+func (b *goreleaserBuild) windowsSupervisor(t *testing.T) string {
+	t.Helper()
+	return b.windowsBinary(t, "tentacle-supervisor.exe")
+}
+
+func (b *goreleaserBuild) windowsBinary(t *testing.T, name string) string {
+	t.Helper()
 	for _, a := range b.Artifacts {
-		if a.Type == "Binary" && a.Goos == "windows" && a.Goarch == "amd64" && filepath.Base(a.Path) == "Tentacle.exe" {
+		if a.Type == "Binary" && a.Goos == "windows" && a.Goarch == "amd64" && filepath.Base(a.Path) == name {
 			if filepath.IsAbs(a.Path) {
 				return a.Path
 			}
 			return filepath.Join(nspawntest.RepoRoot(t), a.Path)
 		}
 	}
-	t.Fatalf("build %s has no windows/amd64 Tentacle.exe", b.Version)
+	t.Fatalf("build %s has no windows/amd64 %s", b.Version, name)
 	return ""
 }
 
@@ -121,6 +132,24 @@ func TestMSITables(t *testing.T) {
 	exeInfo, _ := os.Stat(exe)
 	if file[2] != "Tentacle.exe" || file[3] != fmt.Sprint(exeInfo.Size()) || comp[2] != "INSTALLLOCATION" || comp[3] != "256" {
 		t.Errorf("File %q in Component %q: want Tentacle.exe (%d bytes), 64-bit (256), in INSTALLLOCATION", file, comp, exeInfo.Size())
+	}
+	// The script supervisor beside it (scripts.FindSupervisor), in a
+	// component of its own: installed and removed with the product.
+	file = row(t, msiTable(t, msi, "File"), "File", "SupervisorExe")
+	comp = row(t, msiTable(t, msi, "Component"), "Component", file[1])
+	supInfo, _ := os.Stat(b.windowsSupervisor(t))
+	if file[2] != "tentacle-supervisor.exe" || file[3] != fmt.Sprint(supInfo.Size()) || comp[2] != "INSTALLLOCATION" || comp[3] != "256" {
+		t.Errorf("File %q in Component %q: want tentacle-supervisor.exe (%d bytes), 64-bit (256), in INSTALLLOCATION", file, comp, supInfo.Size())
+	}
+	if r := row(t, msiTable(t, msi, "FeatureComponents"), "FeatureComponents", "Tentacle"); len(r) < 2 {
+		t.Errorf("FeatureComponents: %q", r)
+	}
+	var features []string
+	for _, r := range msiTable(t, msi, "FeatureComponents") {
+		features = append(features, strings.Join(r, " "))
+	}
+	if !slices.Contains(features, "Tentacle "+file[1]) {
+		t.Errorf("the Tentacle feature does not install %s: %q", file[1], features)
 	}
 
 	// Every other version of ours, and upstream's MSI, are removed (all
@@ -204,28 +233,35 @@ func makeCodeSigningPFX(t *testing.T, dir, password string) (pfx, cert string) {
 	return pfx, cert
 }
 
-// buildMSI runs packaging/msi.sh as goreleaser's hook does, on a copy of
-// exe, into a folder of its own, with extra environment.
-func buildMSI(t *testing.T, exe, version string, env ...string) (msi, exeCopy string, err error) {
+// buildMSI runs packaging/msi.sh as goreleaser's hooks do, on copies of
+// exe and supervisor laid out as goreleaser's build folders, into a folder
+// of its own, with extra environment: once for the supervisor's build, once
+// for Tentacle.exe's, which then builds the MSI.
+func buildMSI(t *testing.T, exe, supervisor, version string, env ...string) (msi, exeCopy, supervisorCopy string, err error) {
 	t.Helper()
 	work := t.TempDir()
 	exeCopy = filepath.Join(work, "archive_windows_amd64_v1", "Tentacle.exe")
-	os.MkdirAll(filepath.Dir(exeCopy), 0o755)
-	data, rerr := os.ReadFile(exe)
-	if rerr != nil {
-		t.Fatal(rerr)
+	supervisorCopy = filepath.Join(work, "supervisor_windows_amd64_v1", "libexec", "tentacle", "tentacle-supervisor.exe")
+	for from, to := range map[string]string{exe: exeCopy, supervisor: supervisorCopy} {
+		os.MkdirAll(filepath.Dir(to), 0o755)
+		data, rerr := os.ReadFile(from)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err := os.WriteFile(to, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(exeCopy, data, 0o755); err != nil {
-		t.Fatal(err)
+	for _, bin := range []string{supervisorCopy, exeCopy} {
+		cmd := exec.Command("sh", "packaging/msi.sh", "windows", "amd64", bin, version)
+		cmd.Dir = nspawntest.RepoRoot(t)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return "", exeCopy, supervisorCopy, fmt.Errorf("msi.sh: %v\n%s", err, out)
+		}
 	}
-	cmd := exec.Command("sh", "packaging/msi.sh", "windows", "amd64", exeCopy, version)
-	cmd.Dir = nspawntest.RepoRoot(t)
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", exeCopy, fmt.Errorf("msi.sh: %v\n%s", err, out)
-	}
-	return filepath.Join(work, "tentacle_"+version+"_windows_amd64.msi"), exeCopy, nil
+	return filepath.Join(work, "tentacle_"+version+"_windows_amd64.msi"), exeCopy, supervisorCopy, nil
 }
 
 // TestMSISignedWithAThrowawayCertificate signs with a PFX made here: the
@@ -236,29 +272,31 @@ func TestMSISignedWithAThrowawayCertificate(t *testing.T) {
 	b := first(t)
 	requireTools(t, "osslsigncode", "openssl", "wixl")
 	pfx, cert := makeCodeSigningPFX(t, t.TempDir(), "s3cret pass")
-	msi, exe, err := buildMSI(t, b.windowsExe(t), b.Version, "TENTACLE_CODESIGN_PFX="+pfx, "TENTACLE_CODESIGN_PASSWORD=s3cret pass")
+	msi, exe, supervisor, err := buildMSI(t, b.windowsExe(t), b.windowsSupervisor(t), b.Version, "TENTACLE_CODESIGN_PFX="+pfx, "TENTACLE_CODESIGN_PASSWORD=s3cret pass")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{msi, exe} {
+	for _, f := range []string{msi, exe, supervisor} {
 		out := run(t, "osslsigncode", "verify", "-CAfile", cert, "-in", f)
 		if !strings.Contains(out, "Signature verification: ok") || !strings.Contains(out, "tentacle-go test code signing") {
 			t.Errorf("osslsigncode verify %s:\n%s", filepath.Base(f), out)
 		}
 	}
-	// The MSI holds the signed Tentacle.exe: msiextract it and compare.
+	// The MSI holds the signed binaries: msiextract it and compare.
 	extracted := t.TempDir()
 	run(t, "msiextract", "-C", extracted, msi)
-	var inside string
-	filepath.WalkDir(extracted, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == "Tentacle.exe" {
-			inside = p
+	for _, signed := range []string{exe, supervisor} {
+		var inside string
+		filepath.WalkDir(extracted, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == filepath.Base(signed) {
+				inside = p
+			}
+			return nil
+		})
+		want, _ := os.ReadFile(signed)
+		if got, err := os.ReadFile(inside); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("the MSI's %s (%s) is not the signed one: %v", filepath.Base(signed), inside, err)
 		}
-		return nil
-	})
-	want, _ := os.ReadFile(exe)
-	if got, err := os.ReadFile(inside); err != nil || !bytes.Equal(got, want) {
-		t.Errorf("the MSI's Tentacle.exe (%s) is not the signed one: %v", inside, err)
 	}
 
 	tampered := filepath.Join(t.TempDir(), "tampered.msi")
@@ -270,7 +308,7 @@ func TestMSISignedWithAThrowawayCertificate(t *testing.T) {
 			t.Errorf("%s verified:\n%s", name, out)
 		}
 	}
-	if _, _, err := buildMSI(t, b.windowsExe(t), b.Version, "TENTACLE_CODESIGN_PFX="+pfx, "TENTACLE_CODESIGN_PASSWORD=wrong"); err == nil || !strings.Contains(err.Error(), "wrong TENTACLE_CODESIGN_PASSWORD?") {
+	if _, _, _, err := buildMSI(t, b.windowsExe(t), b.windowsSupervisor(t), b.Version, "TENTACLE_CODESIGN_PFX="+pfx, "TENTACLE_CODESIGN_PASSWORD=wrong"); err == nil || !strings.Contains(err.Error(), "wrong TENTACLE_CODESIGN_PASSWORD?") {
 		t.Errorf("a wrong password: %v", err)
 	}
 }
@@ -339,8 +377,8 @@ func TestMSIUnderWine(t *testing.T) {
 	// The later snapshot's MSI, built from a Windows binary stamped with
 	// its version as goreleaser stamps it.
 	exe2 := filepath.Join(t.TempDir(), "Tentacle.exe")
-	releasebuild.Build(t, nspawntest.RepoRoot(t), exe2, releasebuild.Options{GOOS: "windows", GOARCH: "amd64", Version: s.Version})
-	msi2, _, err := buildMSI(t, exe2, s.Version)
+	releasebuild.Build(t, nspawntest.RepoRoot(t), exe2, releasebuild.Options{GOOS: "windows", GOARCH: "amd64", Version: s.Version, Supervisor: true})
+	msi2, _, _, err := buildMSI(t, exe2, filepath.Join(filepath.Dir(exe2), "tentacle-supervisor.exe"), s.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +399,10 @@ func TestMSIUnderWine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(p.DriveC(), "Program Files", "Octopus Deploy", "Tentacle", "Tentacle.exe")); err != nil {
 		t.Fatal(err)
+	}
+	// The script supervisor beside it, of the same build.
+	if got := strings.TrimSpace(wine(t, p, defaultDir+"tentacle-supervisor.exe", "version")); got != b.Version {
+		t.Errorf("%stentacle-supervisor.exe version = %q, want %s", defaultDir, got, b.Version)
 	}
 	for _, k := range []string{ours, upstream} {
 		if got := regValue(p, k, "InstallLocation"); got != defaultDir {
@@ -445,8 +487,13 @@ func TestMSIUnderWine(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p.DriveC(), "Program Files", "Octopus Deploy", "Tentacle")); err == nil {
 		t.Error("the upgrade of a custom INSTALLLOCATION installed into Program Files")
 	}
+	if got := strings.TrimSpace(wine(t, p, custom+"tentacle-supervisor.exe", "version")); got != s.Version {
+		t.Errorf("after the upgrade %stentacle-supervisor.exe version = %q, want %s", custom, got, s.Version)
+	}
 	wine(t, p, "msiexec", "/x", winetest.WindowsPath(msi2), "/qn")
-	if _, err := os.Stat(filepath.Join(p.DriveC(), "Tools", "Tentacle", "Tentacle.exe")); err == nil {
-		t.Error("uninstall left the custom INSTALLLOCATION's Tentacle.exe")
+	for _, name := range []string{"Tentacle.exe", "tentacle-supervisor.exe"} {
+		if _, err := os.Stat(filepath.Join(p.DriveC(), "Tools", "Tentacle", name)); err == nil {
+			t.Errorf("uninstall left the custom INSTALLLOCATION's %s", name)
+		}
 	}
 }

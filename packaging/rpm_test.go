@@ -27,6 +27,7 @@ func TestRPMContentsAndScriptlets(t *testing.T) {
 		"/usr/bin/Tentacle l--------- tentacle\n",
 		"/opt/octopus/tentacle/Tentacle l--------- /usr/bin/tentacle\n",
 		"/opt/octopus/tentacle/configure-tentacle.sh -rwxr-xr-x \n",
+		"/usr/libexec/tentacle/tentacle-supervisor -rwxr-xr-x \n",
 	} {
 		if !strings.Contains(files, want) {
 			t.Errorf("rpm files lack %q:\n%s", want, files)
@@ -80,11 +81,13 @@ func TestRPMInstallsIntoAScratchRoot(t *testing.T) {
 		"echo '### install'", rpmArgs + " -i --nodeps " + q(rpm1),
 		"ls -l " + q(root+"/usr/bin/tentacle") + " " + q(root+"/usr/bin/Tentacle") + " " + q(root+"/opt/octopus/tentacle/Tentacle"),
 		"chroot " + q(root) + " /opt/octopus/tentacle/Tentacle version",
+		"echo supervisor $(chroot " + q(root) + " /usr/libexec/tentacle/tentacle-supervisor version)",
 		"echo '### upgrade'", rpmArgs + " -U --nodeps " + q(rpm2),
 		"chroot " + q(root) + " /usr/bin/Tentacle version",
+		"echo supervisor $(chroot " + q(root) + " /usr/libexec/tentacle/tentacle-supervisor version)",
 		rpmArgs + " -q tentacle-go",
 		"echo '### erase'", rpmArgs + " -e tentacle-go",
-		"for p in /usr/bin/tentacle /usr/bin/Tentacle /opt/octopus/tentacle/Tentacle; do if [ -e " + q(root) + "$p ] || [ -L " + q(root) + "$p ]; then echo \"left behind: $p\"; exit 1; fi; done",
+		"for p in /usr/bin/tentacle /usr/bin/Tentacle /opt/octopus/tentacle/Tentacle /usr/libexec/tentacle; do if [ -e " + q(root) + "$p ] || [ -L " + q(root) + "$p ]; then echo \"left behind: $p\"; exit 1; fi; done",
 		"echo '### done'",
 	}, "\n")
 	out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script).CombinedOutput()
@@ -94,6 +97,9 @@ func TestRPMInstallsIntoAScratchRoot(t *testing.T) {
 	}
 	o := string(out)
 	install, upgrade := o[strings.Index(o, "### install"):strings.Index(o, "### upgrade")], o[strings.Index(o, "### upgrade"):strings.Index(o, "### erase")]
+	if !strings.Contains(install, "supervisor "+f.Version+"\n") || !strings.Contains(upgrade, "supervisor "+s.Version+"\n") {
+		t.Errorf("/usr/libexec/tentacle/tentacle-supervisor is not of the installed version:\n%s", o)
+	}
 	if !strings.Contains(install, "tentacle-go installed") || !strings.Contains(install, f.Version) {
 		t.Errorf("install: no hint from %%post or wrong version:\n%s", install)
 	}

@@ -149,6 +149,11 @@ func TestReleaseListAndInstallFromTheHTTPSFeed(t *testing.T) {
 	if got := run(t, target+".previous", "version"); strings.TrimSpace(got) != f.Version {
 		t.Errorf("the previous binary says %s, want %s", got, f.Version)
 	}
+	// The archive's tentacle-supervisor beside it (not a bin folder), of
+	// the new build.
+	if got := run(t, filepath.Join(filepath.Dir(target), "tentacle-supervisor"), "version"); strings.TrimSpace(got) != s.Version {
+		t.Errorf("the installed tentacle-supervisor says %s, want %s", got, s.Version)
+	}
 	// The broken release is signed with the same key, so only its binary
 	// check stands between it and the target: it answers `version`, so it
 	// installs; `tentacle upgrade` (below, under systemd) is what catches it.
@@ -181,11 +186,19 @@ func TestUpgradeUnderSystemd(t *testing.T) {
 	scripts := scriptClient(t, op, port, thumb)
 	waitListening(t, port)
 
+	// The archive's tentacle-supervisor lies beside the binary: scripts
+	// run under it.
+	const supervisor = "/opt/tentacle/tentacle-supervisor"
+	if log := m.Must("journalctl", "-u", "Tentacle.service", "--no-pager", "-o", "cat"); !strings.Contains(log, "scripts run under "+supervisor) {
+		t.Errorf("the agent's journal does not say scripts run under %s:\n%s", supervisor, log)
+	}
+
 	// Upgrade while a script runs.
 	slow := "for i in $(seq 1 30); do echo line $i; sleep 0.1; done; exit 3"
 	if _, err := scripts.StartScript(context.Background(), startCommand("AcrossUpgrade", slow)); err != nil {
 		t.Fatal(err)
 	}
+	supervisorPID := scriptSupervisor(t, m, supervisor)
 	pidBefore := mainPID(t, m)
 	upgradeStart := time.Now()
 	out, err := m.RunEnv(env, bin, "upgrade", "--feed", fd.URL, "--version", s.Version, "--pubkey", fd.PubKey)
@@ -203,6 +216,17 @@ func TestUpgradeUnderSystemd(t *testing.T) {
 	if exe := strings.TrimSpace(m.Must("readlink", "/proc/"+pidAfter+"/exe")); exe != bin {
 		t.Errorf("the agent runs %s, not the upgraded %s", exe, bin)
 	}
+	// The upgrade replaced the supervisor too, by a rename: the running
+	// one carries on from its old file, kept as .previous for a rollback.
+	if got := strings.TrimSpace(m.Must(supervisor, "version")); got != s.Version {
+		t.Errorf("after the upgrade %s says %s, want %s", supervisor, got, s.Version)
+	}
+	if got := strings.TrimSpace(m.Must(supervisor+".previous", "version")); got != f.Version {
+		t.Errorf("after the upgrade %s.previous says %s, want %s", supervisor, got, f.Version)
+	}
+	if exe, _ := m.Run("readlink", "/proc/"+supervisorPID+"/exe"); strings.TrimSpace(exe) != supervisor+" (deleted)" && strings.TrimSpace(exe) != supervisor+".previous" {
+		t.Errorf("the script's supervisor (pid %s) across the upgrade runs %q, want its old file", supervisorPID, strings.TrimSpace(exe))
+	}
 	lines, code := runToCompletion(t, scripts, "AcrossUpgrade")
 	if want := numberedLines(30); strings.Join(lines, "|") != strings.Join(want, "|") || code != 3 {
 		t.Errorf("the script across the upgrade: exit %d, lines %q", code, lines)
@@ -219,6 +243,11 @@ func TestUpgradeUnderSystemd(t *testing.T) {
 	}
 	if got := strings.TrimSpace(m.Must(bin, "version")); got != s.Version {
 		t.Errorf("after the rollback %s says %s, want %s", bin, got, s.Version)
+	}
+	// The broken release had no supervisor: its install removed it, the
+	// rollback put the previous one back.
+	if got, err := m.Run(supervisor, "version"); err != nil || strings.TrimSpace(got) != s.Version {
+		t.Errorf("after the rollback %s: %v %s, want %s", supervisor, err, got, s.Version)
 	}
 	if got := strings.TrimSpace(m.Must("systemctl", "is-active", "Tentacle.service")); got != "active" {
 		t.Errorf("after the rollback Tentacle.service is %q", got)

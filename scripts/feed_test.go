@@ -76,9 +76,12 @@ func buildFeed(t *testing.T, stable []string, prereleases []string) string {
 			t.Fatal(err)
 		}
 		bin := filepath.Join(t.TempDir(), "tentacle")
-		releasebuild.Build(t, root, bin, releasebuild.Options{Version: v})
+		// The newest version's tarball holds tentacle-supervisor, as
+		// releases now do; older ones are from before it.
+		withSupervisor := v == stable[0]
+		releasebuild.Build(t, root, bin, releasebuild.Options{Version: v, Supervisor: withSupervisor})
 		tarball := fmt.Sprintf("tentacle_%s_linux_%s.tar.gz", v, releaseArch())
-		writeTarball(t, filepath.Join(dir, tarball), bin)
+		writeTarball(t, filepath.Join(dir, tarball), bin, withSupervisor)
 		deb := fmt.Sprintf("tentacle-go_%s-1_%s.deb", strings.Replace(v, "-", "~", 1), debArch(t))
 		writeDeb(t, filepath.Join(dir, deb), bin, v)
 		writeChecksums(t, dir, tarball, deb)
@@ -101,12 +104,20 @@ func buildFeed(t *testing.T, stable []string, prereleases []string) string {
 	return feed
 }
 
-// writeTarball writes upstream's archive layout: tentacle/Tentacle.
-func writeTarball(t *testing.T, path, bin string) {
+// writeTarball writes upstream's archive layout: tentacle/Tentacle, and
+// with withSupervisor the tentacle-supervisor built beside bin as
+// tentacle/tentacle-supervisor (goreleaser's archives).
+func writeTarball(t *testing.T, path, bin string, withSupervisor bool) {
 	t.Helper()
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var supervisor []byte
+	if withSupervisor {
+		if supervisor, err = os.ReadFile(filepath.Join(filepath.Dir(bin), "tentacle-supervisor")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -125,6 +136,14 @@ func writeTarball(t *testing.T, path, bin string) {
 	}
 	if _, err := tw.Write(data); err != nil {
 		t.Fatal(err)
+	}
+	if withSupervisor {
+		if err := tw.WriteHeader(&tar.Header{Name: "tentacle/tentacle-supervisor", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(supervisor))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(supervisor); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)

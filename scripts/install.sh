@@ -49,6 +49,10 @@ EXIT_INSTALL=16
 EXIT_PROVISION=17
 
 TARBALL_BIN=/usr/local/bin/tentacle
+# The archive's tentacle/tentacle-supervisor: the agent runs each script's
+# supervisor under it when it lies in ../libexec/tentacle from the agent's
+# binary and is of the same build (off PATH, as the deb's /usr/libexec).
+TARBALL_SUPERVISOR=/usr/local/libexec/tentacle/tentacle-supervisor
 UPSTREAM_PATH=/opt/octopus/tentacle/Tentacle
 
 say() { printf 'install.sh: %s\n' "$*"; }
@@ -434,7 +438,7 @@ install_cmd() {
 	rpm:yum) echo "yum install -y $1 (yum downgrade -y $1 when a newer one is installed)" ;;
 	rpm:zypper) echo "zypper --non-interactive install --allow-unsigned-rpm --oldpackage $1" ;;
 	rpm:rpm) echo "rpm -U --oldpackage $1" ;;
-	tarball:*) echo "tar -xzf $1, then install tentacle/Tentacle as $TARBALL_BIN and link $UPSTREAM_PATH to it" ;;
+	tarball:*) echo "tar -xzf $1, then install tentacle/tentacle-supervisor as $TARBALL_SUPERVISOR and tentacle/Tentacle as $TARBALL_BIN, and link $UPSTREAM_PATH to it" ;;
 	esac
 }
 
@@ -468,21 +472,35 @@ install_package() {
 	esac
 }
 
+# put_program SRC DST: copies SRC beside DST, then renames it over DST: a
+# running agent (or a running script's supervisor) keeps its file and
+# nobody ever sees a half-written one.
+put_program() {
+	if ! { $SUDO mkdir -p "$(dirname "$2")" &&
+		$SUDO cp "$1" "$2.new" &&
+		$SUDO chmod 0755 "$2.new" &&
+		$SUDO mv -f "$2.new" "$2"; }; then
+		die $EXIT_INSTALL "cannot install $2."
+	fi
+}
+
 install_tarball() {
 	if ! { mkdir "$TMP/unpacked" && tar -xzf "$1" -C "$TMP/unpacked"; }; then
 		die $EXIT_INSTALL "cannot unpack $ASSET."
 	fi
 	[ -f "$TMP/unpacked/tentacle/Tentacle" ] ||
 		die $EXIT_INSTALL "$ASSET has no tentacle/Tentacle inside; it is not a tentacle release archive."
-	bindir=$(dirname "$TARBALL_BIN")
-	# Copy beside the target, then rename: a running agent keeps its binary
-	# and nobody ever sees a half-written one.
-	if ! { $SUDO mkdir -p "$bindir" &&
-		$SUDO cp "$TMP/unpacked/tentacle/Tentacle" "$TARBALL_BIN.new" &&
-		$SUDO chmod 0755 "$TARBALL_BIN.new" &&
-		$SUDO mv -f "$TARBALL_BIN.new" "$TARBALL_BIN"; }; then
-		die $EXIT_INSTALL "cannot install $TARBALL_BIN."
+	# The supervisor first, so that the new agent finds its own; an archive
+	# without one leaves none of an older version.
+	if [ -f "$TMP/unpacked/tentacle/tentacle-supervisor" ]; then
+		put_program "$TMP/unpacked/tentacle/tentacle-supervisor" "$TARBALL_SUPERVISOR"
+		say "installed $TARBALL_SUPERVISOR."
+	elif [ -e "$TARBALL_SUPERVISOR" ]; then
+		$SUDO rm -f "$TARBALL_SUPERVISOR" || die $EXIT_INSTALL "cannot remove the old $TARBALL_SUPERVISOR."
+		$SUDO rmdir "$(dirname "$TARBALL_SUPERVISOR")" 2>/dev/null || true
+		say "removed $TARBALL_SUPERVISOR (this version has none)."
 	fi
+	put_program "$TMP/unpacked/tentacle/Tentacle" "$TARBALL_BIN"
 	say "installed $TARBALL_BIN."
 	# Scripts written for upstream call /opt/octopus/tentacle/Tentacle. An
 	# upstream install there (a real file) is left alone.

@@ -263,13 +263,34 @@ func TestInstallShInContainer(t *testing.T) {
 	if got := m.Must("stat", "-c", "%a %U", "/usr/local/bin/tentacle"); strings.TrimSpace(got) != "755 root" {
 		t.Errorf("/usr/local/bin/tentacle: %s", got)
 	}
+	// 1.2.3's tarball has no tentacle-supervisor: none is installed.
+	const supervisor = "/usr/local/libexec/tentacle/tentacle-supervisor"
+	if out, err := m.Run("ls", "/usr/local/libexec/tentacle"); err == nil {
+		t.Errorf("a tarball without tentacle-supervisor installed one: %s", out)
+	}
 	out, code = install("--method", "tarball", "--version", "1.2.3")
 	if code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Errorf("tarball re-run: exit %d\n%s", code, out)
 	}
 	out, code = install("--method", "tarball")
-	if code != 0 || !strings.Contains(out, "tentacle 1.3.0 is installed: /usr/local/bin/tentacle") {
+	if code != 0 || !strings.Contains(out, "tentacle 1.3.0 is installed: /usr/local/bin/tentacle") || !strings.Contains(out, "installed "+supervisor) {
 		t.Errorf("tarball upgrade: exit %d\n%s", code, out)
+	}
+	// 1.3.0's has one: off PATH, in ../libexec/tentacle from the binary,
+	// where the agent looks for it, of the same build.
+	if got := m.Must("stat", "-c", "%a %U", supervisor); strings.TrimSpace(got) != "755 root" {
+		t.Errorf("%s: %s", supervisor, got)
+	}
+	if got := strings.TrimSpace(m.Must(supervisor, "version")); got != "1.3.0" {
+		t.Errorf("%s version: %q", supervisor, got)
+	}
+	// Back to 1.2.3 (none): the 1.3.0 one is removed, not left stale.
+	out, code = install("--method", "tarball", "--version", "1.2.3")
+	if code != 0 || !strings.Contains(out, "removed "+supervisor) {
+		t.Errorf("tarball downgrade: exit %d\n%s", code, out)
+	}
+	if out, err := m.Run("ls", "/usr/local/libexec/tentacle"); err == nil {
+		t.Errorf("after installing a version without it, %s is left: %s", supervisor, out)
 	}
 	if got := m.Must("sh", "-c", "ls -A /root/install-tmp /tmp | grep tentacle-install || true"); got != "" {
 		t.Errorf("temporary files left: %s", got)
@@ -351,6 +372,9 @@ func TestInstallShFromThePackagedFeed(t *testing.T) {
 	}
 	if got := strings.TrimSpace(m.Must("/opt/octopus/tentacle/Tentacle", "version")); got != newest {
 		t.Errorf("the installed Tentacle says %q, the feed %s", got, newest)
+	}
+	if got := strings.TrimSpace(m.Must("/usr/libexec/tentacle/tentacle-supervisor", "version")); got != newest {
+		t.Errorf("the installed tentacle-supervisor says %q, the feed %s", got, newest)
 	}
 	if out, code := install(); code != 0 || !strings.Contains(out, "already") {
 		t.Errorf("a re-run: exit %d\n%s", code, out)

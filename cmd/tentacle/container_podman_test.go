@@ -193,6 +193,12 @@ func TestContainerImages(t *testing.T) {
 	if out, err := gobuild.CombinedOutput(); err != nil {
 		t.Fatalf("building a static tentacle: %v\n%s", err, out)
 	}
+	// Its tentacle-supervisor beside it, where make image takes it from.
+	gobuild = exec.Command("go", "build", "-trimpath", "-o", filepath.Join(filepath.Dir(bin), "tentacle-supervisor"), "../tentacle-supervisor")
+	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := gobuild.CombinedOutput(); err != nil {
+		t.Fatalf("building a static tentacle-supervisor: %v\n%s", err, out)
+	}
 	tag := fmt.Sprintf("e2e-%d", os.Getpid())
 	r := &podmanRig{t: t, Podman: pm, tag: tag, prefix: fmt.Sprintf("tentacle-e2e-%d-", os.Getpid())}
 	archives := t.TempDir()
@@ -251,6 +257,8 @@ func TestContainerImages(t *testing.T) {
 			"PublicHostNameConfiguration=Custom", "CustomPublicHostName=127.0.0.1", "TENTACLE_STOP_GRACE=30s")
 		started := time.Now()
 		r.run("web", debian, "web", env...)
+		// The agent runs scripts under the image's tentacle-supervisor.
+		r.waitLog("web", "scripts run under /usr/bin/tentacle-supervisor", 1)
 		r.waitLog("web", "Agent listening on", 1)
 		t.Logf("podman run to listening: %s", time.Since(started).Round(time.Millisecond))
 		ms := srv.Machines()
@@ -317,6 +325,8 @@ func TestContainerImages(t *testing.T) {
 		}
 		r.must("rm", "-f", "-t", "10", r.prefix+"web")
 		r.run("web", debian, "web", env...)
+		// The agent runs scripts under the image's tentacle-supervisor.
+		r.waitLog("web", "scripts run under /usr/bin/tentacle-supervisor", 1)
 		r.waitLog("web", "Agent listening on", 1)
 		if again := r.must("exec", r.prefix+"web", "tentacle", "show-thumbprint", "--instance", "Tentacle"); again != thumb {
 			t.Errorf("a re-created container's thumbprint is %s, was %s", again, thumb)
@@ -403,6 +413,7 @@ func TestContainerImages(t *testing.T) {
 		r.t = t
 		r.run("static", static, "static", append(credentials, "TargetWorkerPool=Linux Workers", "TargetName=static-ctr",
 			"ServerCommsAddress="+srv.PollingAddress)...)
+		r.waitLog("static", "scripts run under /usr/bin/tentacle-supervisor", 1)
 		r.waitLog("static", "polling connections", 1)
 		caller, err := srv.Caller("static-ctr")
 		if err != nil {

@@ -78,6 +78,13 @@ func (c *ReleaseInstallCmd) Run(e *Env) error {
 		if res.Previous != "" {
 			e.Infof("The previous binary (%s) is kept as %s.", orUnknownVersion(res.PreviousVersion), res.Previous)
 		}
+		if res.Supervisor != "" {
+			if _, err := os.Stat(res.Supervisor); err == nil {
+				e.Infof("Its script supervisor program is %s.", res.Supervisor)
+			} else {
+				e.Infof("Removed %s: this release has no tentacle-supervisor.", res.Supervisor)
+			}
+		}
 	case release.MethodMSI:
 		e.Infof("Installed %s through msiexec (it replaced the MSI's product %s); %s now reports %s.", from, res.Package, res.Target, orUnknownVersion(res.Version))
 		// The MSI stops every instance's service before it replaces the binary.

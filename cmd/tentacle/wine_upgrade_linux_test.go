@@ -52,7 +52,9 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 		t.Fatal(err)
 	}
 	exe2 := w.tc.BuildExe(t, "./cmd/tentacle", "-X main.version="+wineUpgradeTo)
-	msi1, msi2 := buildMSIWithScript(t, w.exe, wineUpgradeFrom), buildMSIWithScript(t, exe2, wineUpgradeTo)
+	sup1 := w.tc.BuildExe(t, "./cmd/tentacle-supervisor", "-X main.version="+wineUpgradeFrom)
+	sup2 := w.tc.BuildExe(t, "./cmd/tentacle-supervisor", "-X main.version="+wineUpgradeTo)
+	msi1, msi2 := buildMSIWithScript(t, w.exe, sup1, wineUpgradeFrom), buildMSIWithScript(t, exe2, sup2, wineUpgradeTo)
 
 	// The feed: both snapshots' MSIs, signed, over HTTP on loopback (the
 	// Windows build verifies TLS with the system's certificate store, which
@@ -96,6 +98,11 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 		t.Fatalf("exec before the upgrade: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	t.Logf("installed the MSI and started the service in %s", time.Since(phase).Round(time.Millisecond))
+	// The agent runs scripts under the MSI's tentacle-supervisor.exe.
+	installDir := filepath.Join(w.prefix.DriveC(), "Program Files", "Octopus Deploy", "Tentacle")
+	if log := w.agentLog(); !strings.Contains(log, `scripts run under C:\Program Files\Octopus Deploy\Tentacle\tentacle-supervisor.exe`) {
+		t.Errorf("the agent's log does not say scripts run under the installed tentacle-supervisor.exe:\n%s", log)
+	}
 
 	// A script in flight across the upgrade: it waits for a file the test
 	// writes once the upgrade is done.
@@ -120,6 +127,12 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 	want := []upgrade.InstanceResult{{Name: "E2E", Outcome: upgrade.OutcomeUpgraded}}
 	if res.Method != release.MethodMSI || res.From != wineUpgradeFrom || res.To != wineUpgradeTo || res.RolledBack || !slices.Equal(res.Instances, want) {
 		t.Errorf("upgrade result %+v, want msi %s -> %s, instance E2E upgraded", res, wineUpgradeFrom, wineUpgradeTo)
+	}
+
+	// The script's supervisor still runs from the old tentacle-supervisor.exe,
+	// moved aside so that msiexec could put the new one in place.
+	if _, err := os.Stat(filepath.Join(installDir, "tentacle-supervisor.exe.old")); err != nil {
+		t.Errorf("no tentacle-supervisor.exe.old while the script's supervisor runs: %v", err)
 	}
 
 	// The service runs the new version and serves.
@@ -160,15 +173,27 @@ func TestWindowsUpgradeUnderWine(t *testing.T) {
 	t.Logf("uninstalled in %s; whole test %s", time.Since(phase).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
-// buildMSIWithScript builds version's MSI from exe with packaging/msi.sh,
-// as goreleaser's hook does, into a folder of its own.
-func buildMSIWithScript(t *testing.T, exe, version string) string {
+// buildMSIWithScript builds version's MSI from exe and supervisor with
+// packaging/msi.sh, as goreleaser's two hooks do (one per binary, under
+// the names goreleaser gives them), into a folder of its own.
+func buildMSIWithScript(t *testing.T, exe, supervisor, version string) string {
 	t.Helper()
-	out := t.TempDir()
-	cmd := exec.Command("sh", "packaging/msi.sh", "windows", "amd64", exe, version, out)
-	cmd.Dir = nspawntest.RepoRoot(t)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("msi.sh %s: %v\n%s", version, err, b)
+	out, bins := t.TempDir(), t.TempDir()
+	for from, name := range map[string]string{supervisor: "tentacle-supervisor.exe", exe: "Tentacle.exe"} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bins, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"tentacle-supervisor.exe", "Tentacle.exe"} {
+		cmd := exec.Command("sh", "packaging/msi.sh", "windows", "amd64", filepath.Join(bins, name), version, out)
+		cmd.Dir = nspawntest.RepoRoot(t)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("msi.sh %s %s: %v\n%s", name, version, err, b)
+		}
 	}
 	return filepath.Join(out, "tentacle_"+version+"_windows_amd64.msi")
 }
@@ -198,16 +223,23 @@ func (w *wineTentacle) scriptClient(port int) contracts.ScriptServiceV2Client {
 
 // lastStartedVersion is the version the instance's agent logged when it
 // last started ("" when it never did).
-func (w *wineTentacle) lastStartedVersion() string {
+// agentLog is the E2E instance's log files, concatenated.
+func (w *wineTentacle) agentLog() string {
 	logs, _ := filepath.Glob(filepath.Join(w.prefix.DriveC(), "Octopus", "E2E", "Logs", "*"))
-	last := ""
+	var all strings.Builder
 	for _, l := range logs {
 		data, _ := os.ReadFile(l)
-		for _, line := range strings.Split(string(data), "\n") {
-			// "<time>  <pid>   INFO  Tentacle version X (X) instance E2E"
-			if _, v, ok := strings.Cut(line, " INFO  Tentacle version "); ok {
-				last, _, _ = strings.Cut(strings.TrimSpace(v), " ")
-			}
+		all.Write(data)
+	}
+	return all.String()
+}
+
+func (w *wineTentacle) lastStartedVersion() string {
+	last := ""
+	for _, line := range strings.Split(w.agentLog(), "\n") {
+		// "<time>  <pid>   INFO  Tentacle version X (X) instance E2E"
+		if _, v, ok := strings.Cut(line, " INFO  Tentacle version "); ok {
+			last, _, _ = strings.Cut(strings.TrimSpace(v), " ")
 		}
 	}
 	return last

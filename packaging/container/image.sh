@@ -1,15 +1,23 @@
 #!/bin/sh
-# image.sh BINARY ROOTFS OUTDIR: builds tentacle:TAG (FROM the Debian root
-# filesystem ROOTFS, imported once as localhost/tentacle-base) and
-# tentacle:TAG-static (FROM scratch) around the static BINARY, and writes
+# image.sh BINARY ROOTFS OUTDIR [SUPERVISOR]: builds tentacle:TAG (FROM the
+# Debian root filesystem ROOTFS, imported once as localhost/tentacle-base) and
+# tentacle:TAG-static (FROM scratch) around the static BINARY and the
+# tentacle-supervisor of the same build (SUPERVISOR, default: beside BINARY),
+# installed beside it as /usr/bin/tentacle-supervisor, and writes
 # each with `podman save --format oci-archive` into OUTDIR. TAG is the
 # binary's version with + made - (a tag cannot hold +), or IMAGE_TAG. Run by `make image`
 # and by goreleaser's post-build hook; see README.md here.
 set -eu
 bin=$1 rootfs=$2 out=$3
+supervisor=${4:-$(dirname "$bin")/tentacle-supervisor}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -f "$rootfs/.tentacle-rootfs" ] || { echo "image.sh: $rootfs is not a root filesystem made by make image-rootfs" >&2; exit 1; }
 version=$("$bin" version)
+# The agent runs scripts under the supervisor only when it is of its own
+# build (agent/scripts.FindSupervisor): an image with a mismatched one would
+# quietly run them under the whole binary.
+sversion=$("$supervisor" version) || { echo "image.sh: $supervisor does not run" >&2; exit 1; }
+[ "$sversion" = "$version" ] || { echo "image.sh: $supervisor is version $sversion, $bin is $version" >&2; exit 1; }
 tag=${IMAGE_TAG:-$(printf %s "$version" | tr + -)}
 
 # The base: imported once per build of the root filesystem (the marker's
@@ -25,7 +33,8 @@ flock -u 9
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 cp "$bin" "$ctx/tentacle"
-chmod 0755 "$ctx/tentacle"
+cp "$supervisor" "$ctx/tentacle-supervisor"
+chmod 0755 "$ctx/tentacle" "$ctx/tentacle-supervisor"
 # The layout both images share: upstream's paths to the binary, and the
 # application folder linked into the state volume.
 mkdir -p "$ctx/layout/usr/bin" "$ctx/layout/opt/octopus/tentacle" "$ctx/layout/home/Octopus" \

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/scripts"
 )
 
 // PackageName is the name the deb and rpm packages install tentacle under.
@@ -65,12 +66,51 @@ type InstallResult struct {
 	Previous        string        `json:"previous,omitempty"`
 	Version         string        `json:"version,omitempty"`
 	PreviousVersion string        `json:"previousVersion,omitempty"`
-	DryRun          bool          `json:"dryRun"`
-	Steps           []string      `json:"steps"`
+	// Supervisor is where a binary install put the release's
+	// tentacle-supervisor (SupervisorPath), or removed an older one from
+	// when the release has none.
+	Supervisor string   `json:"supervisor,omitempty"`
+	DryRun     bool     `json:"dryRun"`
+	Steps      []string `json:"steps"`
 }
 
-// PreviousPath is where Install keeps the binary it replaced.
+// PreviousPath is where Install keeps the binary it replaced (and the
+// tentacle-supervisor it replaced, as PreviousPath(SupervisorPath(target))).
 func PreviousPath(target string) string { return target + ".previous" }
+
+// supervisorName is the tentacle-supervisor program's file name here.
+func supervisorName() string {
+	if runtime.GOOS == "windows" {
+		return scripts.SupervisorProgram + ".exe"
+	}
+	return scripts.SupervisorProgram
+}
+
+// SupervisorPath is where a binary install of target keeps the release's
+// tentacle-supervisor, in one of the two places the agent looks for it
+// (scripts.FindSupervisor): where one already is (beside target first, as
+// the agent looks), else <dir>/../libexec/tentacle when target is in a bin
+// folder (off PATH, as install.sh's /usr/local/libexec/tentacle), else
+// beside target (the archive's own layout: /opt/octopus/tentacle).
+func SupervisorPath(target string) string {
+	beside, libexec := supervisorPlaces(target)
+	for _, p := range []string{beside, libexec} {
+		if _, err := os.Lstat(p); err == nil {
+			return p
+		}
+	}
+	if filepath.Base(filepath.Dir(target)) == "bin" {
+		return libexec
+	}
+	return beside
+}
+
+// supervisorPlaces are the two places the agent whose executable is target
+// looks for tentacle-supervisor, in its order (scripts.FindSupervisor).
+func supervisorPlaces(target string) (beside, libexec string) {
+	dir := filepath.Dir(target)
+	return filepath.Join(dir, supervisorName()), filepath.Join(filepath.Dir(dir), "libexec", "tentacle", supervisorName())
+}
 
 // ResolveTarget returns the binary to replace: target, or the running
 // executable, with symlinks resolved so that a /usr/local/bin link is not
@@ -247,12 +287,43 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 	if err != nil {
 		return res, config.Userf("The binary in %s does not run (%v), so it was not installed; is the archive for this OS and architecture (%s/%s)?", filepath.Base(archive), err, runtime.GOOS, runtime.GOARCH)
 	}
+	// The release's tentacle-supervisor (none in an older release): it must
+	// be of the same build, or the agent would pass it over anyway.
+	newSupervisor, err := archiveSupervisor(unpacked)
+	if err == nil {
+		if err := os.Chmod(newSupervisor, 0o755); err != nil {
+			return res, err
+		}
+		if v, err := binaryVersion(ctx, newSupervisor); err != nil || v != res.Version {
+			if err == nil {
+				err = fmt.Errorf("it is version %s, its Tentacle %s", v, res.Version)
+			}
+			return res, config.Userf("The tentacle-supervisor in %s is not of its binary's build (%v), so nothing was installed.", filepath.Base(archive), err)
+		}
+	}
+	supervisorPath := SupervisorPath(res.Target)
+	res.Supervisor = supervisorPath
+	_, oldSupervisor := os.Lstat(supervisorPath)
 	if res.Previous != "" {
 		res.Steps = append(res.Steps, fmt.Sprintf("keep %s (%s) as %s", res.Target, orUnknownVersion(res.PreviousVersion), res.Previous))
+	}
+	switch {
+	case newSupervisor != "":
+		res.Steps = append(res.Steps, fmt.Sprintf("put tentacle-supervisor %s from %s at %s", res.Version, filepath.Base(archive), res.Supervisor))
+	case oldSupervisor == nil:
+		res.Steps = append(res.Steps, fmt.Sprintf("remove %s (the release has no tentacle-supervisor), keeping it as %s", res.Supervisor, PreviousPath(res.Supervisor)))
+	default:
+		res.Supervisor = ""
 	}
 	res.Steps = append(res.Steps, fmt.Sprintf("put %s from %s at %s", res.Version, filepath.Base(archive), res.Target))
 	if opts.DryRun {
 		return res, nil
+	}
+	// The supervisor first, so that the new binary finds its own. A
+	// running supervisor keeps the file it started from (Unix: the old
+	// inode; Windows: the file moved aside), so scripts carry on.
+	if err := replaceSupervisor(newSupervisor, supervisorPath, oldSupervisor == nil); err != nil {
+		return res, err
 	}
 	if res.Previous != "" {
 		if err := keepPrevious(res.Target, res.Previous); err != nil {
@@ -267,6 +338,39 @@ func installBinary(ctx context.Context, res InstallResult, archive string, opts 
 	}
 	syncRenameDir(filepath.Dir(res.Target))
 	return res, nil
+}
+
+// replaceSupervisor puts the new tentacle-supervisor (none: "") at path,
+// keeping the old one (when there is one) as PreviousPath(path) for a
+// rollback. Without an old one a stale previous is removed, so that a
+// rollback knows there was none.
+func replaceSupervisor(newSupervisor, path string, hadOld bool) error {
+	previous := PreviousPath(path)
+	if hadOld {
+		if err := keepPrevious(path, previous); err != nil {
+			return fmt.Errorf("keep the previous tentacle-supervisor as %s: %w", previous, err)
+		}
+	} else if err := os.Remove(previous); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if newSupervisor == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the old %s: %w", path, err)
+		}
+		syncRenameDir(filepath.Dir(path))
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(newSupervisor, path); err != nil {
+		if runtime.GOOS == "windows" && hadOld {
+			os.Rename(previous, path) // keepPrevious moved it away
+		}
+		return fmt.Errorf("move the new tentacle-supervisor to %s: %w", path, err)
+	}
+	syncRenameDir(filepath.Dir(path))
+	return nil
 }
 
 // keepPrevious saves target as previous. On Unix a hard link keeps target in
@@ -322,6 +426,18 @@ func archiveBinary(dir string) (string, error) {
 		names = []string{"tentacle/Tentacle.exe", "Tentacle.exe"}
 	}
 	for _, n := range names {
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	return "", fs.ErrNotExist
+}
+
+// archiveSupervisor finds tentacle/tentacle-supervisor (.exe on Windows) in
+// an unpacked release archive; releases before it have none.
+func archiveSupervisor(dir string) (string, error) {
+	for _, n := range []string{"tentacle/" + supervisorName(), supervisorName()} {
 		p := filepath.Join(dir, filepath.FromSlash(n))
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
 			return p, nil
@@ -406,5 +522,46 @@ func Rollback(ctx context.Context, target string, dryRun bool) (RollbackResult, 
 		return res, fmt.Errorf("restore %s: %w", previous, err)
 	}
 	syncRenameDir(filepath.Dir(res.Target))
+	rollbackSupervisor(ctx, res.Target, res.Version)
 	return res, nil
+}
+
+// rollbackSupervisor puts back the tentacle-supervisor the install kept
+// beside the restored binary's, or, when it kept none (the restored
+// version had none), removes the one the install put there unless it is
+// of the restored build. Best effort: the agent passes over a supervisor
+// of another build anyway.
+func rollbackSupervisor(ctx context.Context, target, version string) {
+	path := SupervisorPath(target)
+	// The install kept the previous one where it was, which (when it then
+	// removed it) SupervisorPath may no longer point at.
+	beside, libexec := supervisorPlaces(target)
+	for _, p := range []string{beside, libexec} {
+		if _, err := os.Lstat(PreviousPath(p)); err == nil {
+			path = p
+			break
+		}
+	}
+	previous := PreviousPath(path)
+	aside := func() {
+		if runtime.GOOS == "windows" { // a running one cannot be replaced, but moved
+			os.Remove(path + ".failed")
+			os.Rename(path, path+".failed")
+		}
+	}
+	if fi, err := os.Lstat(previous); err == nil && fi.Mode().IsRegular() {
+		aside()
+		if os.Rename(previous, path) == nil {
+			syncRenameDir(filepath.Dir(path))
+		}
+		return
+	}
+	if v, err := binaryVersion(ctx, path); err == nil && v == version {
+		return
+	}
+	if _, err := os.Lstat(path); err == nil {
+		aside()
+		os.Remove(path)
+		syncRenameDir(filepath.Dir(path))
+	}
 }

@@ -64,24 +64,11 @@ func tentacleBinary(t *testing.T, version string) string {
 }
 
 // releaseArchive writes a tar.gz shaped as goreleaser's (tentacle/Tentacle
-// and a README) holding binary.
+// and a README) holding binary, without a tentacle-supervisor (as releases
+// before it).
 func releaseArchive(t *testing.T, dir, binary string) string {
 	t.Helper()
-	b, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := "Tentacle"
-	if runtime.GOOS == "windows" {
-		name += ".exe"
-	}
-	p := filepath.Join(dir, fmt.Sprintf("tentacle_%s_%s.tar.gz", filepath.Base(binary), runtime.GOARCH))
-	writeTarGz(t, p, []archiveEntry{
-		{name: "tentacle/", kind: tar.TypeDir, mode: 0o755},
-		{name: "tentacle/" + name, kind: tar.TypeReg, mode: 0o755, body: string(b)},
-		fileEntry("tentacle/README.md", "readme"),
-	})
-	return p
+	return releaseArchiveWithSupervisor(t, dir, binary, "")
 }
 
 // binaryName is what an installed tentacle binary is called: Windows runs
@@ -387,5 +374,191 @@ func TestInstallDetectsPackageManagedBinaries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// supervisorBinary builds the real tentacle-supervisor once per version,
+// stamped as a release build is.
+func supervisorBinary(t *testing.T, version string) string {
+	t.Helper()
+	tentacle := tentacleBinary(t, version) // makes builtDir
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	key := "supervisor-" + version
+	if p, ok := builtBins[key]; ok {
+		return p
+	}
+	// Under Wine there is no Go toolchain: `make test-windows` builds these
+	// too (internal/winetest/windowssuite).
+	if prebuilt := os.Getenv("TENTACLE_TEST_BINARY_DIR"); prebuilt != "" {
+		builtBins[key] = filepath.Join(prebuilt, "tentacle-supervisor-"+version+".exe")
+		return builtBins[key]
+	}
+	dir := filepath.Join(builtDir, key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := releasebuild.Options{Version: version}
+	if b, err := releasebuild.SupervisorCommand(filepath.Join("..", ".."), filepath.Join(dir, filepath.Base(tentacle)), o).CombinedOutput(); err != nil {
+		t.Fatalf("building tentacle-supervisor %s: %v\n%s", version, err, b)
+	}
+	builtBins[key] = filepath.Join(dir, supervisorName())
+	return builtBins[key]
+}
+
+// releaseArchiveWithSupervisor writes a tar.gz shaped as goreleaser's:
+// tentacle/Tentacle, tentacle/tentacle-supervisor (when supervisor is not
+// "") and a README.
+func releaseArchiveWithSupervisor(t *testing.T, dir, binary, supervisor string) string {
+	t.Helper()
+	b, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "Tentacle"
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	entries := []archiveEntry{
+		{name: "tentacle/", kind: tar.TypeDir, mode: 0o755},
+		{name: "tentacle/" + name, kind: tar.TypeReg, mode: 0o755, body: string(b)},
+	}
+	p := filepath.Join(dir, fmt.Sprintf("tentacle_%s_%s.tar.gz", filepath.Base(binary), runtime.GOARCH))
+	if supervisor != "" {
+		s, err := os.ReadFile(supervisor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, archiveEntry{name: "tentacle/" + supervisorName(), kind: tar.TypeReg, mode: 0o755, body: string(s)})
+		// Built (supervisor-V/tentacle-supervisor) or prebuilt under Wine
+		// (tentacle-supervisor-V.exe): the archive's name tells them apart.
+		p = strings.TrimSuffix(p, ".tar.gz") + "_with_" + filepath.Base(filepath.Dir(supervisor)) + "_" + filepath.Base(supervisor) + ".tar.gz"
+	}
+	writeTarGz(t, p, append(entries, fileEntry("tentacle/README.md", "readme")))
+	return p
+}
+
+// TestInstallBinaryPutsTheSupervisorWhereTheAgentLooks: a binary install
+// puts the archive's tentacle-supervisor in ../libexec/tentacle of a bin
+// folder (beside the binary elsewhere), keeps the one it replaces for a
+// rollback, removes it when the new release has none, and the rollbacks
+// put back what was there; a supervisor of another build is refused with
+// nothing changed.
+func TestInstallBinaryPutsTheSupervisorWhereTheAgentLooks(t *testing.T) {
+	v1, v2 := tentacleBinary(t, "1.0.0"), tentacleBinary(t, "2.0.0")
+	s1, s2 := supervisorBinary(t, "1.0.0"), supervisorBinary(t, "2.0.0")
+	noPackageManager(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	target := filepath.Join(dir, "bin", binaryName)
+	os.MkdirAll(filepath.Dir(target), 0o755)
+	copyBinaryTo(t, v1, target)
+	supervisor := filepath.Join(dir, "libexec", "tentacle", supervisorName())
+	archives := t.TempDir()
+	with2 := releaseArchiveWithSupervisor(t, archives, v2, s2)
+	without1 := releaseArchive(t, archives, v1)
+
+	absent := func(p, when string) {
+		t.Helper()
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: %s is there (%v)", when, p, err)
+		}
+	}
+	// A supervisor of another build: refused, nothing changed.
+	if _, err := Install(ctx, releaseArchiveWithSupervisor(t, archives, v2, s1), InstallOptions{Target: target}); err == nil || !strings.Contains(err.Error(), "not of its binary's build") {
+		t.Errorf("a mismatched supervisor: err = %v", err)
+	}
+	if got := versionOf(t, target); got != "1.0.0" {
+		t.Errorf("after the refusal the binary says %q", got)
+	}
+	absent(supervisor, "after the refusal")
+
+	// v1 (none) -> v2: the supervisor goes to ../libexec/tentacle.
+	dry, err := Install(ctx, with2, InstallOptions{Target: target, DryRun: true})
+	if err != nil || dry.Supervisor != supervisor || !strings.Contains(strings.Join(dry.Steps, "\n"), "put tentacle-supervisor 2.0.0") {
+		t.Errorf("dry run: %+v, %v", dry, err)
+	}
+	absent(supervisor, "after the dry run")
+	res, err := Install(ctx, with2, InstallOptions{Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Supervisor != supervisor || versionOf(t, supervisor) != "2.0.0" {
+		t.Errorf("result %+v; %s should say 2.0.0", res, supervisor)
+	}
+	absent(PreviousPath(supervisor), "after the first install")
+	assertNoInstallLeftovers(t, filepath.Dir(target))
+	// Rollback to v1, which had none: the v2 supervisor goes.
+	if _, err := Rollback(ctx, target, false); err != nil {
+		t.Fatal(err)
+	}
+	absent(supervisor, "after rolling back to a version without one")
+
+	// v1 -> v2 -> v1 (an archive without one): the supervisor is removed,
+	// kept as previous; the rollback to v2 puts it back.
+	if _, err := Install(ctx, with2, InstallOptions{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Install(ctx, without1, InstallOptions{Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	absent(supervisor, "after installing a release without one")
+	if res.Supervisor != supervisor || versionOf(t, PreviousPath(supervisor)) != "2.0.0" {
+		t.Errorf("result %+v; the removed supervisor is not kept as previous", res)
+	}
+	if _, err := Rollback(ctx, target, false); err != nil {
+		t.Fatal(err)
+	}
+	if versionOf(t, target) != "2.0.0" || versionOf(t, supervisor) != "2.0.0" {
+		t.Errorf("after the rollback to v2: binary %s, supervisor %s", versionOf(t, target), versionOf(t, supervisor))
+	}
+	absent(PreviousPath(supervisor), "after the rollback to v2")
+
+	// Not in a bin folder (upstream's /opt/octopus/tentacle): beside it.
+	opt := filepath.Join(t.TempDir(), "tentacle", binaryName)
+	os.MkdirAll(filepath.Dir(opt), 0o755)
+	copyBinaryTo(t, v1, opt)
+	if res, err := Install(ctx, with2, InstallOptions{Target: opt}); err != nil || res.Supervisor != filepath.Join(filepath.Dir(opt), supervisorName()) {
+		t.Errorf("install into a non-bin folder: %+v, %v", res, err)
+	}
+	if got := versionOf(t, filepath.Join(filepath.Dir(opt), supervisorName())); got != "2.0.0" {
+		t.Errorf("the supervisor beside %s says %q", opt, got)
+	}
+}
+
+// TestInstallBinaryKeepsARunningSupervisorsFile: the file a running
+// supervisor was started from (open here, as the kernel holds a running
+// executable) is not written over by an install: it still runs as the old
+// version, while the path runs the new one.
+func TestInstallBinaryKeepsARunningSupervisorsFile(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SKIP: runs the open file through /proc")
+	}
+	v1, v2 := tentacleBinary(t, "1.0.0"), tentacleBinary(t, "2.0.0")
+	s1, s2 := supervisorBinary(t, "1.0.0"), supervisorBinary(t, "2.0.0")
+	noPackageManager(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	target := filepath.Join(dir, binaryName)
+	copyBinaryTo(t, v1, target)
+	archives := t.TempDir()
+	if _, err := Install(ctx, releaseArchiveWithSupervisor(t, archives, v1, s1), InstallOptions{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	supervisor := filepath.Join(dir, supervisorName())
+	old, err := os.Open(supervisor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := Install(ctx, releaseArchiveWithSupervisor(t, archives, v2, s2), InstallOptions{Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	if got := versionOf(t, fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), old.Fd())); got != "1.0.0" {
+		t.Errorf("the old supervisor's file now says %q, want 1.0.0 (it was written over)", got)
+	}
+	if got := versionOf(t, supervisor); got != "2.0.0" {
+		t.Errorf("the installed supervisor says %q, want 2.0.0", got)
 	}
 }

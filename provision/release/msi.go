@@ -36,18 +36,20 @@ var readMSIRegistration = readMSIRegistrationFromRegistry
 // Tentacle.exe (target) so that the MSI can put the new one in place.
 func MSIMovedAsidePath(target string) string { return target + ".old" }
 
-// RemoveMovedAside deletes the Tentacle.exe.old that an upgrade through
-// msiexec left beside the running binary (the process that moved it was
-// running from it, so could not delete it). Every start on Windows tries:
-// the MSI's uninstall runs Tentacle.exe before it removes the folder, so
-// no such file is left behind. While the old binary still runs the delete
-// fails, harmlessly.
+// RemoveMovedAside deletes the Tentacle.exe.old and
+// tentacle-supervisor.exe.old that an upgrade through msiexec left beside
+// the running binary (the process that moved them was running from one,
+// and a script's supervisor from the other, so they could not be
+// deleted). Every start on Windows tries: the MSI's uninstall runs
+// Tentacle.exe before it removes the folder, so no such file is left
+// behind. While an old binary still runs its delete fails, harmlessly.
 func RemoveMovedAside() {
 	if runtime.GOOS != "windows" {
 		return
 	}
 	if exe, err := os.Executable(); err == nil {
 		os.Remove(MSIMovedAsidePath(exe))
+		os.Remove(MSIMovedAsidePath(filepath.Join(filepath.Dir(exe), supervisorName())))
 	}
 }
 
@@ -93,13 +95,22 @@ func installMSI(ctx context.Context, res InstallResult, msi string, opts Install
 	// the MSI installs the new file in its place; the processes carry on
 	// from the moved file, which the next start of Tentacle.exe deletes
 	// (RemoveMovedAside; the MSI's custom actions run it at uninstall).
-	aside := ""
-	if _, err := os.Stat(res.Target); err == nil {
-		aside = MSIMovedAsidePath(res.Target)
-		os.Remove(aside) // one left by the previous upgrade
-		if err := os.Rename(res.Target, aside); err != nil {
-			return res, fmt.Errorf("move the running %s aside for msiexec: %w", res.Target, err)
+	// The tentacle-supervisor.exe beside it is what running scripts'
+	// supervisors run (scripts.FindSupervisor): moved aside the same way.
+	var moved [][2]string // {installed, aside}
+	for _, installed := range []string{res.Target, filepath.Join(filepath.Dir(res.Target), supervisorName())} {
+		if _, err := os.Stat(installed); err != nil {
+			continue
 		}
+		aside := MSIMovedAsidePath(installed)
+		os.Remove(aside) // one left by the previous upgrade
+		if err := os.Rename(installed, aside); err != nil {
+			for _, m := range moved {
+				os.Rename(m[1], m[0])
+			}
+			return res, fmt.Errorf("move the running %s aside for msiexec: %w", installed, err)
+		}
+		moved = append(moved, [2]string{installed, aside})
 	}
 	out := opts.Output
 	if out == nil {
@@ -108,11 +119,11 @@ func installMSI(ctx context.Context, res InstallResult, msi string, opts Install
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
-	if aside != "" {
-		if _, serr := os.Stat(res.Target); serr != nil {
-			os.Rename(aside, res.Target) // msiexec failed before installing: put it back
+	for _, m := range moved {
+		if _, serr := os.Stat(m[0]); serr != nil {
+			os.Rename(m[1], m[0]) // msiexec failed before installing: put it back
 		} else {
-			os.Remove(aside) // fails while it runs; the MSI removes it later
+			os.Remove(m[1]) // fails while it runs; the MSI removes it later
 		}
 	}
 	var exit *exec.ExitError

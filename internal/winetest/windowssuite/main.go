@@ -209,8 +209,8 @@ var testBinaryVersions = []string{"1.0.0", "2.0.0"}
 
 // buildTentacle builds the programs tests start, into binDir, which tests
 // find in TENTACLE_TEST_BINARY_DIR: the tentacle.exe the cmd/tentacle tests
-// run and its tentacle-supervisor.exe, the versioned ones of provision/release, and agent/scripts'
-// PowerShell stand-in.
+// run and its tentacle-supervisor.exe, the versioned ones (and versioned
+// supervisors) of provision/release, and agent/scripts' PowerShell stand-in.
 func buildTentacle(ctx context.Context, tc *winetest.Toolchain, binDir string) error {
 	type build struct{ pkg, ldflags string }
 	builds := map[string]build{
@@ -221,6 +221,8 @@ func buildTentacle(ctx context.Context, tc *winetest.Toolchain, binDir string) e
 	}
 	for _, v := range testBinaryVersions {
 		builds["tentacle-"+v+".exe"] = build{"./cmd/tentacle", "-X main.version=" + v}
+		// The supervisor a release archive of that version holds.
+		builds["tentacle-supervisor-"+v+".exe"] = build{"./cmd/tentacle-supervisor", "-X main.version=" + v}
 	}
 	for name, b := range builds {
 		out, err := tc.GoCommand(ctx, "", "build", "-o", filepath.Join(binDir, name), "-ldflags", b.ldflags, b.pkg).CombinedOutput()
