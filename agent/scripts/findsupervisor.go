@@ -37,16 +37,10 @@ func FindSupervisor(exe, version string) (command []string, note string) {
 		exe = resolved
 	}
 	self := []string{exe, SupervisorArg}
-	name := SupervisorProgram
-	if runtime.GOOS == "windows" {
-		name += ".exe"
-	}
-	dir := filepath.Dir(exe)
+	name := SupervisorFileName()
 	var passed []string
-	for _, candidate := range []string{
-		filepath.Join(dir, name),
-		filepath.Join(dir, "..", "libexec", "tentacle", name),
-	} {
+	beside, libexec := SupervisorPlaces(exe)
+	for _, candidate := range []string{beside, libexec} {
 		got, err := supervisorVersion(candidate)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -63,6 +57,22 @@ func FindSupervisor(exe, version string) (command []string, note string) {
 		return self, fmt.Sprintf("scripts run under this binary (%s): no %s beside it or in ../libexec/tentacle", exe, name)
 	}
 	return self, fmt.Sprintf("scripts run under this binary (%s): %s", exe, strings.Join(passed, "; "))
+}
+
+// SupervisorFileName is SupervisorProgram's file name on this system.
+func SupervisorFileName() string {
+	if runtime.GOOS == "windows" {
+		return SupervisorProgram + ".exe"
+	}
+	return SupervisorProgram
+}
+
+// SupervisorPlaces are where FindSupervisor looks for the supervisor program of the agent
+// whose executable is exe (symlinks already resolved), in its order: beside exe, then in
+// ../libexec/tentacle. Installers put it in one of them (provision/release).
+func SupervisorPlaces(exe string) (beside, libexec string) {
+	dir := filepath.Dir(exe)
+	return filepath.Join(dir, SupervisorFileName()), filepath.Join(filepath.Dir(dir), "libexec", "tentacle", SupervisorFileName())
 }
 
 // supervisorVersion runs `program version`; fs.ErrNotExist means there is no such file.

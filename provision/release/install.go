@@ -78,14 +78,6 @@ type InstallResult struct {
 // tentacle-supervisor it replaced, as PreviousPath(SupervisorPath(target))).
 func PreviousPath(target string) string { return target + ".previous" }
 
-// supervisorName is the tentacle-supervisor program's file name here.
-func supervisorName() string {
-	if runtime.GOOS == "windows" {
-		return scripts.SupervisorProgram + ".exe"
-	}
-	return scripts.SupervisorProgram
-}
-
 // SupervisorPath is where a binary install of target keeps the release's
 // tentacle-supervisor, in one of the two places the agent looks for it
 // (scripts.FindSupervisor): where one already is (beside target first, as
@@ -93,7 +85,7 @@ func supervisorName() string {
 // folder (off PATH, as install.sh's /usr/local/libexec/tentacle), else
 // beside target (the archive's own layout: /opt/octopus/tentacle).
 func SupervisorPath(target string) string {
-	beside, libexec := supervisorPlaces(target)
+	beside, libexec := scripts.SupervisorPlaces(target)
 	for _, p := range []string{beside, libexec} {
 		if _, err := os.Lstat(p); err == nil {
 			return p
@@ -103,13 +95,6 @@ func SupervisorPath(target string) string {
 		return libexec
 	}
 	return beside
-}
-
-// supervisorPlaces are the two places the agent whose executable is target
-// looks for tentacle-supervisor, in its order (scripts.FindSupervisor).
-func supervisorPlaces(target string) (beside, libexec string) {
-	dir := filepath.Dir(target)
-	return filepath.Join(dir, supervisorName()), filepath.Join(filepath.Dir(dir), "libexec", "tentacle", supervisorName())
 }
 
 // ResolveTarget returns the binary to replace: target, or the running
@@ -437,7 +422,7 @@ func archiveBinary(dir string) (string, error) {
 // archiveSupervisor finds tentacle/tentacle-supervisor (.exe on Windows) in
 // an unpacked release archive; releases before it have none.
 func archiveSupervisor(dir string) (string, error) {
-	for _, n := range []string{"tentacle/" + supervisorName(), supervisorName()} {
+	for _, n := range []string{"tentacle/" + scripts.SupervisorFileName(), scripts.SupervisorFileName()} {
 		p := filepath.Join(dir, filepath.FromSlash(n))
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
 			return p, nil
@@ -535,7 +520,7 @@ func rollbackSupervisor(ctx context.Context, target, version string) {
 	path := SupervisorPath(target)
 	// The install kept the previous one where it was, which (when it then
 	// removed it) SupervisorPath may no longer point at.
-	beside, libexec := supervisorPlaces(target)
+	beside, libexec := scripts.SupervisorPlaces(target)
 	for _, p := range []string{beside, libexec} {
 		if _, err := os.Lstat(PreviousPath(p)); err == nil {
 			path = p

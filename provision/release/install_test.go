@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/scripts"
 	"github.com/tentacle-go/tentacle/internal/releasebuild"
 )
 
@@ -402,7 +403,7 @@ func supervisorBinary(t *testing.T, version string) string {
 	if b, err := releasebuild.SupervisorCommand(filepath.Join("..", ".."), filepath.Join(dir, filepath.Base(tentacle)), o).CombinedOutput(); err != nil {
 		t.Fatalf("building tentacle-supervisor %s: %v\n%s", version, err, b)
 	}
-	builtBins[key] = filepath.Join(dir, supervisorName())
+	builtBins[key] = filepath.Join(dir, scripts.SupervisorFileName())
 	return builtBins[key]
 }
 
@@ -429,7 +430,7 @@ func releaseArchiveWithSupervisor(t *testing.T, dir, binary, supervisor string) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		entries = append(entries, archiveEntry{name: "tentacle/" + supervisorName(), kind: tar.TypeReg, mode: 0o755, body: string(s)})
+		entries = append(entries, archiveEntry{name: "tentacle/" + scripts.SupervisorFileName(), kind: tar.TypeReg, mode: 0o755, body: string(s)})
 		// Built (supervisor-V/tentacle-supervisor) or prebuilt under Wine
 		// (tentacle-supervisor-V.exe): the archive's name tells them apart.
 		p = strings.TrimSuffix(p, ".tar.gz") + "_with_" + filepath.Base(filepath.Dir(supervisor)) + "_" + filepath.Base(supervisor) + ".tar.gz"
@@ -453,7 +454,7 @@ func TestInstallBinaryPutsTheSupervisorWhereTheAgentLooks(t *testing.T) {
 	target := filepath.Join(dir, "bin", binaryName)
 	os.MkdirAll(filepath.Dir(target), 0o755)
 	copyBinaryTo(t, v1, target)
-	supervisor := filepath.Join(dir, "libexec", "tentacle", supervisorName())
+	supervisor := filepath.Join(dir, "libexec", "tentacle", scripts.SupervisorFileName())
 	archives := t.TempDir()
 	with2 := releaseArchiveWithSupervisor(t, archives, v2, s2)
 	without1 := releaseArchive(t, archives, v1)
@@ -519,10 +520,10 @@ func TestInstallBinaryPutsTheSupervisorWhereTheAgentLooks(t *testing.T) {
 	opt := filepath.Join(t.TempDir(), "tentacle", binaryName)
 	os.MkdirAll(filepath.Dir(opt), 0o755)
 	copyBinaryTo(t, v1, opt)
-	if res, err := Install(ctx, with2, InstallOptions{Target: opt}); err != nil || res.Supervisor != filepath.Join(filepath.Dir(opt), supervisorName()) {
+	if res, err := Install(ctx, with2, InstallOptions{Target: opt}); err != nil || res.Supervisor != filepath.Join(filepath.Dir(opt), scripts.SupervisorFileName()) {
 		t.Errorf("install into a non-bin folder: %+v, %v", res, err)
 	}
-	if got := versionOf(t, filepath.Join(filepath.Dir(opt), supervisorName())); got != "2.0.0" {
+	if got := versionOf(t, filepath.Join(filepath.Dir(opt), scripts.SupervisorFileName())); got != "2.0.0" {
 		t.Errorf("the supervisor beside %s says %q", opt, got)
 	}
 }
@@ -546,7 +547,7 @@ func TestInstallBinaryKeepsARunningSupervisorsFile(t *testing.T) {
 	if _, err := Install(ctx, releaseArchiveWithSupervisor(t, archives, v1, s1), InstallOptions{Target: target}); err != nil {
 		t.Fatal(err)
 	}
-	supervisor := filepath.Join(dir, supervisorName())
+	supervisor := filepath.Join(dir, scripts.SupervisorFileName())
 	old, err := os.Open(supervisor)
 	if err != nil {
 		t.Fatal(err)

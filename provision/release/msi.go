@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/tentacle-go/tentacle/agent/config"
+	"github.com/tentacle-go/tentacle/agent/scripts"
 )
 
 // MSIRegistryKey is the key under HKEY_LOCAL_MACHINE (64-bit view) where
@@ -49,7 +50,7 @@ func RemoveMovedAside() {
 	}
 	if exe, err := os.Executable(); err == nil {
 		os.Remove(MSIMovedAsidePath(exe))
-		os.Remove(MSIMovedAsidePath(filepath.Join(filepath.Dir(exe), supervisorName())))
+		os.Remove(MSIMovedAsidePath(filepath.Join(filepath.Dir(exe), scripts.SupervisorFileName())))
 	}
 }
 
@@ -98,7 +99,7 @@ func installMSI(ctx context.Context, res InstallResult, msi string, opts Install
 	// The tentacle-supervisor.exe beside it is what running scripts'
 	// supervisors run (scripts.FindSupervisor): moved aside the same way.
 	var moved [][2]string // {installed, aside}
-	for _, installed := range []string{res.Target, filepath.Join(filepath.Dir(res.Target), supervisorName())} {
+	for _, installed := range []string{res.Target, filepath.Join(filepath.Dir(res.Target), scripts.SupervisorFileName())} {
 		if _, err := os.Stat(installed); err != nil {
 			continue
 		}
