@@ -121,11 +121,11 @@ unit:
 # test-windows runs every package's Windows test binary under Wine
 # (internal/winetest, shared recipe: windows-under-wine.md): the ProcessPrng
 # shim and the standard-library overlay Go 1.26 needs under Wine 8.0 are
-# built once and cached under .cache/wine, each test binary runs as soon as
-# it is built, four at a time, each worker in a fresh prefix of its own, and
+# built once and cached under .cache/wine, the test binaries run once all
+# are built, four at a time, each worker in a fresh prefix of its own, and
 # it prints `windows: N passed, N failed` (a skip prints its reason).
-# WINDOWS_RUN narrows it (-test.run). Once tentacle.exe is built the suite
-# also runs (-e2e), beside the packages, the end-to-end tests of
+# WINDOWS_RUN narrows it (-test.run). Beside the packages the suite also
+# runs (-e2e) the end-to-end tests of
 # tentacle.exe under Wine driven from the Linux build (cmd/tentacle
 # wine_e2e_linux_test.go: the agent, and the service under Wine's SCM;
 # wine_upgrade_linux_test.go: `tentacle upgrade` from one snapshot's MSI to

@@ -87,15 +87,20 @@ func supervisorVersion(program string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), supervisorVersionTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, program, "version")
-	cmd.WaitDelay = time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	// Windows can keep a finished child's pipe open a while (seen under Wine's service
+	// manager on a loaded machine: over a second): the answer is the line it printed.
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && strings.HasSuffix(stdout.String(), "\n") {
+		err = nil // it exited 0 and said its version; only the pipe outlived it
+	}
 	if err != nil {
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
 			return "", fmt.Errorf("%w: %s", err, msg)
 		}
 		return "", err
 	}
-	return strings.TrimSpace(string(out)), nil
+	return strings.TrimSpace(stdout.String()), nil
 }

@@ -2,11 +2,11 @@
 
 // Command windowssuite is `make test-windows`: it builds every package's
 // Windows test binary (with the Wine overlay), runs each under Wine from its
-// package directory as soon as it is built, -jobs (4) at a time, each worker
+// package directory, once all are built, -jobs (4) at a time, each worker
 // in a fresh prefix of its own (a test binary's Wine start alone is ~3 s,
 // Wine runs mostly wait, and tests that touch the registry or the service
 // manager must not meet), and with -e2e cmd/tentacle's Wine end-to-end tests
-// beside them once tentacle.exe is built; it prints every failure's output and
+// beside them; it prints every failure's output and
 // every skip's reason, then `windows: N passed, N failed, N skipped`
 // (top-level tests), and exits 1 when a Windows test failed.
 //
@@ -40,7 +40,6 @@ type pkg struct {
 	importPath, dir, exe string
 	testFiles            int // how long it may run, roughly: the longest are built and run first
 	buildErr             string
-	built                chan struct{} // closed when its build has ended
 }
 
 func main() {
@@ -122,8 +121,9 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, e2e string, pa
 	if err := buildTentacle(ctx, tc, binDir); err != nil {
 		return err
 	}
-	// Each test binary runs as soon as it is built and a prefix is free: the
-	// builds keep the CPUs busy while the Wine runs mostly wait.
+	// The Wine runs start once every test binary is built: run beside a cold
+	// compile they took up to 9 times as long (halibut's 32 s became 4 min
+	// 47 s at load 12), which only timing-sensitive tests would notice.
 	allBuilt := buildAll(ctx, tc, pkgs, binDir)
 
 	type report struct {
@@ -135,11 +135,12 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, e2e string, pa
 		reports[i] = make(chan report, 1)
 	}
 	if e2e != "" && run == "" {
-		// The longest job, started once tentacle.exe is built: its own
-		// builds of tentacle.exe then only link what that build compiled.
+		// The longest job, beside the packages' runs: its own builds of
+		// tentacle.exe only link what buildTentacle compiled.
 		r := make(chan report, 1)
 		reports = append(reports, r)
 		go func() {
+			<-allBuilt
 			var out bytes.Buffer
 			c := runEndToEnd(ctx, e2e, &out)
 			r <- report{c, out.String()}
@@ -157,7 +158,7 @@ func suite(cacheDir, run string, timeout time.Duration, jobs int, e2e string, pa
 			go func() {
 				for i := range next {
 					p := pkgs[i]
-					<-p.built
+					<-allBuilt
 					var out bytes.Buffer
 					var c counts
 					if p.buildErr != "" {
@@ -259,17 +260,17 @@ func testPackages(ctx context.Context, tc *winetest.Toolchain, patterns []string
 		if in+x == 0 {
 			continue
 		}
-		pkgs = append(pkgs, &pkg{importPath: f[0], dir: f[1], testFiles: in + x, built: make(chan struct{})})
+		pkgs = append(pkgs, &pkg{importPath: f[0], dir: f[1], testFiles: in + x})
 	}
-	// The packages with the most test files are built and started first, so
-	// that the longest runs do not start last (stable: ties keep go list's order).
+	// The packages with the most test files run first, so that the longest
+	// runs do not start last (stable: ties keep go list's order).
 	slices.SortStableFunc(pkgs, func(a, b *pkg) int { return b.testFiles - a.testFiles })
 	return pkgs, nil
 }
 
 // buildAll builds the test binaries two at a time, in pkgs' order (the go
-// command parallelises each build too), closing each package's built as its
-// build ends; the channel it returns is closed when all have.
+// command parallelises each build too); the channel it returns is closed
+// when all have been built.
 func buildAll(ctx context.Context, tc *winetest.Toolchain, pkgs []*pkg, binDir string) <-chan struct{} {
 	done := make(chan struct{})
 	queue := make(chan *pkg)
@@ -287,7 +288,6 @@ func buildAll(ctx context.Context, tc *winetest.Toolchain, pkgs []*pkg, binDir s
 				if out, err := tc.GoCommand(ctx, "", "test", "-c", "-o", p.exe, p.importPath).CombinedOutput(); err != nil {
 					p.buildErr = fmt.Sprintf("%v\n%s", err, out)
 				}
-				close(p.built)
 			}
 		})
 	}
